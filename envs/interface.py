@@ -1,0 +1,365 @@
+"""Robot interfaces: joint order, bounds, default pose and observation layout, as data.
+
+This module is numpy-only on purpose: ``deploy/`` (which runs on the robot's companion computer
+with only numpy, onnxruntime and pyserial installed) imports it, and so does the simulated
+environment. Both therefore build the policy observation with the *same* function, so simulation
+and hardware cannot drift apart (DESIGN.md contract 2).
+
+The interface also travels inside the exported ONNX file as JSON (``RobotInterface.to_dict``), so
+``deploy/`` can refuse a policy whose joint order, bounds or observation layout do not match the
+robot it is connected to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ObsBlock",
+    "ObsLayout",
+    "RobotInterface",
+    "InterfaceMismatchError",
+    "QUADRUPED_INTERFACE",
+    "QUADRUPED_OBS_LAYOUT",
+    "projected_gravity",
+    "quadruped_obs",
+]
+
+
+class InterfaceMismatchError(ValueError):
+    """A policy and a robot (or two interfaces) disagree on joints, bounds or layout."""
+
+
+@dataclass(frozen=True)
+class ObsBlock:
+    """One named block of an observation vector.
+
+    Attributes:
+        name: Block name, e.g. ``"gyro"``.
+        size: Number of float entries in the block.
+        unit: Physical unit of the raw quantity before scaling, e.g. ``"rad/s"``.
+        scale: Multiplier applied to the raw quantity; the observation holds ``scale * raw``.
+        description: One line saying what the block is and in which frame.
+    """
+
+    name: str
+    size: int
+    unit: str
+    scale: float
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ObsLayout:
+    """An ordered list of observation blocks, with a version.
+
+    The version changes whenever the meaning of any entry changes; ``deploy/`` refuses a
+    policy trained for a different version.
+    """
+
+    version: str
+    blocks: tuple[ObsBlock, ...]
+
+    @property
+    def dim(self) -> int:
+        """Total observation size (sum of block sizes)."""
+        return sum(b.size for b in self.blocks)
+
+    def slices(self) -> dict[str, slice]:
+        """Map each block name to its slice in the observation vector."""
+        out: dict[str, slice] = {}
+        start = 0
+        for b in self.blocks:
+            out[b.name] = slice(start, start + b.size)
+            start += b.size
+        return out
+
+    def assemble(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """Concatenate ``scale * raw`` for every block, in layout order.
+
+        Args:
+            values: Block name -> raw value, shape ``(..., size)``; every block must be present.
+
+        Returns:
+            ``(..., dim)`` float32 observation.
+
+        Raises:
+            ValueError: if a block is missing, unknown, or has the wrong trailing size.
+        """
+        missing = [b.name for b in self.blocks if b.name not in values]
+        unknown = sorted(set(values) - {b.name for b in self.blocks})
+        if missing or unknown:
+            raise ValueError(
+                f"observation blocks do not match layout {self.version!r}: "
+                f"missing {missing}, unknown {unknown}"
+            )
+        parts = []
+        for b in self.blocks:
+            v = np.asarray(values[b.name], dtype=np.float64)
+            if v.shape[-1:] != (b.size,):
+                raise ValueError(
+                    f"observation block {b.name!r} has shape {v.shape}, expected (..., {b.size})"
+                )
+            parts.append(v * b.scale)
+        return np.concatenate(parts, axis=-1).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "blocks": [
+                {
+                    "name": b.name,
+                    "size": b.size,
+                    "unit": b.unit,
+                    "scale": b.scale,
+                    "description": b.description,
+                }
+                for b in self.blocks
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ObsLayout:
+        return cls(version=d["version"], blocks=tuple(ObsBlock(**b) for b in d["blocks"]))
+
+
+@dataclass(frozen=True)
+class RobotInterface:
+    """What a policy needs to know about a robot, and what the robot must match.
+
+    All angles are *servo angles* in rad, the action convention of the env and of the serial
+    protocol (``shared/protocol.md``): a servo angle ``a`` drives joint angle ``q = a - pi``.
+
+    Attributes:
+        name: Robot name, e.g. ``"quadruped"``.
+        joint_names: Joint order of actions, targets and readings, length ``n_joints``.
+        action_low_rad, action_high_rad: ``(n_joints,)`` action-space bounds (the actuators'
+            ``ctrlrange``), servo angle [rad].
+        joint_low_rad, joint_high_rad: ``(n_joints,)`` mechanical joint limits expressed as servo
+            angles [rad]; narrower than the action bounds.
+        default_pose_rad: ``(n_joints,)`` standing pose, servo angles [rad].
+        obs_layout: Observation layout of the actor's input.
+        control_period_s: Policy control period [s].
+    """
+
+    name: str
+    joint_names: tuple[str, ...]
+    action_low_rad: tuple[float, ...]
+    action_high_rad: tuple[float, ...]
+    joint_low_rad: tuple[float, ...]
+    joint_high_rad: tuple[float, ...]
+    default_pose_rad: tuple[float, ...]
+    obs_layout: ObsLayout
+    control_period_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.joint_names)
+        for fname in (
+            "action_low_rad",
+            "action_high_rad",
+            "joint_low_rad",
+            "joint_high_rad",
+            "default_pose_rad",
+        ):
+            if len(getattr(self, fname)) != n:
+                raise ValueError(f"{fname} has {len(getattr(self, fname))} entries, expected {n}")
+
+    @property
+    def n_joints(self) -> int:
+        return len(self.joint_names)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The numeric fields as ``(n_joints,)`` float64 arrays."""
+        return {
+            k: np.asarray(getattr(self, k), dtype=np.float64)
+            for k in (
+                "action_low_rad",
+                "action_high_rad",
+                "joint_low_rad",
+                "joint_high_rad",
+                "default_pose_rad",
+            )
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "joint_names": list(self.joint_names),
+            "action_low_rad": list(self.action_low_rad),
+            "action_high_rad": list(self.action_high_rad),
+            "joint_low_rad": list(self.joint_low_rad),
+            "joint_high_rad": list(self.joint_high_rad),
+            "default_pose_rad": list(self.default_pose_rad),
+            "obs_layout": self.obs_layout.to_dict(),
+            "control_period_s": self.control_period_s,
+            "extra": dict(self.extra),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RobotInterface:
+        return cls(
+            name=d["name"],
+            joint_names=tuple(d["joint_names"]),
+            action_low_rad=tuple(float(x) for x in d["action_low_rad"]),
+            action_high_rad=tuple(float(x) for x in d["action_high_rad"]),
+            joint_low_rad=tuple(float(x) for x in d["joint_low_rad"]),
+            joint_high_rad=tuple(float(x) for x in d["joint_high_rad"]),
+            default_pose_rad=tuple(float(x) for x in d["default_pose_rad"]),
+            obs_layout=ObsLayout.from_dict(d["obs_layout"]),
+            control_period_s=float(d["control_period_s"]),
+            extra=dict(d.get("extra", {})),
+        )
+
+    @classmethod
+    def from_json(cls, s: str) -> RobotInterface:
+        return cls.from_dict(json.loads(s))
+
+    def check_matches(self, other: RobotInterface, *, atol: float = 1e-6) -> None:
+        """Raise if ``other`` (e.g. a policy's interface) differs from this one.
+
+        Compares name, joint order, observation layout (version and blocks), default pose and
+        action bounds.
+
+        Raises:
+            InterfaceMismatchError: naming the first field that differs and both values.
+        """
+        if self.joint_names != other.joint_names:
+            raise InterfaceMismatchError(
+                f"joint order differs: robot {list(self.joint_names)} vs "
+                f"policy {list(other.joint_names)}"
+            )
+        if self.obs_layout != other.obs_layout:
+            raise InterfaceMismatchError(
+                f"observation layout differs: robot {self.obs_layout.version!r} "
+                f"{[(b.name, b.size) for b in self.obs_layout.blocks]} vs policy "
+                f"{other.obs_layout.version!r} {[(b.name, b.size) for b in other.obs_layout.blocks]}"
+            )
+        mine, theirs = self.arrays(), other.arrays()
+        for k in ("action_low_rad", "action_high_rad", "default_pose_rad"):
+            if not np.allclose(mine[k], theirs[k], atol=atol):
+                raise InterfaceMismatchError(
+                    f"{k} differs: robot {np.round(mine[k], 4).tolist()} vs "
+                    f"policy {np.round(theirs[k], 4).tolist()}"
+                )
+
+
+# --------------------------------------------------------------------------------------------
+# The 12-joint quadruped
+# --------------------------------------------------------------------------------------------
+
+_LEGS = ("fr", "fl", "rr", "rl")  # front-right, front-left, rear-right, rear-left
+_PARTS = ("hip_abduction", "hip_flexion", "knee")
+
+#: Joint limits in *joint* angle q [rad] (servo angle minus pi), per part of a leg.
+#: Conventions (x forward, y left, z up, leg hanging straight down at q = 0): hip abduction
+#: rotates about x (positive swings the foot toward +y... mirrored per side in the model),
+#: hip flexion and knee rotate about +y (positive moves the foot backward).
+QUADRUPED_JOINT_LIMITS_Q_RAD: dict[str, tuple[float, float]] = {
+    "hip_abduction": (-0.6, 0.6),
+    "hip_flexion": (-0.8, 2.2),
+    "knee": (-2.6, -0.6),
+}
+#: Default standing pose in joint angle q [rad].
+QUADRUPED_DEFAULT_Q_RAD: dict[str, float] = {
+    "hip_abduction": 0.0,
+    "hip_flexion": 0.8,
+    "knee": -1.5,
+}
+
+QUADRUPED_OBS_LAYOUT = ObsLayout(
+    version="quadruped-obs-v1",
+    blocks=(
+        ObsBlock("projected_gravity", 3, "1", 1.0, "unit gravity vector in the body frame"),
+        ObsBlock("gyro", 3, "rad/s", 0.25, "body angular velocity from the IMU gyro, body frame"),
+        ObsBlock("joint_pos", 12, "rad", 1.0, "joint angle minus default pose, joint order"),
+        ObsBlock("joint_vel", 12, "rad/s", 0.05, "joint angular velocity, joint order"),
+        ObsBlock("prev_action", 12, "rad", 1.0, "previous servo target minus default pose"),
+        ObsBlock("command", 3, "m/s, m/s, rad/s", 1.0, "velocity command (vx, vy, yaw rate)"),
+    ),
+)
+
+
+def _quadruped_interface() -> RobotInterface:
+    names = tuple(f"{leg}_{part}" for leg in _LEGS for part in _PARTS)
+    parts = [part for _ in _LEGS for part in _PARTS]
+    return RobotInterface(
+        name="quadruped",
+        joint_names=names,
+        action_low_rad=tuple(0.0 for _ in names),
+        action_high_rad=tuple(2.0 * np.pi for _ in names),
+        joint_low_rad=tuple(QUADRUPED_JOINT_LIMITS_Q_RAD[p][0] + np.pi for p in parts),
+        joint_high_rad=tuple(QUADRUPED_JOINT_LIMITS_Q_RAD[p][1] + np.pi for p in parts),
+        default_pose_rad=tuple(QUADRUPED_DEFAULT_Q_RAD[p] + np.pi for p in parts),
+        obs_layout=QUADRUPED_OBS_LAYOUT,
+        control_period_s=0.02,
+    )
+
+
+#: The quadruped's interface, shared by ``envs.quadruped`` and ``deploy``.
+QUADRUPED_INTERFACE: RobotInterface = _quadruped_interface()
+
+
+def projected_gravity(quat_wxyz: np.ndarray) -> np.ndarray:
+    """World gravity direction ``(0, 0, -1)`` expressed in the body frame.
+
+    Args:
+        quat_wxyz: ``(..., 4)`` body orientation (body -> world), need not be normalised.
+
+    Returns:
+        ``(..., 3)`` float64 unit vector, ``R^T @ (0, 0, -1)``; ``(0, 0, -1)`` when upright.
+    """
+    q = np.asarray(quat_wxyz, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    # Third row of R (world z in body coords is the third row of R, i.e. R^T e_z), negated.
+    gx = -2.0 * (x * z - w * y)
+    gy = -2.0 * (y * z + w * x)
+    gz = -(1.0 - 2.0 * (x * x + y * y))
+    return np.stack([gx, gy, gz], axis=-1)
+
+
+def quadruped_obs(
+    quat_wxyz: np.ndarray,
+    gyro_rad_s: np.ndarray,
+    q_servo_rad: np.ndarray,
+    dq_rad_s: np.ndarray,
+    prev_action_rad: np.ndarray,
+    command: np.ndarray,
+    interface: RobotInterface = QUADRUPED_INTERFACE,
+) -> np.ndarray:
+    """Build the quadruped's policy observation from sensor readings (sim and robot alike).
+
+    Args:
+        quat_wxyz: ``(4,)`` IMU orientation quaternion, body -> world.
+        gyro_rad_s: ``(3,)`` IMU angular velocity, body frame [rad/s].
+        q_servo_rad: ``(12,)`` joint positions as servo angles [rad], joint order.
+        dq_rad_s: ``(12,)`` joint velocities [rad/s].
+        prev_action_rad: ``(12,)`` previous servo targets [rad].
+        command: ``(3,)`` velocity command (vx [m/s], vy [m/s], yaw rate [rad/s]).
+        interface: Robot interface (default pose and layout).
+
+    Returns:
+        ``(interface.obs_layout.dim,)`` float32 observation (45 for the quadruped).
+
+    Raises:
+        ValueError: if any input has the wrong shape.
+    """
+    default = np.asarray(interface.default_pose_rad, dtype=np.float64)
+    return interface.obs_layout.assemble(
+        {
+            "projected_gravity": projected_gravity(quat_wxyz),
+            "gyro": np.asarray(gyro_rad_s, dtype=np.float64),
+            "joint_pos": np.asarray(q_servo_rad, dtype=np.float64) - default,
+            "joint_vel": np.asarray(dq_rad_s, dtype=np.float64),
+            "prev_action": np.asarray(prev_action_rad, dtype=np.float64) - default,
+            "command": np.asarray(command, dtype=np.float64),
+        }
+    )

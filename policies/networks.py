@@ -1,0 +1,333 @@
+"""Torch modules of the off-policy actor-critic trainers: MLPs, actors, critics, normalizer.
+
+No MuJoCo, no env code here (DESIGN.md): everything an actor needs about its env arrives as
+numbers (observation size, per-dimension action bounds).
+
+Action convention (DESIGN.md contract 1): an actor's raw output ``u`` is squashed with tanh and
+mapped to the bounds per dimension,
+
+    a = low + (high - low) * (tanh(u) + 1) / 2  =  center + half_range * tanh(u),
+
+never clipped. Bounds are registered buffers, so they travel with the ``state_dict`` and into the
+exported ONNX graph.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "LOG_STD_MIN",
+    "LOG_STD_MAX",
+    "mlp",
+    "RunningNorm",
+    "BoundedActionMixin",
+    "DeterministicActor",
+    "SquashedGaussianActor",
+    "EnsembleLinear",
+    "QEnsemble",
+]
+
+#: Bounds of the SAC actor's log standard deviation (CleanRL / SpinningUp values).
+LOG_STD_MIN = -5.0
+LOG_STD_MAX = 2.0
+
+
+def mlp(
+    in_dim: int,
+    out_dim: int,
+    hidden: Sequence[int] = (256, 256),
+    activation: type[nn.Module] = nn.ReLU,
+) -> nn.Sequential:
+    """Multi-layer perceptron ``in_dim -> hidden... -> out_dim`` with ``activation`` between.
+
+    Args:
+        in_dim: Input features.
+        out_dim: Output features (no activation after the last layer).
+        hidden: Widths of the hidden layers.
+        activation: Activation class, instantiated once per hidden layer.
+
+    Raises:
+        ValueError: if a dimension is not a positive integer.
+    """
+    dims = [in_dim, *hidden, out_dim]
+    if any(int(d) != d or d <= 0 for d in dims):
+        raise ValueError(f"MLP dimensions must be positive integers, got {dims}")
+    layers: list[nn.Module] = []
+    for i in range(len(dims) - 1):
+        layers.append(nn.Linear(int(dims[i]), int(dims[i + 1])))
+        if i < len(dims) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class RunningNorm(nn.Module):
+    """Running mean/variance observation normalizer with clipping.
+
+    ``forward(x) = clip((x - mean) / sqrt(var + eps), -clip, clip)``. Statistics are float64
+    buffers (they live in the ``state_dict`` and in the exported graph) and change only through
+    :meth:`update`; the module is therefore frozen outside training by construction.
+
+    The merge of a batch into the running statistics is the parallel algorithm of Chan, Golub &
+    LeVeque (1979), "Updating formulae and a pairwise algorithm for computing sample variances",
+    eq. 2.1b-c: with counts ``n_a, n_b`` and ``delta = mean_b - mean_a``,
+    ``mean = mean_a + delta * n_b / n``, ``M2 = M2_a + M2_b + delta^2 * n_a * n_b / n``.
+
+    Args:
+        shape: Feature shape, e.g. ``(obs_dim,)``.
+        eps: Added to the variance before the square root.
+        clip: Normalized values are clipped to ``[-clip, clip]``.
+    """
+
+    def __init__(self, shape: int | Sequence[int], eps: float = 1e-8, clip: float = 10.0):
+        super().__init__()
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        if eps <= 0 or clip <= 0:
+            raise ValueError(f"RunningNorm needs eps > 0 and clip > 0, got eps={eps}, clip={clip}")
+        self.eps = float(eps)
+        self.clip = float(clip)
+        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Merge a batch into the statistics.
+
+        Args:
+            x: ``(batch, *shape)`` samples (any float dtype, any device of the buffers).
+        """
+        x = x.to(device=self.mean.device, dtype=torch.float64).reshape(-1, *self.mean.shape)
+        n_b = x.shape[0]
+        if n_b == 0:
+            return
+        mean_b = x.mean(dim=0)
+        m2_b = ((x - mean_b) ** 2).sum(dim=0)
+        n_a = self.count
+        n = n_a + n_b
+        delta = mean_b - self.mean
+        m2_a = self.var * n_a
+        self.mean.add_(delta * (n_b / n))
+        self.var.copy_((m2_a + m2_b + delta**2 * (n_a * n_b / n)) / n)
+        self.count.copy_(n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize ``x``: ``(..., *shape)`` -> same shape and dtype as ``x``."""
+        mean = self.mean.to(x.dtype)
+        std = torch.sqrt(self.var + self.eps).to(x.dtype)
+        return torch.clamp((x - mean) / std, -self.clip, self.clip)
+
+    def extra_repr(self) -> str:
+        return f"shape={tuple(self.mean.shape)}, eps={self.eps}, clip={self.clip}"
+
+
+class BoundedActionMixin(nn.Module):
+    """Holds per-dimension action bounds as buffers and maps pre-squash ``u`` into them."""
+
+    def _register_bounds(self, action_low: Sequence[float], action_high: Sequence[float]) -> None:
+        low = torch.as_tensor(np.asarray(action_low, dtype=np.float32))
+        high = torch.as_tensor(np.asarray(action_high, dtype=np.float32))
+        if low.ndim != 1 or low.shape != high.shape:
+            raise ValueError(
+                f"action bounds must be 1-D of equal shape, got {tuple(low.shape)} and "
+                f"{tuple(high.shape)}"
+            )
+        if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
+            raise ValueError(
+                "action bounds must be finite: squashed actors need a bounded Box action space "
+                f"(got low={low.tolist()}, high={high.tolist()})"
+            )
+        if not (high > low).all():
+            bad = torch.nonzero(high <= low).flatten().tolist()
+            raise ValueError(f"action bounds need high > low in every dimension; fails at {bad}")
+        self.register_buffer("action_low", low)
+        self.register_buffer("action_high", high)
+        self.register_buffer("action_center", (high + low) / 2)
+        self.register_buffer("action_half_range", (high - low) / 2)
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.action_low.shape[0])
+
+    def squash(self, u: torch.Tensor) -> torch.Tensor:
+        """``a = low + (high - low) * (tanh(u) + 1) / 2``, per dimension. ``(..., act_dim)``."""
+        return self.action_center + self.action_half_range * torch.tanh(u)
+
+
+class DeterministicActor(BoundedActionMixin):
+    """Deterministic policy ``mu(obs)`` for DDPG and TD3, squashed into the action bounds.
+
+    Args:
+        obs_dim: Observation size (the actor sees normalized observations).
+        action_low, action_high: ``(act_dim,)`` per-dimension bounds of the Box action space.
+        hidden: Hidden layer widths.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_low: Sequence[float],
+        action_high: Sequence[float],
+        hidden: Sequence[int] = (256, 256),
+    ):
+        super().__init__()
+        self._register_bounds(action_low, action_high)
+        self.net = mlp(obs_dim, self.action_dim, hidden)
+
+    def pre_squash(self, obs: torch.Tensor) -> torch.Tensor:
+        """Raw output ``u``: ``(batch, obs_dim) -> (batch, act_dim)``."""
+        return self.net(obs)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Action in env units: ``(batch, obs_dim) float32 -> (batch, act_dim)`` within bounds."""
+        return self.squash(self.net(obs))
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        """Same as ``forward``; the interface shared with :class:`SquashedGaussianActor`."""
+        return self.forward(obs)
+
+
+class SquashedGaussianActor(BoundedActionMixin):
+    """SAC's stochastic policy: a tanh-squashed diagonal Gaussian mapped to the bounds.
+
+    ``u = mean(obs) + std(obs) * eps`` with ``eps ~ N(0, I)`` (reparameterization trick, Haarnoja
+    et al. 2018, "Soft Actor-Critic", eq. 11), ``a = center + half_range * tanh(u)``. The log
+    standard deviation is squashed into ``[LOG_STD_MIN, LOG_STD_MAX]``.
+
+    Args:
+        obs_dim: Observation size (the actor sees normalized observations).
+        action_low, action_high: ``(act_dim,)`` per-dimension bounds.
+        hidden: Hidden layer widths.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_low: Sequence[float],
+        action_high: Sequence[float],
+        hidden: Sequence[int] = (256, 256),
+    ):
+        super().__init__()
+        self._register_bounds(action_low, action_high)
+        if len(hidden) == 0:
+            raise ValueError("SquashedGaussianActor needs at least one hidden layer")
+        self.trunk = mlp(obs_dim, hidden[-1], hidden[:-1])
+        self.head = nn.Linear(hidden[-1], 2 * self.action_dim)
+
+    def distribution_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-std of ``u``: each ``(batch, act_dim)``; log-std in the bounds."""
+        h = F.relu(self.trunk(obs))
+        mean, log_std = self.head(h).chunk(2, dim=-1)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1.0)
+        return mean, log_std
+
+    def log_prob_from_pre_squash(
+        self, u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
+    ) -> torch.Tensor:
+        """Log-density of the squashed action ``a = squash(u)`` under the policy.
+
+        ``log pi(a|s) = sum_i [ log N(u_i; mean_i, std_i) - log(half_range_i * (1 - tanh(u_i)^2)) ]``
+        (Haarnoja et al. 2018, appendix C, eq. 21, with the per-dimension scale of the affine map
+        to the bounds). ``log(1 - tanh(u)^2)`` is computed stably as
+        ``2 * (log 2 - u - softplus(-2u))``.
+
+        Returns:
+            ``(batch,)`` log-density of ``a`` in env action units.
+        """
+        normal_lp = -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+        log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u)) + torch.log(
+            self.action_half_range
+        )
+        return (normal_lp - log_det).sum(dim=-1)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample with the reparameterization trick.
+
+        Args:
+            obs: ``(batch, obs_dim)`` float32 normalized observation.
+
+        Returns:
+            ``action`` ``(batch, act_dim)`` within bounds, ``log_prob`` ``(batch,)``, and the
+            deterministic action ``squash(mean)`` ``(batch, act_dim)``.
+        """
+        mean, log_std = self.distribution_params(obs)
+        u = mean + log_std.exp() * torch.randn_like(mean)
+        return self.squash(u), self.log_prob_from_pre_squash(u, mean, log_std), self.squash(mean)
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        """Deterministic action ``squash(mean(obs))``: ``(batch, obs_dim) -> (batch, act_dim)``."""
+        mean, _ = self.distribution_params(obs)
+        return self.squash(mean)
+
+
+class EnsembleLinear(nn.Module):
+    """``n`` independent linear layers evaluated in one batched matmul.
+
+    ``x: (n, batch, in) -> (n, batch, out)`` via ``torch.baddbmm``. Each member is initialised
+    like ``nn.Linear`` (Kaiming-uniform weights, uniform bias in ``+-1/sqrt(in)``).
+    """
+
+    def __init__(self, n: int, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(n, 1, out_features))
+        bound = 1.0 / math.sqrt(in_features)
+        nn.init.uniform_(self.weight, -bound, bound)  # = kaiming_uniform_(a=sqrt(5)) of nn.Linear
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def extra_repr(self) -> str:
+        n, i, o = self.weight.shape
+        return f"n={n}, in_features={i}, out_features={o}"
+
+
+class QEnsemble(nn.Module):
+    """``n_critics`` Q-networks ``Q_k(obs, action)`` computed in one batched pass.
+
+    ``n_critics=2`` gives TD3's/SAC's twin critics (clipped double Q), ``n_critics=1`` DDPG's.
+
+    Args:
+        obs_dim: Observation size (normalized observations).
+        action_dim: Action size; actions are fed in env units scaled to ``[-1, 1]`` by the caller
+            or raw, as the trainer chooses consistently.
+        hidden: Hidden layer widths.
+        n_critics: Number of members.
+    """
+
+    def __init__(
+        self, obs_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256), n_critics: int = 2
+    ):
+        super().__init__()
+        if n_critics < 1:
+            raise ValueError(f"n_critics must be >= 1, got {n_critics}")
+        self.n_critics = n_critics
+        dims = [obs_dim + action_dim, *hidden, 1]
+        self.layers = nn.ModuleList(
+            EnsembleLinear(n_critics, dims[i], dims[i + 1]) for i in range(len(dims) - 1)
+        )
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Q-values.
+
+        Args:
+            obs: ``(batch, obs_dim)``.
+            action: ``(batch, action_dim)``.
+
+        Returns:
+            ``(n_critics, batch)`` Q estimates.
+        """
+        x = torch.cat([obs, action], dim=-1)
+        x = x.unsqueeze(0).expand(self.n_critics, *x.shape)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x.squeeze(-1)
