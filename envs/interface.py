@@ -240,7 +240,8 @@ class RobotInterface:
             raise InterfaceMismatchError(
                 f"observation layout differs: robot {self.obs_layout.version!r} "
                 f"{[(b.name, b.size) for b in self.obs_layout.blocks]} vs policy "
-                f"{other.obs_layout.version!r} {[(b.name, b.size) for b in other.obs_layout.blocks]}"
+                f"{other.obs_layout.version!r} "
+                f"{[(b.name, b.size) for b in other.obs_layout.blocks]}"
             )
         mine, theirs = self.arrays(), other.arrays()
         for k in ("action_low_rad", "action_high_rad", "default_pose_rad"):
@@ -259,9 +260,10 @@ _LEGS = ("fr", "fl", "rr", "rl")  # front-right, front-left, rear-right, rear-le
 _PARTS = ("hip_abduction", "hip_flexion", "knee")
 
 #: Joint limits in *joint* angle q [rad] (servo angle minus pi), per part of a leg.
-#: Conventions (x forward, y left, z up, leg hanging straight down at q = 0): hip abduction
-#: rotates about x (positive swings the foot toward +y... mirrored per side in the model),
-#: hip flexion and knee rotate about +y (positive moves the foot backward).
+#: Conventions (x forward, y left, z up, leg hanging straight down at q = 0), the same axes for
+#: all four legs (no mirroring, see ``envs/assets/quadruped.xml``): hip abduction rotates about +x
+#: (positive swings the foot toward +y, the robot's left, on every leg); hip flexion and knee
+#: rotate about +y (positive moves the foot backward; the knee bends with negative angles).
 QUADRUPED_JOINT_LIMITS_Q_RAD: dict[str, tuple[float, float]] = {
     "hip_abduction": (-0.6, 0.6),
     "hip_flexion": (-0.8, 2.2),
