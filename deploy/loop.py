@@ -1,0 +1,464 @@
+"""Fixed-rate control loop: phases, deadlines, per-step log and timing summary.
+
+:func:`run_deploy` drives a robot through the phases of DESIGN.md contract 7:
+
+    connect and HELLO (INFO) -> check the policy against the robot -> READ the pose ->
+    ramp to the default pose (``ramp_s``) -> hold it (``hold_s``) -> run the policy
+    (``duration_s``) -> stop: passive COMMAND, or ESTOP after a fault or an exception,
+    always in ``finally:``.
+
+Each control step, at its deadline: build the observation from the latest STATE with
+``envs.interface.quadruped_obs`` (the function the simulator uses, contract 2) plus the previous
+target and the velocity command, run the policy, pass the action through the
+:class:`~deploy.safety.SafetyLayer`, send it as one COMMAND and receive the STATE.
+
+Timing: steps are scheduled against absolute deadlines ``t0 + k * period``
+(:class:`DeadlineClock`: sleep until shortly before the deadline, then spin), never
+``sleep(period)`` after the work, so the loop does not drift. A step whose work runs past the
+next deadline is counted as a deadline miss and the schedule skips ahead instead of bursting.
+
+Every step is logged (time, phase, observation, raw action, target sent, STATE received, timings)
+to an ``.npz`` file for comparing real and simulated runs; :func:`summarize` gives achieved rate,
+period p50/p99/max and jitter, inference and round-trip percentiles, drops and errors.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deploy import protocol as P
+from deploy.link import LinkError, SerialLink
+from deploy.safety import Fault, SafetyConfig, SafetyFault, SafetyLayer
+from envs.interface import QUADRUPED_INTERFACE, RobotInterface, quadruped_obs
+
+__all__ = [
+    "Phase",
+    "LoopConfig",
+    "DeployResult",
+    "DeadlineClock",
+    "run_deploy",
+    "summarize",
+    "hello",
+]
+
+
+class Phase(enum.IntEnum):
+    """Phase of a logged step."""
+
+    RAMP = 0
+    HOLD = 1
+    RUN = 2
+
+
+@dataclass
+class LoopConfig:
+    """Settings of a deploy run.
+
+    Attributes:
+        rate_hz: Control rate [Hz]; the policy was trained at ``1 / interface.control_period_s``.
+        duration_s: Length of the run phase [s] (after ramp and hold).
+        command: Velocity command ``(vx [m/s], vy [m/s], yaw rate [rad/s])`` fed to the policy.
+        safety: :class:`SafetyConfig` (rate limit, tilt limit, ramp and hold times).
+        reply_timeout_s: Time to wait for each reply [s]; default 60 % of the period.
+        spin_s: The last part of each wait is a busy spin of this length [s] (sleep overshoot).
+        log_path: ``.npz`` file for the per-step log; ``None`` keeps it in memory only.
+        hello_attempts: HELLO tries (each with a 0.2 s timeout) before giving up.
+    """
+
+    rate_hz: float = 50.0
+    duration_s: float = 10.0
+    command: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    reply_timeout_s: float | None = None
+    spin_s: float = 0.001
+    log_path: Path | None = None
+    hello_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0 < self.rate_hz <= 1000:
+            raise ValueError(f"rate_hz must be in (0, 1000], got {self.rate_hz}")
+        if self.duration_s < 0:
+            raise ValueError(f"duration_s must be >= 0, got {self.duration_s}")
+        if len(self.command) != 3:
+            raise ValueError(f"command must be (vx, vy, yaw_rate), got {self.command}")
+
+    @property
+    def period_s(self) -> float:
+        return 1.0 / self.rate_hz
+
+
+@dataclass
+class DeployResult:
+    """Outcome of :func:`run_deploy`.
+
+    Attributes:
+        summary: Timing and counter summary (see :func:`summarize`).
+        log: Per-step arrays (see :func:`run_deploy`).
+        fault: The fault that stopped the run, or ``None``.
+        stop_reason: One line: why the run ended.
+        stopped_with: ``"passive"``, ``"estop"``, or ``"none (link lost)"``.
+        info: The robot's INFO, when it answered HELLO.
+        log_path: Where the log was written, if anywhere.
+    """
+
+    summary: dict[str, Any]
+    log: dict[str, np.ndarray]
+    fault: Fault | None
+    stop_reason: str
+    stopped_with: str
+    info: P.Info | None
+    log_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.fault is None
+
+
+class DeadlineClock:
+    """Wake at absolute deadlines ``t0 + k * period`` (``time.perf_counter``).
+
+    ``wait()`` sleeps until ``spin_s`` before the next deadline, then spins. If the deadline has
+    already passed when ``wait()`` is called, the step is counted in :attr:`misses`; when more
+    than a whole period late, the schedule is re-anchored to now (no burst of catch-up steps).
+
+    Args:
+        period_s: Period [s].
+        spin_s: Busy-wait window before each deadline [s].
+    """
+
+    def __init__(self, period_s: float, spin_s: float = 0.001):
+        self.period_s = float(period_s)
+        self.spin_s = float(spin_s)
+        self.misses = 0
+        self.skipped = 0
+        self._t0 = 0.0
+        self._k = 0
+
+    def start(self) -> float:
+        """Anchor the schedule at now; the first ``wait()`` returns at once. Returns ``t0``."""
+        self._t0 = time.perf_counter()
+        self._k = -1
+        return self._t0
+
+    def wait(self) -> float:
+        """Block until the next deadline; return how late the call already was [s] (0: on time)."""
+        self._k += 1
+        deadline = self._t0 + self._k * self.period_s
+        now = time.perf_counter()
+        if now > deadline and self._k > 0:
+            self.misses += 1
+            late = now - deadline
+            if late > self.period_s:
+                skip = int(late // self.period_s)
+                self.skipped += skip
+                self._k += skip
+            return late
+        remaining = deadline - now - self.spin_s
+        if remaining > 0:
+            time.sleep(remaining)
+        while time.perf_counter() < deadline:
+            pass
+        return 0.0
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return float(np.percentile(x, q)) if x.size else float("nan")
+
+
+def summarize(log: dict[str, np.ndarray], period_s: float) -> dict[str, Any]:
+    """Timing summary of the run phase (of all steps when the run phase is empty).
+
+    Args:
+        log: Per-step arrays from :func:`run_deploy`.
+        period_s: Nominal period [s].
+
+    Returns:
+        Dict with ``steps``, ``achieved_rate_hz``, ``period_ms_p50/p99/max``,
+        ``jitter_ms_p99/max`` (``|period - nominal|``), ``inference_ms_p50/p99``,
+        ``rtt_ms_p50/p99``, ``deadline_misses``, ``drops`` (no reply), ``error_replies``.
+    """
+    phase = log["phase"]
+    sel = phase == Phase.RUN if np.any(phase == Phase.RUN) else np.ones_like(phase, dtype=bool)
+    t = log["t_s"][sel]
+    periods = np.diff(t)
+    n = int(sel.sum())
+    out: dict[str, Any] = {
+        "steps": n,
+        "rate_hz_nominal": 1.0 / period_s,
+        "achieved_rate_hz": float((n - 1) / (t[-1] - t[0])) if n > 1 and t[-1] > t[0] else 0.0,
+        "period_ms_p50": _pct(periods, 50) * 1e3,
+        "period_ms_p99": _pct(periods, 99) * 1e3,
+        "period_ms_max": float(periods.max() * 1e3) if periods.size else float("nan"),
+        "jitter_ms_p99": _pct(np.abs(periods - period_s), 99) * 1e3,
+        "jitter_ms_max": float(np.abs(periods - period_s).max() * 1e3) if periods.size else 0.0,
+        "inference_ms_p50": _pct(log["infer_s"][sel], 50) * 1e3,
+        "inference_ms_p99": _pct(log["infer_s"][sel], 99) * 1e3,
+        "rtt_ms_p50": _pct(log["rtt_s"][sel], 50) * 1e3,
+        "rtt_ms_p99": _pct(log["rtt_s"][sel], 99) * 1e3,
+        "deadline_misses": int(np.sum(log["late_s"][sel] > 0)),
+        "drops": int(np.sum(log["reply"][sel] == 1)),
+        "error_replies": int(np.sum(log["reply"][sel] == 2)),
+    }
+    return out
+
+
+def hello(link: SerialLink, attempts: int = 3, timeout_s: float = 0.2) -> P.Info:
+    """Send HELLO until INFO arrives (this arms the robot).
+
+    Raises:
+        LinkError: if no INFO arrives after ``attempts`` tries, naming what came instead.
+    """
+    last: object = None
+    for _ in range(attempts):
+        reply = link.exchange(P.Hello(), timeout_s=timeout_s)
+        if isinstance(reply, P.Info):
+            return reply
+        last = reply
+    raise LinkError(
+        f"robot on {link.port!r} did not answer HELLO with INFO after {attempts} tries "
+        f"(last reply: {last!r}); check power, port, baud rate, and that the firmware speaks "
+        "protocol v1"
+    )
+
+
+class _Log:
+    """Per-step log rows, turned into arrays at the end."""
+
+    def __init__(self, obs_dim: int, n_joints: int):
+        self.rows: list[tuple] = []
+        self.obs_dim, self.n = obs_dim, n_joints
+
+    def add(self, *row: object) -> None:
+        self.rows.append(row)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        names = ("t_s", "phase", "late_s", "obs", "action", "target", "reply", "status", "t_us",
+                 "q_rad", "dq_rad_s", "quat_wxyz", "gyro_rad_s", "accel_m_s2", "infer_s",
+                 "rtt_s", "work_s")
+        if not self.rows:
+            shapes = {"obs": (0, self.obs_dim), "action": (0, self.n), "target": (0, self.n),
+                      "q_rad": (0, self.n), "dq_rad_s": (0, self.n), "quat_wxyz": (0, 4),
+                      "gyro_rad_s": (0, 3), "accel_m_s2": (0, 3)}
+            return {k: np.zeros(shapes.get(k, (0,))) for k in names}
+        cols = list(zip(*self.rows, strict=True))
+        out = {k: np.asarray(v) for k, v in zip(names, cols, strict=True)}
+        for k in ("obs", "action", "target", "q_rad", "dq_rad_s", "quat_wxyz", "gyro_rad_s",
+                  "accel_m_s2"):
+            out[k] = out[k].astype(np.float32)
+        return out
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_deploy(
+    link: SerialLink,
+    policy: Any,
+    config: LoopConfig,
+    robot: RobotInterface = QUADRUPED_INTERFACE,
+    on_step: Callable[[int, Phase], None] | None = None,
+) -> DeployResult:
+    """Run the phases on a connected robot and stop it safely, whatever happens.
+
+    Args:
+        link: An open :class:`SerialLink`.
+        policy: A :class:`deploy.policy.OnnxPolicy` (or any object with its ``interface``,
+            ``obs_dim``, ``__call__``, ``check_robot`` and ``safe_bounds``).
+        config: :class:`LoopConfig`.
+        robot: The host's model of the robot (joint order, default pose, observation layout).
+        on_step: Optional callback ``(step_index, phase)`` after each step (progress display).
+
+    Returns:
+        :class:`DeployResult`. Log arrays (``N`` steps): ``t_s`` (N,) wake time since start [s],
+        ``phase`` (N,), ``late_s`` (N,) lateness at wake [s], ``obs`` (N, obs_dim) (NaN outside
+        the run phase), ``action`` (N, n) raw policy output (NaN outside the run phase),
+        ``target`` (N, n) target sent [rad], ``reply`` (N,) 0 STATE / 1 none / 2 ERROR,
+        ``status`` (N,), ``t_us`` (N,), ``q_rad``, ``dq_rad_s`` (N, n), ``quat_wxyz`` (N, 4),
+        ``gyro_rad_s``, ``accel_m_s2`` (N, 3) from the STATE (NaN without one), ``infer_s``,
+        ``rtt_s``, ``work_s`` (N,) [s].
+
+    Raises:
+        PolicyMismatchError: the policy does not fit the robot (raised after the stop).
+        LinkError: the robot never answered HELLO.
+        Exception: any unexpected error, re-raised after the ESTOP in ``finally:``.
+    """
+    period = config.period_s
+    timeout = config.reply_timeout_s or max(0.6 * period, 0.002)
+    n = robot.n_joints
+    nan_n, nan_obs = np.full(n, np.nan), np.full(policy.obs_dim, np.nan)
+    nan_state = (np.full(n, np.nan), np.full(n, np.nan), np.full(4, np.nan), np.full(3, np.nan),
+                 np.full(3, np.nan))
+    log = _Log(policy.obs_dim, n)
+    command = np.asarray(config.command, dtype=np.float64)
+    # Warm up onnxruntime (the first runs allocate) before anything moves.
+    for _ in range(3):
+        policy(np.zeros(policy.obs_dim, dtype=np.float32))
+
+    fault: Fault | None = None
+    stop_reason = "run completed"
+    stopped_with = "none"
+    info: P.Info | None = None
+    failure: BaseException | None = None
+    link_alive = True
+    safety: SafetyLayer | None = None
+    last_target: np.ndarray | None = None
+    clock = DeadlineClock(period, config.spin_s)
+    try:
+        info = hello(link, config.hello_attempts)
+        link.n_joints = info.n_joints
+        policy.check_robot(info, robot)
+        low, high = policy.safe_bounds(info)
+        safety = SafetyLayer(low, high, robot.arrays()["default_pose_rad"], period, config.safety)
+        state = link.exchange(P.Read(), timeout_s=0.2)
+        if not isinstance(state, P.State):
+            raise LinkError(f"robot did not answer READ with STATE (got {state!r})")
+        safety.check_state(state)
+        q0 = state.q_rad.astype(np.float64)
+        last_target = safety.clamp(q0)
+        ramp_end = config.safety.ramp_s
+        hold_end = ramp_end + config.safety.hold_s
+        run_end = hold_end + config.duration_s
+        drops = 0
+        t0 = clock.start()
+        k = 0
+        while True:
+            late = clock.wait()
+            t_wake = time.perf_counter()
+            t = t_wake - t0
+            if t >= run_end:
+                break
+            obs, action, infer_s = nan_obs, nan_n, float("nan")
+            if t < ramp_end:
+                phase = Phase.RAMP
+                target = safety.rate_limit(safety.ramp_target(q0, t), last_target)
+            elif t < hold_end:
+                phase = Phase.HOLD
+                target = safety.rate_limit(safety.default_pose_rad, last_target)
+            else:
+                phase = Phase.RUN
+                obs = quadruped_obs(state.quat_wxyz, state.gyro_rad_s, state.q_rad,
+                                    state.dq_rad_s, last_target, command, robot)
+                t_i = time.perf_counter()
+                action = policy(obs)
+                infer_s = time.perf_counter() - t_i
+                try:
+                    target = safety.filter(action, last_target)
+                except SafetyFault:
+                    log.add(t, phase, late, obs, action, last_target, 1, 0, 0, *nan_state,
+                            infer_s, float("nan"), time.perf_counter() - t_wake)
+                    raise
+            wire = safety.guard(target)
+            reply = link.exchange(P.Command(0, P.Mode.POSITION, wire), timeout_s=timeout)
+            rtt = link.last_rtt_s if reply is not None else float("nan")
+            last_target = target
+            if isinstance(reply, P.State):
+                drops = 0
+                state = reply
+                row_state = (reply.q_rad, reply.dq_rad_s, reply.quat_wxyz, reply.gyro_rad_s,
+                             reply.accel_m_s2)
+                log.add(t, phase, late, obs, action, wire, 0, reply.status, reply.t_us,
+                        *row_state, infer_s, rtt, time.perf_counter() - t_wake)
+                safety.check_state(reply)
+            else:
+                log.add(t, phase, late, obs, action, wire, 2 if reply is not None else 1, 0, 0,
+                        *nan_state, infer_s, rtt, time.perf_counter() - t_wake)
+                if isinstance(reply, P.Error) and reply.code == P.ErrorCode.NOT_ARMED:
+                    raise SafetyFault(Fault.NOT_ARMED)
+                if isinstance(reply, P.Error) and reply.code == P.ErrorCode.TARGET_OUT_OF_RANGE:
+                    raise SafetyFault(Fault.OUT_OF_RANGE, f"target {wire.tolist()}")
+                drops += 1
+                if drops >= config.safety.max_consecutive_drops:
+                    raise SafetyFault(Fault.LINK_LOST, f"{drops} periods without a STATE")
+            if on_step is not None:
+                on_step(k, phase)
+            k += 1
+    except SafetyFault as exc:
+        fault, stop_reason = exc.fault, str(exc)
+    except LinkError as exc:
+        link_alive = not exc.port_lost
+        if info is None and link_alive:
+            failure = exc
+        fault, stop_reason = Fault.LINK_ERROR, str(exc)
+    except KeyboardInterrupt:
+        stop_reason = "interrupted by the operator (Ctrl-C)"
+    except BaseException as exc:  # noqa: BLE001 - stop the robot first, then re-raise
+        failure = exc
+        stop_reason = f"{type(exc).__name__}: {exc}"
+    finally:
+        stopped_with = _stop(link, link_alive, fault is not None or failure is not None,
+                             last_target, safety, robot)
+        arrays = log.arrays()
+        summary = summarize(arrays, period) if arrays["t_s"].size else {"steps": 0}
+        summary.update(
+            {
+                "deadline_misses_clock": clock.misses,
+                "skipped_periods": clock.skipped,
+                "link": link.stats.as_dict(),
+                "fault": fault.name if fault else None,
+                "stop_reason": stop_reason,
+                "stopped_with": stopped_with,
+                "clamped_steps": safety.n_clamped if safety else 0,
+                "rate_limited_steps": safety.n_rate_limited if safety else 0,
+                "non_finite_actions": safety.n_non_finite if safety else 0,
+            }
+        )
+        if config.log_path is not None and arrays["t_s"].size:
+            _save_npz(Path(config.log_path), arrays)
+    if failure is not None:
+        raise failure
+    return DeployResult(summary, arrays, fault, stop_reason, stopped_with, info,
+                        Path(config.log_path) if config.log_path and arrays["t_s"].size else None)
+
+
+def _stop(
+    link: SerialLink,
+    link_alive: bool,
+    estop: bool,
+    last_target: np.ndarray | None,
+    safety: SafetyLayer | None,
+    robot: RobotInterface,
+) -> str:
+    """Stop the robot: ESTOP after a fault, else a passive COMMAND; retried once. Never raises."""
+    if not link_alive:
+        return "none (port gone; the robot's watchdog makes it passive)"
+    if estop:
+        msg: P.Message = P.Estop()
+    else:
+        # Mode 0 ignores the targets; still send a safe pose, never garbage.
+        if last_target is not None and safety is not None:
+            body = safety.guard(last_target)
+        else:
+            body = np.asarray(robot.default_pose_rad, dtype=np.float32)
+        msg = P.Command(0, P.Mode.PASSIVE, body)
+    kind = "estop" if estop else "passive"
+    for _ in range(3):
+        try:
+            reply = link.exchange(msg, timeout_s=0.1)
+        except LinkError:
+            return "none (port failed while stopping; the robot's watchdog makes it passive)"
+        except Exception:  # noqa: BLE001 - the stop path must not raise
+            break
+        if isinstance(reply, P.State):
+            return kind
+    return f"{kind} sent, not confirmed"
