@@ -115,6 +115,10 @@ class QuadrupedSim:
         self._qadr = m.jnt_qposadr[jnt].copy()
         self._dadr = m.jnt_dofadr[jnt].copy()
         self._act = np.array([_id(mujoco.mjtObj.mjOBJ_ACTUATOR, n) for n in names])
+        #: ``(12,)`` actuator ids, qpos and qvel addresses of the joints, in joint order.
+        self.actuator_ids = self._act
+        self.joint_qpos_adr = self._qadr
+        self.joint_dof_adr = self._dadr
         if not np.array_equal(m.actuator_trnid[self._act, 0], jnt):
             raise ValueError("each actuator must drive the joint of the same name")
         arr = self.interface.arrays()
@@ -211,6 +215,11 @@ class QuadrupedSim:
         mujoco.mj_forward(m, d)
         self._fresh = True
 
+    @property
+    def nominal_body_mass_kg(self) -> float:
+        """Nominal mass of the body (without legs) [kg], 1.10 for the default model."""
+        return self._mass0
+
     def set_passive(self, passive: bool) -> None:
         """Switch the servos off (``True``: no position torque, only the joint damping remains,
         as a disarmed servo's back-EMF) or back on (``False``)."""
@@ -266,7 +275,7 @@ class QuadrupedSim:
             )
         self.data.ctrl[self._act] = target
 
-    def _forward(self) -> None:
+    def forward(self) -> None:
         """Recompute sensors and derived quantities for the current state (after stepping,
         MuJoCo's sensor data still describe the state before the last physics step)."""
         if not self._fresh:
@@ -279,7 +288,7 @@ class QuadrupedSim:
         Returns:
             :class:`SensorReadings` (float64 copies).
         """
-        self._forward()
+        self.forward()
         s = self.data.sensordata
         return SensorReadings(
             quat_wxyz=s[self._s_quat].copy(),
@@ -363,7 +372,7 @@ class QuadrupedSim:
     def _touching(self) -> np.ndarray:
         """``(ngeom,)`` bool, geoms in at least one contact (the robot collides with the floor
         only, so this is "touches the floor")."""
-        self._forward()
+        self.forward()
         touching = np.zeros(self.model.ngeom, dtype=bool)
         touching[self.data.contact.geom[: self.data.ncon].ravel()] = True
         touching[self._floor] = False

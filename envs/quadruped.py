@@ -1,0 +1,565 @@
+"""``robotac/Quadruped-v0``: velocity-command tracking on the 12-joint hobby-servo quadruped.
+
+The physics live in :class:`envs.quadruped_sim.QuadrupedSim` (shared with ``deploy``'s virtual
+robot); the observation is built by :func:`envs.interface.quadruped_obs` (shared with ``deploy``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.interface import QUADRUPED_INTERFACE, ObsLayout, projected_gravity, quadruped_obs
+from envs.quadruped_sim import QuadrupedSim
+
+__all__ = [
+    "DEFAULT_COMMAND_RANGES",
+    "DEFAULT_REWARD_SCALES",
+    "PRIVILEGED_OBS_NAMES",
+    "QuadrupedEnv",
+    "action_table",
+    "observation_table",
+    "reward_table",
+]
+
+#: Velocity command ranges sampled uniformly per episode: vx [m/s], vy [m/s], yaw rate [rad/s].
+DEFAULT_COMMAND_RANGES: dict[str, tuple[float, float]] = {
+    "vx": (-0.3, 0.6),
+    "vy": (-0.2, 0.2),
+    "yaw_rate": (-1.0, 1.0),
+}
+
+#: Reward term -> weight, per control step (legged_gym's terms, ``LeggedRobotCfg.rewards.scales``;
+#: unlike legged_gym the weights are not multiplied by the control period, and the torque weight is
+#: rescaled for 2.9 N m servos).
+DEFAULT_REWARD_SCALES: dict[str, float] = {
+    "tracking_lin_vel": 1.0,
+    "tracking_ang_vel": 0.5,
+    "lin_vel_z": -2.0,
+    "ang_vel_xy": -0.05,
+    "torques": -0.002,
+    "action_rate": -0.01,
+    "joint_limits": -10.0,
+    "termination": -2.0,
+}
+
+_REWARD_FORMULAS: dict[str, str] = {
+    "tracking_lin_vel": "exp(-|cmd_xy - v_xy|^2 / tracking_sigma), v in the body frame [m/s]",
+    "tracking_ang_vel": "exp(-(cmd_yaw - w_z)^2 / tracking_sigma), w_z body yaw rate [rad/s]",
+    "lin_vel_z": "v_z^2, body-frame vertical velocity [m^2/s^2]",
+    "ang_vel_xy": "w_x^2 + w_y^2, roll and pitch rate [rad^2/s^2]",
+    "torques": "sum of the 12 servo torques squared [N^2 m^2]",
+    "action_rate": "sum of (action - previous action)^2 [rad^2]",
+    "joint_limits": "sum of joint-angle excursions beyond the soft limits [rad]",
+    "termination": "1 on the step that terminates (fall), else 0",
+}
+
+#: Names of the entries of ``info["privileged_obs"]`` (for an asymmetric critic; never the actor).
+PRIVILEGED_OBS_NAMES: tuple[str, ...] = (
+    "base_lin_vel_x_m_s",
+    "base_lin_vel_y_m_s",
+    "base_lin_vel_z_m_s",
+    "base_height_m",
+    "contact_fr_foot",
+    "contact_fl_foot",
+    "contact_rr_foot",
+    "contact_rl_foot",
+)
+
+
+def action_table(sim: QuadrupedSim) -> str:
+    """The docstring's action table, generated from the model (a test compares the two).
+
+    Args:
+        sim: A simulator; its actuators' ``ctrlrange`` and joints' ``range`` are read.
+
+    Returns:
+        A reStructuredText-style grid of one line per action index.
+    """
+    m = sim.model
+    act = sim.actuator_ids
+    jnt = m.actuator_trnid[act, 0]
+    default_q = sim.default_servo_rad - np.pi
+    lines = [
+        "| Index | Joint | Servo min | Servo max | Joint min q | Joint max q | Default q | Unit |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, name in enumerate(sim.interface.joint_names):
+        lo, hi = m.actuator_ctrlrange[act[i]]
+        qlo, qhi = m.jnt_range[jnt[i]]
+        lines.append(
+            f"| {i} | {name} | {lo:.4f} | {hi:.4f} | {qlo:.2f} | {qhi:.2f} | "
+            f"{default_q[i]:.2f} | rad |"
+        )
+    return "\n".join(lines)
+
+
+def observation_table(layout: ObsLayout) -> str:
+    """The docstring's observation table, generated from the layout (a test compares the two)."""
+    lines = ["| Index | Block | Size | Unit | Scale | Description |", "|---|---|---|---|---|---|"]
+    for name, sl in layout.slices().items():
+        b = next(b for b in layout.blocks if b.name == name)
+        lines.append(
+            f"| {sl.start}-{sl.stop - 1} | {name} | {b.size} | {b.unit} | {b.scale:g} | "
+            f"{b.description} |"
+        )
+    return "\n".join(lines)
+
+
+def reward_table(scales: dict[str, float]) -> str:
+    """The docstring's reward table, generated from the default weights (a test compares)."""
+    lines = ["| Term | Weight | Quantity |", "|---|---|---|"]
+    for k, w in scales.items():
+        lines.append(f"| {k} | {w:g} | {_REWARD_FORMULAS[k]} |")
+    return "\n".join(lines)
+
+
+def _range_pair(name: str, value: Any, low_bound: float | None = None) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (low, high) pair, got {value!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+        raise ValueError(f"{name} must be finite with low <= high, got {value!r}")
+    if low_bound is not None and lo < low_bound:
+        raise ValueError(f"{name} low must be >= {low_bound}, got {value!r}")
+    return lo, hi
+
+
+class QuadrupedEnv(gym.Env):
+    """Track a (vx, vy, yaw rate) velocity command with a 2 kg, 12-servo quadruped.
+
+    ## Description
+    A hobby-servo quadruped (body 0.26 x 0.12 x 0.06 m, 1.98 kg, thigh and shank 0.10 m; MJCF in
+    ``envs/assets/quadruped.xml``) walks on flat ground. Each joint is a position servo modelled on
+    a Feetech STS3215 (2.9 N m stall, 4.7 rad/s no-load, kp 8 N m/rad; see
+    :mod:`envs.quadruped_sim` and ``docs/envs.md``). Control period 0.02 s (50 Hz), physics step
+    0.005 s (4 physics steps per env step). The policy sees only what the real robot measures
+    (IMU, servo read-back) plus its previous action and the command.
+
+    ## Action Space
+    ``Box(0, 2*pi, (12,), float32)``, read from the actuators' ``ctrlrange``: the servo target
+    angle ``a`` [rad] of each joint; the joint angle is ``q = a - pi``. Targets beyond the joint's
+    mechanical limits are reached only as far as the limit. Joint angles in rad.
+
+    | Index | Joint | Servo min | Servo max | Joint min q | Joint max q | Default q | Unit |
+    |---|---|---|---|---|---|---|---|
+    | 0 | fr_hip_abduction | 0.0000 | 6.2832 | -0.60 | 0.60 | 0.00 | rad |
+    | 1 | fr_hip_flexion | 0.0000 | 6.2832 | -0.80 | 2.20 | 0.80 | rad |
+    | 2 | fr_knee | 0.0000 | 6.2832 | -2.60 | -0.60 | -1.50 | rad |
+    | 3 | fl_hip_abduction | 0.0000 | 6.2832 | -0.60 | 0.60 | 0.00 | rad |
+    | 4 | fl_hip_flexion | 0.0000 | 6.2832 | -0.80 | 2.20 | 0.80 | rad |
+    | 5 | fl_knee | 0.0000 | 6.2832 | -2.60 | -0.60 | -1.50 | rad |
+    | 6 | rr_hip_abduction | 0.0000 | 6.2832 | -0.60 | 0.60 | 0.00 | rad |
+    | 7 | rr_hip_flexion | 0.0000 | 6.2832 | -0.80 | 2.20 | 0.80 | rad |
+    | 8 | rr_knee | 0.0000 | 6.2832 | -2.60 | -0.60 | -1.50 | rad |
+    | 9 | rl_hip_abduction | 0.0000 | 6.2832 | -0.60 | 0.60 | 0.00 | rad |
+    | 10 | rl_hip_flexion | 0.0000 | 6.2832 | -0.80 | 2.20 | 0.80 | rad |
+    | 11 | rl_knee | 0.0000 | 6.2832 | -2.60 | -0.60 | -1.50 | rad |
+
+    ## Observation Space
+    ``Box(-inf, inf, (45,), float32)``, layout ``quadruped-obs-v1``
+    (:data:`envs.interface.QUADRUPED_OBS_LAYOUT`), built by :func:`envs.interface.quadruped_obs`
+    from :meth:`QuadrupedSim.sensors` (the same function ``deploy`` runs on the robot). Each block
+    holds ``scale * raw``:
+
+    | Index | Block | Size | Unit | Scale | Description |
+    |---|---|---|---|---|---|
+    | 0-2 | projected_gravity | 3 | 1 | 1 | unit gravity vector in the body frame |
+    | 3-5 | gyro | 3 | rad/s | 0.25 | body angular velocity from the IMU gyro, body frame |
+    | 6-17 | joint_pos | 12 | rad | 1 | joint angle minus default pose, joint order |
+    | 18-29 | joint_vel | 12 | rad/s | 0.05 | joint angular velocity, joint order |
+    | 30-41 | prev_action | 12 | rad | 1 | previous servo target minus default pose |
+    | 42-44 | command | 3 | m/s, m/s, rad/s | 1 | velocity command (vx, vy, yaw rate) |
+
+    Privileged state (never in the observation) is in ``info``: ``base_lin_vel_m_s`` (body
+    frame), ``base_ang_vel_rad_s``, ``base_height_m``, ``foot_contacts`` (fr, fl, rr, rl),
+    ``joint_torques_nm``, and ``privileged_obs``, a float32 vector of
+    :data:`PRIVILEGED_OBS_NAMES` for an asymmetric critic.
+
+    ## Rewards
+    ``reward = sum_k weight_k * term_k``, every weighted term in ``info["reward_terms"]`` (they sum
+    to the reward exactly). Terms and default weights (legged_gym, Rudin et al. 2022,
+    ``LeggedRobotCfg.rewards.scales``, without the dt factor); ``tracking_sigma`` defaults to
+    0.1; the soft joint limits are the middle 90 % of each joint's range:
+
+    | Term | Weight | Quantity |
+    |---|---|---|
+    | tracking_lin_vel | 1 | exp(-|cmd_xy - v_xy|^2 / tracking_sigma), v in the body frame [m/s] |
+    | tracking_ang_vel | 0.5 | exp(-(cmd_yaw - w_z)^2 / tracking_sigma), w_z body yaw rate [rad/s] |
+    | lin_vel_z | -2 | v_z^2, body-frame vertical velocity [m^2/s^2] |
+    | ang_vel_xy | -0.05 | w_x^2 + w_y^2, roll and pitch rate [rad^2/s^2] |
+    | torques | -0.002 | sum of the 12 servo torques squared [N^2 m^2] |
+    | action_rate | -0.01 | sum of (action - previous action)^2 [rad^2] |
+    | joint_limits | -10 | sum of joint-angle excursions beyond the soft limits [rad] |
+    | termination | -2 | 1 on the step that terminates (fall), else 0 |
+
+    ## Starting State
+    Standing at the default pose (the table's "Default q"), feet on the floor, at rest, servos
+    holding the default pose; every joint angle perturbed by ``U(-reset_noise_rad,
+    reset_noise_rad)``. The command is drawn per episode from ``command_ranges`` (or is
+    ``fixed_command``) and is returned in ``info["command"]``. The previous action starts at the
+    default pose.
+
+    ## Episode End
+    Terminated when the body centre is lower than ``termination_height_m`` (0.08 m; standing is
+    0.16 m) or the body tilts more than ``termination_tilt_rad`` (1.0 rad) from upright.
+    Truncated by ``TimeLimit`` after ``max_episode_steps`` (1000 = 20 s, set at registration).
+
+    ## Arguments
+    ``gymnasium.make("robotac/Quadruped-v0", **kwargs)`` (after
+    ``envs.registration.register_envs()``); unknown keywords raise ``TypeError`` listing these:
+
+    - ``render_mode``: ``None`` or ``"rgb_array"`` (tracking camera ``track``).
+    - ``width``, ``height``: image size [px] (default 480 x 480).
+    - ``command_ranges``: dict with any of ``vx``, ``vy``, ``yaw_rate`` -> (low, high), merged
+      into :data:`DEFAULT_COMMAND_RANGES`.
+    - ``fixed_command``: ``(vx, vy, yaw_rate)`` used every episode instead of sampling, e.g.
+      ``(0.5, 0, 0)`` to evaluate walking forward at 0.5 m/s.
+    - ``reward_scales``: dict overriding entries of :data:`DEFAULT_REWARD_SCALES`.
+    - ``tracking_sigma``: width of the tracking kernels (default 0.1).
+    - ``reset_noise_rad``: joint-angle perturbation at reset (default 0.05).
+    - ``termination_height_m``, ``termination_tilt_rad``: fall thresholds (0.08 m, 1.0 rad).
+    - Domain randomization, all off (``None``) by default, drawn from ``self.np_random``:
+      ``friction_range`` (floor sliding friction per episode, e.g. (0.4, 1.2)),
+      ``added_mass_range_kg`` (payload on the body per episode, e.g. (-0.2, 0.5)),
+      ``motor_strength_range`` (per-servo scale of kp, kv and torque limit per episode, e.g.
+      (0.8, 1.2)), ``action_latency_steps`` (delay in control steps per episode, (low, high)
+      integers within 0-2), ``obs_noise`` (dict block name -> standard deviation in the block's
+      raw unit, added each step to ``scale * raw``), ``push_interval_s`` with
+      ``push_max_vel_m_s`` (every interval, add a uniform random horizontal velocity to the body,
+      default maximum 0.3 m/s).
+    - ``xml_path``: another MJCF of the same robot.
+
+    ## Version History
+    - v0: initial release (robotac 0.1.0), observation layout ``quadruped-obs-v1``.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        *,
+        width: int = 480,
+        height: int = 480,
+        command_ranges: dict[str, tuple[float, float]] | None = None,
+        fixed_command: tuple[float, float, float] | None = None,
+        reward_scales: dict[str, float] | None = None,
+        tracking_sigma: float = 0.1,
+        reset_noise_rad: float = 0.05,
+        termination_height_m: float = 0.08,
+        termination_tilt_rad: float = 1.0,
+        friction_range: tuple[float, float] | None = None,
+        added_mass_range_kg: tuple[float, float] | None = None,
+        motor_strength_range: tuple[float, float] | None = None,
+        action_latency_steps: tuple[int, int] | None = None,
+        obs_noise: dict[str, float] | None = None,
+        push_interval_s: float | None = None,
+        push_max_vel_m_s: float = 0.3,
+        xml_path: str | None = None,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            valid = [p for p in inspect.signature(type(self).__init__).parameters][1:-1]
+            raise TypeError(
+                f"QuadrupedEnv got unknown keyword arguments {sorted(unknown)}; valid: {valid}"
+            )
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported; use None or 'rgb_array'"
+            )
+        self.render_mode = render_mode
+        self.width, self.height = int(width), int(height)
+
+        self.sim = QuadrupedSim(xml_path)
+        self.interface = QUADRUPED_INTERFACE
+        self.layout = self.interface.obs_layout
+        n = self.interface.n_joints
+        ctrl = self.sim.model.actuator_ctrlrange[self.sim.actuator_ids]
+        self.action_space = spaces.Box(
+            low=ctrl[:, 0].astype(np.float32), high=ctrl[:, 1].astype(np.float32), dtype=np.float32
+        )
+        self._ctrl_low, self._ctrl_high = ctrl[:, 0].copy(), ctrl[:, 1].copy()
+        self.observation_space = spaces.Box(
+            -np.inf, np.inf, shape=(self.layout.dim,), dtype=np.float32
+        )
+
+        ranges = dict(DEFAULT_COMMAND_RANGES)
+        for k, v in (command_ranges or {}).items():
+            if k not in DEFAULT_COMMAND_RANGES:
+                raise ValueError(
+                    f"command_ranges has unknown key {k!r}; valid: {list(DEFAULT_COMMAND_RANGES)}"
+                )
+            ranges[k] = _range_pair(f"command_ranges[{k!r}]", v)
+        self.command_ranges = ranges
+        if fixed_command is not None:
+            fc = np.asarray(fixed_command, dtype=np.float64)
+            if fc.shape != (3,) or not np.isfinite(fc).all():
+                raise ValueError(
+                    f"fixed_command must be finite (vx, vy, yaw_rate), got {fixed_command!r}"
+                )
+            fixed_command = fc
+        self.fixed_command = fixed_command
+
+        scales = dict(DEFAULT_REWARD_SCALES)
+        for k, v in (reward_scales or {}).items():
+            if k not in DEFAULT_REWARD_SCALES:
+                raise ValueError(
+                    f"reward_scales has unknown key {k!r}; valid: {list(DEFAULT_REWARD_SCALES)}"
+                )
+            scales[k] = float(v)
+        self.reward_scales = scales
+        if not tracking_sigma > 0:
+            raise ValueError(f"tracking_sigma must be > 0, got {tracking_sigma}")
+        self.tracking_sigma = float(tracking_sigma)
+        if reset_noise_rad < 0:
+            raise ValueError(f"reset_noise_rad must be >= 0, got {reset_noise_rad}")
+        self.reset_noise_rad = float(reset_noise_rad)
+        self.termination_height_m = float(termination_height_m)
+        self.termination_tilt_rad = float(termination_tilt_rad)
+
+        self.friction_range = (
+            None if friction_range is None else _range_pair("friction_range", friction_range, 1e-3)
+        )
+        self.added_mass_range_kg = (
+            None
+            if added_mass_range_kg is None
+            else _range_pair(
+                "added_mass_range_kg", added_mass_range_kg, -0.5 * self.sim.nominal_body_mass_kg
+            )
+        )
+        self.motor_strength_range = (
+            None
+            if motor_strength_range is None
+            else _range_pair("motor_strength_range", motor_strength_range, 1e-3)
+        )
+        if action_latency_steps is None:
+            self.action_latency_steps = None
+        else:
+            lo, hi = _range_pair("action_latency_steps", action_latency_steps, 0)
+            if lo != int(lo) or hi != int(hi) or hi > 2:
+                raise ValueError(
+                    f"action_latency_steps must be integers (low, high) within 0-2, "
+                    f"got {action_latency_steps!r}"
+                )
+            self.action_latency_steps = (int(lo), int(hi))
+        self._obs_noise_std = np.zeros(self.layout.dim)
+        self.obs_noise = dict(obs_noise or {})
+        slices = self.layout.slices()
+        for k, std in self.obs_noise.items():
+            if k not in slices:
+                raise ValueError(f"obs_noise has unknown block {k!r}; valid: {list(slices)}")
+            if not (np.isfinite(std) and std >= 0):
+                raise ValueError(f"obs_noise[{k!r}] must be a finite std >= 0, got {std!r}")
+            block = next(b for b in self.layout.blocks if b.name == k)
+            self._obs_noise_std[slices[k]] = float(std) * block.scale
+        if push_interval_s is not None and not push_interval_s > 0:
+            raise ValueError(f"push_interval_s must be > 0 or None, got {push_interval_s}")
+        self.push_interval_s = push_interval_s
+        self.push_max_vel_m_s = float(push_max_vel_m_s)
+
+        # Soft joint limits for the joint_limits term: middle 90 % of the range (legged_gym's
+        # soft_dof_pos_limit = 0.9).
+        arr = self.interface.arrays()
+        mid = 0.5 * (arr["joint_low_rad"] + arr["joint_high_rad"])
+        half = 0.5 * (arr["joint_high_rad"] - arr["joint_low_rad"]) * 0.9
+        self._soft_low, self._soft_high = mid - half - np.pi, mid + half - np.pi
+        self._default = arr["default_pose_rad"]
+
+        self.command = np.zeros(3)
+        self._prev_action = self._default.copy()
+        self._latency = 0
+        self._queue: deque[np.ndarray] = deque(maxlen=3)
+        self._steps = 0
+        self._steps_per_push = (
+            None
+            if push_interval_s is None
+            else max(1, round(push_interval_s / self.sim.control_period_s))
+        )
+        self._renderer: Any = None
+
+    # ----------------------------------------------------------------- helpers
+    @property
+    def dt(self) -> float:
+        """Control period [s]."""
+        return self.sim.control_period_s
+
+    def _observe(self) -> np.ndarray:
+        s = self.sim.sensors()
+        obs = quadruped_obs(
+            s.quat_wxyz, s.gyro_rad_s, s.q_servo_rad, s.dq_rad_s, self._prev_action, self.command
+        )
+        if self.obs_noise:
+            obs = obs + (self._obs_noise_std * self.np_random.standard_normal(obs.shape)).astype(
+                np.float32
+            )
+        return obs
+
+    def _info(self, reward_terms: dict[str, float] | None = None) -> dict[str, Any]:
+        v = self.sim.base_lin_vel_body_m_s
+        contacts = self.sim.foot_contacts()
+        height = self.sim.body_height_m
+        info: dict[str, Any] = {
+            "command": self.command.copy(),
+            "base_lin_vel_m_s": v,
+            "base_ang_vel_rad_s": self.sim.base_ang_vel_body_rad_s,
+            "base_height_m": height,
+            "foot_contacts": contacts,
+            "joint_torques_nm": self.sim.joint_torques_nm,
+            "privileged_obs": np.concatenate([v, [height], contacts]).astype(np.float32),
+            "action_latency_steps": self._latency,
+        }
+        if reward_terms is not None:
+            info["reward_terms"] = reward_terms
+        return info
+
+    def _randomize(self) -> None:
+        rng, sim = self.np_random, self.sim
+        sim.reset_randomization()
+        if self.friction_range is not None:
+            sim.set_floor_friction(rng.uniform(*self.friction_range))
+        if self.added_mass_range_kg is not None:
+            sim.set_added_mass(rng.uniform(*self.added_mass_range_kg))
+        if self.motor_strength_range is not None:
+            sim.set_motor_strength(
+                rng.uniform(*self.motor_strength_range, size=self.interface.n_joints)
+            )
+        lat = self.action_latency_steps
+        self._latency = 0 if lat is None else int(rng.integers(lat[0], lat[1] + 1))
+
+    # --------------------------------------------------------------------- API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Stand the robot up, draw the command and the randomization (see the class docstring).
+
+        Args:
+            seed: Seeds ``self.np_random`` (all randomness of the env).
+            options: Optional ``{"command": (vx, vy, yaw_rate)}`` for this episode only.
+
+        Returns:
+            ``(obs, info)``: ``(45,)`` float32 observation and the privileged ``info``.
+        """
+        super().reset(seed=seed)
+        rng = self.np_random
+        self._randomize()
+        self.sim.reset(rng, self.reset_noise_rad)
+        if options and "command" in options:
+            cmd = np.asarray(options["command"], dtype=np.float64)
+            if cmd.shape != (3,) or not np.isfinite(cmd).all():
+                raise ValueError(f"options['command'] must be finite (3,), got {cmd!r}")
+            self.command = cmd
+        elif self.fixed_command is not None:
+            self.command = self.fixed_command.copy()
+        else:
+            self.command = np.array(
+                [rng.uniform(*self.command_ranges[k]) for k in ("vx", "vy", "yaw_rate")]
+            )
+        self._prev_action = self._default.copy()
+        self._queue.clear()
+        self._queue.extend([self._default.copy()] * self._latency)
+        self._steps = 0
+        return self._observe(), self._info()
+
+    def _check_action(self, action: np.ndarray) -> np.ndarray:
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != self.action_space.shape:
+            raise ValueError(
+                f"action has shape {a.shape}, expected {self.action_space.shape} "
+                f"(12 servo angles in rad, joint order {list(self.interface.joint_names)})"
+            )
+        bad = ~np.isfinite(a)
+        if bad.any():
+            raise ValueError(
+                f"action has NaN/inf at indices {np.flatnonzero(bad).tolist()}: {a.tolist()}"
+            )
+        return np.clip(a, self._ctrl_low, self._ctrl_high)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Apply ``(12,)`` servo targets [rad] for one control period (0.02 s).
+
+        Returns:
+            ``(obs, reward, terminated, truncated, info)``; ``truncated`` is always ``False``
+            here (``TimeLimit`` truncates).
+
+        Raises:
+            ValueError: on a wrong shape (stating the expected one) or NaN/inf entries (naming
+                the indices). Finite actions outside ``[0, 2 pi]`` are clipped to the bounds.
+        """
+        a = self._check_action(action)
+        if self._latency:
+            self._queue.append(a)
+            applied = self._queue.popleft()
+        else:
+            applied = a
+        sim = self.sim
+        self._steps += 1
+        if self._steps_per_push is not None and self._steps % self._steps_per_push == 0:
+            dv = self.np_random.uniform(-self.push_max_vel_m_s, self.push_max_vel_m_s, size=2)
+            sim.push(np.array([dv[0], dv[1], 0.0]))
+        sim.step(applied)
+
+        v = sim.base_lin_vel_body_m_s
+        w = sim.data.qvel[3:6]
+        g = projected_gravity(sim.data.qpos[3:7])
+        tilt = float(np.arccos(np.clip(-g[2], -1.0, 1.0)))
+        terminated = bool(
+            sim.body_height_m < self.termination_height_m or tilt > self.termination_tilt_rad
+        )
+        q = sim.data.qpos[sim.joint_qpos_adr]
+        tau = sim.data.actuator_force[sim.actuator_ids]
+        sig = self.tracking_sigma
+        raw = {
+            "tracking_lin_vel": np.exp(-np.sum((self.command[:2] - v[:2]) ** 2) / sig),
+            "tracking_ang_vel": np.exp(-((self.command[2] - w[2]) ** 2) / sig),
+            "lin_vel_z": v[2] ** 2,
+            "ang_vel_xy": w[0] ** 2 + w[1] ** 2,
+            "torques": np.sum(tau**2),
+            "action_rate": np.sum((a - self._prev_action) ** 2),
+            "joint_limits": np.sum(
+                np.clip(self._soft_low - q, 0.0, None) + np.clip(q - self._soft_high, 0.0, None)
+            ),
+            "termination": float(terminated),
+        }
+        terms = {k: float(self.reward_scales[k] * raw[k]) for k in raw}
+        reward = float(sum(terms.values()))
+        self._prev_action = a
+        obs = self._observe()
+        info = self._info(terms)
+        info["tilt_rad"] = tilt
+        return obs, reward, terminated, False, info
+
+    def render(self) -> np.ndarray | None:
+        """Render the tracking camera as ``(height, width, 3)`` uint8 RGB (``rgb_array`` mode).
+
+        Raises:
+            RuntimeError: when no OpenGL backend is available, naming the fix.
+        """
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
+            return None
+        if self._renderer is None:
+            try:
+                import mujoco
+
+                self._renderer = mujoco.Renderer(self.sim.model, self.height, self.width)
+            except Exception as e:  # noqa: BLE001 (GL backends fail with many types)
+                raise RuntimeError(
+                    f"MuJoCo could not create an OpenGL context ({type(e).__name__}: {e}). "
+                    "For headless rendering set MUJOCO_GL=osmesa (apt-get install libosmesa6) "
+                    "or MUJOCO_GL=egl (a GPU with EGL) before importing mujoco."
+                ) from e
+        self.sim.forward()
+        self._renderer.update_scene(self.sim.data, camera="track")
+        return self._renderer.render()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
