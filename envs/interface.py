@@ -319,6 +319,11 @@ def projected_gravity(quat_wxyz: np.ndarray) -> np.ndarray:
         ``(..., 3)`` float64 unit vector, ``R^T @ (0, 0, -1)``; ``(0, 0, -1)`` when upright.
     """
     q = np.asarray(quat_wxyz, dtype=np.float64)
+    if q.shape == (4,):  # fast path for one reading (the 50 Hz loop), same formula
+        w, x, y, z = (q / np.sqrt(q @ q)).tolist()
+        return np.array(
+            [-2.0 * (x * z - w * y), -2.0 * (y * z + w * x), -(1.0 - 2.0 * (x * x + y * y))]
+        )
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
     w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
     # Third row of R (world z in body coords is the third row of R, i.e. R^T e_z), negated.

@@ -7,6 +7,7 @@ robot); the observation is built by :func:`envs.interface.quadruped_obs` (shared
 from __future__ import annotations
 
 import inspect
+import math
 from collections import deque
 from typing import Any
 
@@ -14,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.interface import QUADRUPED_INTERFACE, ObsLayout, projected_gravity, quadruped_obs
+from envs.interface import QUADRUPED_INTERFACE, ObsLayout, quadruped_obs
 from envs.quadruped_sim import QuadrupedSim
 
 __all__ = [
@@ -280,7 +281,6 @@ class QuadrupedEnv(gym.Env):
         self.sim = QuadrupedSim(xml_path)
         self.interface = QUADRUPED_INTERFACE
         self.layout = self.interface.obs_layout
-        n = self.interface.n_joints
         ctrl = self.sim.model.actuator_ctrlrange[self.sim.actuator_ids]
         self.action_space = spaces.Box(
             low=ctrl[:, 0].astype(np.float32), high=ctrl[:, 1].astype(np.float32), dtype=np.float32
@@ -401,10 +401,15 @@ class QuadrupedEnv(gym.Env):
             )
         return obs
 
-    def _info(self, reward_terms: dict[str, float] | None = None) -> dict[str, Any]:
-        v = self.sim.base_lin_vel_body_m_s
+    def _info(
+        self,
+        reward_terms: dict[str, float] | None = None,
+        v: np.ndarray | None = None,
+        height: float | None = None,
+    ) -> dict[str, Any]:
+        v = self.sim.base_lin_vel_body_m_s if v is None else v
+        height = self.sim.body_height_m if height is None else height
         contacts = self.sim.foot_contacts()
-        height = self.sim.body_height_m
         info: dict[str, Any] = {
             "command": self.command.copy(),
             "base_lin_vel_m_s": v,
@@ -474,12 +479,10 @@ class QuadrupedEnv(gym.Env):
                 f"action has shape {a.shape}, expected {self.action_space.shape} "
                 f"(12 servo angles in rad, joint order {list(self.interface.joint_names)})"
             )
-        bad = ~np.isfinite(a)
-        if bad.any():
-            raise ValueError(
-                f"action has NaN/inf at indices {np.flatnonzero(bad).tolist()}: {a.tolist()}"
-            )
-        return np.clip(a, self._ctrl_low, self._ctrl_high)
+        if not np.isfinite(a).all():
+            bad = np.flatnonzero(~np.isfinite(a)).tolist()
+            raise ValueError(f"action has NaN/inf at indices {bad}: {a.tolist()}")
+        return np.minimum(np.maximum(a, self._ctrl_low), self._ctrl_high)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply ``(12,)`` servo targets [rad] for one control period (0.02 s).
@@ -507,23 +510,27 @@ class QuadrupedEnv(gym.Env):
 
         v = sim.base_lin_vel_body_m_s
         w = sim.data.qvel[3:6]
-        g = projected_gravity(sim.data.qpos[3:7])
-        tilt = float(np.arccos(np.clip(-g[2], -1.0, 1.0)))
-        terminated = bool(
-            sim.body_height_m < self.termination_height_m or tilt > self.termination_tilt_rad
-        )
+        qw, qx, qy, qz = sim.data.qpos[3:7].tolist()
+        # cos(tilt) = z-component of the body z axis in the world = 1 - 2 (x^2 + y^2) / |quat|^2.
+        cos_tilt = 1.0 - 2.0 * (qx * qx + qy * qy) / (qw * qw + qx * qx + qy * qy + qz * qz)
+        tilt = math.acos(min(1.0, max(-1.0, cos_tilt)))
+        height = sim.body_height_m
+        terminated = height < self.termination_height_m or tilt > self.termination_tilt_rad
         q = sim.data.qpos[sim.joint_qpos_adr]
         tau = sim.data.actuator_force[sim.actuator_ids]
         sig = self.tracking_sigma
+        cmd = self.command
+        wx, wy, wz = w.tolist()
+        vx, vy, vz = v.tolist()
         raw = {
-            "tracking_lin_vel": np.exp(-np.sum((self.command[:2] - v[:2]) ** 2) / sig),
-            "tracking_ang_vel": np.exp(-((self.command[2] - w[2]) ** 2) / sig),
-            "lin_vel_z": v[2] ** 2,
-            "ang_vel_xy": w[0] ** 2 + w[1] ** 2,
-            "torques": np.sum(tau**2),
-            "action_rate": np.sum((a - self._prev_action) ** 2),
-            "joint_limits": np.sum(
-                np.clip(self._soft_low - q, 0.0, None) + np.clip(q - self._soft_high, 0.0, None)
+            "tracking_lin_vel": math.exp(-((cmd[0] - vx) ** 2 + (cmd[1] - vy) ** 2) / sig),
+            "tracking_ang_vel": math.exp(-((cmd[2] - wz) ** 2) / sig),
+            "lin_vel_z": vz * vz,
+            "ang_vel_xy": wx * wx + wy * wy,
+            "torques": float(tau @ tau),
+            "action_rate": float(np.sum(np.square(a - self._prev_action))),
+            "joint_limits": float(
+                np.sum(np.maximum(self._soft_low - q, 0.0) + np.maximum(q - self._soft_high, 0.0))
             ),
             "termination": float(terminated),
         }
@@ -531,7 +538,7 @@ class QuadrupedEnv(gym.Env):
         reward = float(sum(terms.values()))
         self._prev_action = a
         obs = self._observe()
-        info = self._info(terms)
+        info = self._info(terms, v, height)
         info["tilt_rad"] = tilt
         return obs, reward, terminated, False, info
 

@@ -96,7 +96,8 @@ class Reach7Env(gym.Env):
 
     ## Starting State
     Joint angles ``U(-reset_noise_rad, reset_noise_rad)`` around 0 clipped to at least 0.5 rad
-    inside each joint's range (so joint 4 starts near -0.57 rad, joint 6 near 0.48 rad), at rest. The target is the fingertip position of a uniformly random joint
+    inside each joint's range (so joint 4 starts near -0.57 rad, joint 6 near 0.48 rad), at rest.
+    The target is the fingertip position of a uniformly random joint
     configuration, redrawn until it is at least 0.1 m above the floor (so it is reachable).
 
     ## Episode End
