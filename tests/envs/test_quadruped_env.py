@@ -1,0 +1,338 @@
+"""robotac/Quadruped-v0: API checks, spec tables, rewards, termination, randomization, errors."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from envs.interface import QUADRUPED_INTERFACE, QUADRUPED_OBS_LAYOUT, quadruped_obs
+from envs.quadruped import (
+    DEFAULT_REWARD_SCALES,
+    QuadrupedEnv,
+    action_table,
+    observation_table,
+    reward_table,
+)
+from envs.registration import make_env
+
+DEFAULT = np.asarray(QUADRUPED_INTERFACE.default_pose_rad, dtype=np.float32)
+
+
+def _rollout(env: gym.Env, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    all_obs, rewards = [obs], []
+    for _ in range(n):
+        a = (DEFAULT + rng.uniform(-0.3, 0.3, 12)).astype(np.float32)
+        obs, r, term, trunc, _ = env.step(a)
+        all_obs.append(obs)
+        rewards.append(r)
+        if term or trunc:
+            obs, _ = env.reset()
+    return np.array(all_obs), np.array(rewards)
+
+
+def test_gymnasium_check_env() -> None:
+    env = QuadrupedEnv()
+    check_env(env, skip_render_check=True)
+    env_r = QuadrupedEnv(render_mode="rgb_array")
+    try:
+        env_r.reset(seed=0)
+        env_r.render()
+    except RuntimeError as e:
+        assert "MUJOCO_GL" in str(e)
+        return
+    check_env(env_r)
+
+
+def test_sb3_check_env() -> None:
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore"
+        )  # SB3 advises symmetric [-1, 1] actions; ours are servo angles
+        sb3_check_env(QuadrupedEnv(), warn=True)
+
+
+def test_spaces_come_from_the_model() -> None:
+    env = make_env("robotac/Quadruped-v0")
+    assert env.action_space.shape == (12,)
+    assert env.action_space.dtype == np.float32
+    np.testing.assert_array_equal(env.action_space.low, np.zeros(12, np.float32))
+    np.testing.assert_array_equal(env.action_space.high, np.full(12, 2 * np.pi, np.float32))
+    assert env.observation_space.shape == (45,)
+    assert env.observation_space.dtype == np.float32
+    assert env.unwrapped.interface is QUADRUPED_INTERFACE
+    assert env.spec.max_episode_steps == 1000
+
+
+def test_docstring_tables_match_model_and_layout() -> None:
+    env = QuadrupedEnv()
+    doc = inspect.cleandoc(QuadrupedEnv.__doc__)
+    assert action_table(env.sim) in doc
+    assert observation_table(QUADRUPED_OBS_LAYOUT) in doc
+    assert reward_table(DEFAULT_REWARD_SCALES) in doc
+    # And the table really lists the ctrlrange of the model (not just its own generator).
+    row = next(line for line in doc.splitlines() if line.startswith("| 11 | rl_knee"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[2]) == 0.0 and float(cells[3]) == pytest.approx(2 * np.pi, abs=1e-4)
+    assert (float(cells[4]), float(cells[5]), float(cells[6])) == (-2.6, -0.6, -1.5)
+
+
+def test_same_seed_same_trajectory() -> None:
+    kwargs = dict(friction_range=(0.5, 1.0), obs_noise={"gyro": 0.1}, action_latency_steps=(0, 2))
+    o1, r1 = _rollout(QuadrupedEnv(**kwargs), seed=3, n=60)
+    o2, r2 = _rollout(QuadrupedEnv(**kwargs), seed=3, n=60)
+    np.testing.assert_array_equal(o1, o2)
+    np.testing.assert_array_equal(r1, r2)
+    o3, _ = _rollout(QuadrupedEnv(**kwargs), seed=4, n=60)
+    assert not np.array_equal(o1, o3)
+
+
+def test_reward_terms_sum_to_reward() -> None:
+    env = QuadrupedEnv()
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        _, r, term, _, info = env.step(rng.uniform(0, 2 * np.pi, 12).astype(np.float32))
+        terms = info["reward_terms"]
+        assert set(terms) == set(DEFAULT_REWARD_SCALES)
+        assert sum(terms.values()) == pytest.approx(r, abs=1e-12)
+        seen |= {k for k, v in terms.items() if v != 0.0}
+        if term:
+            assert terms["termination"] == DEFAULT_REWARD_SCALES["termination"]
+            env.reset()
+    # Random servo targets exercise every term.
+    assert seen == set(DEFAULT_REWARD_SCALES)
+
+
+def test_tracking_reward_at_rest_with_zero_command() -> None:
+    env = QuadrupedEnv(fixed_command=(0.0, 0.0, 0.0), reset_noise_rad=0.0)
+    env.reset(seed=0)
+    for _ in range(50):
+        _, r, term, _, info = env.step(DEFAULT)
+    assert not term
+    assert info["reward_terms"]["tracking_lin_vel"] > 0.99
+    assert info["reward_terms"]["tracking_ang_vel"] > 0.49
+    env2 = QuadrupedEnv(fixed_command=(0.5, 0.0, 0.0), reset_noise_rad=0.0)
+    env2.reset(seed=0)
+    for _ in range(50):
+        _, r2, _, _, info2 = env2.step(DEFAULT)
+    # Standing still against a 0.5 m/s command: exp(-0.25 / 0.1) = 0.082.
+    assert info2["reward_terms"]["tracking_lin_vel"] == pytest.approx(np.exp(-2.5), abs=0.01)
+    np.testing.assert_array_equal(info2["command"], [0.5, 0.0, 0.0])
+
+
+def test_observation_is_quadruped_obs_of_the_sensors() -> None:
+    env = QuadrupedEnv()
+    obs, _ = env.reset(seed=1)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        a = (DEFAULT + rng.uniform(-0.4, 0.4, 12)).astype(np.float32)
+        obs, _, _, _, info = env.step(a)
+    s = env.sim.sensors()
+    expected = quadruped_obs(
+        s.quat_wxyz, s.gyro_rad_s, s.q_servo_rad, s.dq_rad_s, a, info["command"]
+    )
+    np.testing.assert_array_equal(obs, expected)
+    assert obs.dtype == np.float32
+    sl = QUADRUPED_OBS_LAYOUT.slices()
+    np.testing.assert_allclose(obs[sl["prev_action"]], a - DEFAULT, atol=1e-6)
+    # Privileged state is in info only.
+    assert info["privileged_obs"].shape == (8,)
+    np.testing.assert_allclose(info["base_lin_vel_m_s"], env.sim.base_lin_vel_body_m_s)
+
+
+def test_commands_sampled_from_ranges() -> None:
+    env = QuadrupedEnv(command_ranges={"vx": (0.2, 0.4), "yaw_rate": (0.0, 0.0)})
+    cmds = np.array([env.reset(seed=s)[1]["command"] for s in range(30)])
+    assert cmds[:, 0].min() >= 0.2 and cmds[:, 0].max() <= 0.4
+    assert cmds[:, 0].std() > 0.03
+    assert (cmds[:, 1] >= -0.2).all() and (cmds[:, 1] <= 0.2).all()
+    np.testing.assert_array_equal(cmds[:, 2], 0.0)
+    obs, info = env.reset(seed=0, options={"command": (0.5, 0.0, 0.0)})
+    np.testing.assert_array_equal(obs[42:45], np.float32([0.5, 0.0, 0.0]))
+
+
+def test_terminates_on_forced_fall() -> None:
+    env = QuadrupedEnv(reset_noise_rad=0.0)
+    env.reset(seed=0)
+    _, _, term, _, _ = env.step(DEFAULT)
+    assert not term
+    # Roll the body 1.2 rad (beyond the 1.0 rad tilt threshold).
+    d = env.sim.data
+    d.qpos[3:7] = (np.cos(0.6), np.sin(0.6), 0.0, 0.0)
+    _, r, term, trunc, info = env.step(DEFAULT)
+    assert term and not trunc
+    assert info["tilt_rad"] > 1.0
+    assert info["reward_terms"]["termination"] == -2.0
+    # Height threshold above the standing height terminates at once.
+    env_h = QuadrupedEnv(termination_height_m=0.2)
+    env_h.reset(seed=0)
+    assert env_h.step(DEFAULT)[2]
+
+
+def test_passive_robot_falls_and_episode_ends() -> None:
+    env = make_env("robotac/Quadruped-v0", termination_height_m=0.1)
+    env.reset(seed=0)
+    env.unwrapped.sim.set_passive(True)
+    n_steps = 0
+    term = False
+    while not term and n_steps < 200:
+        _, _, term, _, info = env.step(DEFAULT)
+        n_steps += 1
+    # The legs fold against the back-EMF damping; the body is below 0.1 m within 3 s.
+    assert term and n_steps < 150
+    assert info["base_height_m"] < 0.1
+
+
+def test_stands_two_seconds_in_the_env() -> None:
+    env = make_env("robotac/Quadruped-v0", fixed_command=(0.0, 0.0, 0.0))
+    for seed in range(3):
+        env.reset(seed=seed)
+        for _ in range(100):
+            _, _, term, trunc, info = env.step(DEFAULT)
+            assert not term and not trunc
+        assert info["base_height_m"] > 0.14
+        assert info["tilt_rad"] < 0.06
+        assert info["foot_contacts"].all()
+
+
+def test_randomization_off_changes_nothing() -> None:
+    env = QuadrupedEnv()
+    m = env.sim.model
+    before = (
+        m.geom_friction.copy(),
+        m.body_mass.copy(),
+        m.actuator_gainprm.copy(),
+        m.actuator_forcerange.copy(),
+    )
+    for seed in range(3):
+        env.reset(seed=seed)
+        env.step(DEFAULT)
+    after = (m.geom_friction, m.body_mass, m.actuator_gainprm, m.actuator_forcerange)
+    for b, a in zip(before, after, strict=True):
+        np.testing.assert_array_equal(b, a)
+    # Explicit None is the default; and a zero-noise dict changes no observation.
+    o1, r1 = _rollout(QuadrupedEnv(), 5, 30)
+    o2, r2 = _rollout(QuadrupedEnv(friction_range=None, obs_noise={"gyro": 0.0}), 5, 30)
+    np.testing.assert_array_equal(o1, o2)
+    np.testing.assert_array_equal(r1, r2)
+
+
+def test_randomization_on_changes_what_it_should() -> None:
+    env = QuadrupedEnv(
+        friction_range=(0.3, 0.6),
+        added_mass_range_kg=(0.2, 0.4),
+        motor_strength_range=(0.7, 0.9),
+    )
+    frictions, masses = [], []
+    for seed in range(5):
+        env.reset(seed=seed)
+        frictions.append(env.sim.floor_friction)
+        masses.append(env.sim.body_mass_kg)
+        s = env.sim.motor_strength
+        assert ((s >= 0.7) & (s <= 0.9)).all() and s.std() > 0
+        kp = env.sim.model.actuator_gainprm[env.sim.actuator_ids, 0]
+        np.testing.assert_allclose(kp, 8.0 * s)
+        np.testing.assert_allclose(
+            env.sim.model.actuator_forcerange[env.sim.actuator_ids, 1], 2.9 * s
+        )
+    assert min(frictions) >= 0.3 and max(frictions) <= 0.6 and np.std(frictions) > 0.01
+    assert min(masses) >= 1.3 and max(masses) <= 1.5 and np.std(masses) > 0.01
+
+
+def test_action_latency_delays_the_servo_targets() -> None:
+    env = QuadrupedEnv(action_latency_steps=(2, 2))
+    env.reset(seed=0)
+    assert env._latency == 2
+    a = [DEFAULT + np.float32(0.1 * (k + 1)) for k in range(3)]
+    for k in range(3):
+        env.step(a[k])
+        applied = env.sim.ctrl_servo_rad
+        want = DEFAULT if k < 2 else a[0]
+        np.testing.assert_allclose(applied, want, atol=1e-6)
+    lat = {
+        QuadrupedEnv(action_latency_steps=(0, 2)).reset(seed=s)[1]["action_latency_steps"]
+        for s in range(20)
+    }
+    assert lat == {0, 1, 2}
+
+
+def test_observation_noise_per_block() -> None:
+    clean = QuadrupedEnv(reset_noise_rad=0.0)
+    noisy = QuadrupedEnv(reset_noise_rad=0.0, obs_noise={"gyro": 0.2, "joint_pos": 0.01})
+    oc, _ = clean.reset(seed=0)
+    on, _ = noisy.reset(seed=0)
+    diffs = [on - oc]
+    for _ in range(200):
+        oc = clean.step(DEFAULT)[0]
+        on = noisy.step(DEFAULT)[0]
+        diffs.append(on - oc)
+    diff = np.array(diffs)
+    sl = QUADRUPED_OBS_LAYOUT.slices()
+    # The observation holds scale * raw: gyro std 0.25 * 0.2 = 0.05, joint_pos std 0.01.
+    assert diff[:, sl["gyro"]].std() == pytest.approx(0.05, rel=0.15)
+    assert diff[:, sl["joint_pos"]].std() == pytest.approx(0.01, rel=0.15)
+    for other in ("projected_gravity", "joint_vel", "prev_action", "command"):
+        assert np.abs(diff[:, sl[other]]).max() < 1e-6, other
+
+
+def test_random_pushes_move_the_body() -> None:
+    calm = QuadrupedEnv(reset_noise_rad=0.0)
+    pushed = QuadrupedEnv(reset_noise_rad=0.0, push_interval_s=0.2, push_max_vel_m_s=0.5)
+    calm.reset(seed=0)
+    pushed.reset(seed=0)
+    for _ in range(10):
+        ic = calm.step(DEFAULT)[4]
+        ip = pushed.step(DEFAULT)[4]
+    assert np.linalg.norm(ic["base_lin_vel_m_s"][:2]) < 0.01
+    assert np.linalg.norm(ip["base_lin_vel_m_s"][:2]) > 0.02
+
+
+def test_bad_actions_raise_with_the_fix() -> None:
+    env = QuadrupedEnv()
+    env.reset(seed=0)
+    a = DEFAULT.copy()
+    a[[3, 7]] = [np.nan, np.inf]
+    with pytest.raises(ValueError, match=r"indices \[3, 7\]"):
+        env.step(a)
+    with pytest.raises(ValueError, match=r"expected \(12,\)"):
+        env.step(np.zeros(11, np.float32))
+    # Finite out-of-range actions are clipped to the ctrlrange.
+    env.step(np.full(12, 10.0, np.float32))
+    np.testing.assert_allclose(env.sim.ctrl_servo_rad, 2 * np.pi)
+
+
+def test_bad_kwargs_raise_listing_the_valid_ones() -> None:
+    with pytest.raises(TypeError, match=r"\['frobnicate'\].*command_ranges.*obs_noise"):
+        make_env("robotac/Quadruped-v0", frobnicate=1)
+    with pytest.raises(ValueError, match="unknown block 'gyr'.*gyro"):
+        QuadrupedEnv(obs_noise={"gyr": 0.1})
+    with pytest.raises(ValueError, match="unknown key 'speed'"):
+        QuadrupedEnv(command_ranges={"speed": (0, 1)})
+    with pytest.raises(ValueError, match="within 0-2"):
+        QuadrupedEnv(action_latency_steps=(0, 3))
+    with pytest.raises(ValueError, match="low <= high"):
+        QuadrupedEnv(friction_range=(1.0, 0.5))
+
+
+def test_render_rgb_array_or_clear_gl_error() -> None:
+    env = QuadrupedEnv(render_mode="rgb_array", width=160, height=120)
+    env.reset(seed=0)
+    try:
+        img = env.render()
+    except RuntimeError as e:
+        assert "MUJOCO_GL" in str(e) and "libosmesa6" in str(e)
+        pytest.skip(f"no OpenGL backend here: {e}")
+    assert img.shape == (120, 160, 3) and img.dtype == np.uint8
+    assert img.std() > 5  # not a blank frame
+    env.close()
