@@ -9,7 +9,8 @@
 
 Each control step, at its deadline: build the observation from the latest STATE with
 ``envs.interface.quadruped_obs`` (the function the simulator uses, contract 2) plus the previous
-target and the velocity command, run the policy, pass the action through the
+action (as the env feeds it back: the policy's action clipped to its bounds, the default pose
+before the first one) and the velocity command, run the policy, pass the action through the
 :class:`~deploy.safety.SafetyLayer`, send it as one COMMAND and receive the STATE.
 
 Timing: steps are scheduled against absolute deadlines ``t0 + k * period``
@@ -336,6 +337,11 @@ def run_deploy(
         safety.check_state(state)
         q0 = state.q_rad.astype(np.float64)
         last_target = safety.clamp(q0)
+        # The env feeds back its previous action (clipped to the action bounds), starting at the
+        # default pose; so does the loop (the clamped target may differ at a joint limit).
+        prev_action = safety.default_pose_rad.copy()
+        policy_low = np.asarray(policy.action_low, dtype=np.float64)
+        policy_high = np.asarray(policy.action_high, dtype=np.float64)
         ramp_end = config.safety.ramp_s
         hold_end = ramp_end + config.safety.hold_s
         run_end = hold_end + config.duration_s
@@ -358,12 +364,14 @@ def run_deploy(
             else:
                 phase = Phase.RUN
                 obs = quadruped_obs(state.quat_wxyz, state.gyro_rad_s, state.q_rad,
-                                    state.dq_rad_s, last_target, command, robot)
+                                    state.dq_rad_s, prev_action, command, robot)
                 t_i = time.perf_counter()
                 action = policy(obs)
                 infer_s = time.perf_counter() - t_i
                 try:
                     target = safety.filter(action, last_target)
+                    prev_action = np.clip(np.asarray(action, dtype=np.float64), policy_low,
+                                          policy_high)
                 except SafetyFault:
                     log.add(t, phase, late, obs, action, last_target, 1, 0, 0, *nan_state,
                             infer_s, float("nan"), time.perf_counter() - t_wake)

@@ -56,6 +56,7 @@ __all__ = [
     "Message",
     "crc16",
     "encode",
+    "encode_payload",
     "decode",
     "FrameSplitter",
     "command_frame_bytes",
@@ -424,6 +425,21 @@ def encode(msg: Message) -> bytes:
             f"{type(msg).__name__} frame is {len(raw)} bytes before encoding, the protocol "
             f"allows {MAX_FRAME_BYTES}"
         )
+    return cobs.encode(raw) + DELIMITER
+
+
+def encode_payload(payload: bytes) -> bytes:
+    """Frame arbitrary payload bytes (append CRC, COBS-encode, add the delimiter), unchecked.
+
+    For tests and fault injection that need malformed frames (a wrong version, an unknown type,
+    a bad body length); :func:`encode` is the way to build valid frames.
+
+    Raises:
+        ValueError: if the framed payload would exceed 254 bytes before encoding.
+    """
+    raw = bytes(payload) + struct.pack("<H", crc16(bytes(payload)))
+    if len(raw) > MAX_FRAME_BYTES:
+        raise ValueError(f"payload of {len(payload)} bytes does not fit one frame")
     return cobs.encode(raw) + DELIMITER
 
 

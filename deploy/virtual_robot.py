@@ -272,7 +272,8 @@ class VirtualRobot:
             finite = np.isfinite(target)
             if not finite.all():
                 self.record.non_finite_targets += 1
-            if not (finite.all() and (target >= self.low32).all() and (target <= self.high32).all()):
+            inside = finite.all() and (target >= self.low32).all() and (target <= self.high32).all()
+            if not inside:
                 return self._error(msg.seq, P.ErrorCode.TARGET_OUT_OF_RANGE)
             self.record.position_commands += 1
             r = self.record

@@ -1,0 +1,270 @@
+"""``robotac export``: a training run's actor -> one ONNX file, with parity checks.
+
+``export_run(run_dir)`` loads the run's best (or latest) actor and normalizer with
+:func:`robotac.checkpoint.load_policy`, builds the metadata of DESIGN.md contract 3 and writes
+``run_dir/policy.onnx`` through :func:`policies.export.export_onnx`. The trainer calls it at the
+end of training; ``robotac export --run DIR [--out FILE] [--check]`` calls it from the shell.
+
+Parity is measured, not assumed:
+
+- :func:`check_parity`: onnxruntime vs the torch actor on random observations and on
+  observations recorded from the env, max absolute difference in action units (target 1e-5);
+- :func:`episode_parity`: one seeded evaluation episode driven by each, relative difference of
+  the returns (target 1e-3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies.export import (
+    export_onnx,
+    make_metadata,
+    onnx_parity,
+    random_observations,
+    torch_actions,
+)
+from robotac.checkpoint import PolicyBundle, load_policy
+
+__all__ = [
+    "export_run",
+    "export_bundle",
+    "record_observations",
+    "check_parity",
+    "run_episode",
+    "episode_parity",
+    "main",
+]
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("robotac")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def export_bundle(bundle: PolicyBundle, out: str | Path, source: str | None = None) -> Path:
+    """Export a loaded policy to ``out``.
+
+    Args:
+        bundle: From :func:`robotac.checkpoint.load_policy`.
+        out: ``.onnx`` file to write (atomically).
+        source: Where the policy came from (run directory), recorded in the metadata.
+
+    Returns:
+        ``out`` as a :class:`Path`.
+    """
+    meta = make_metadata(
+        env_id=bundle.env_id,
+        algo=bundle.algo,
+        obs_dim=bundle.obs_dim,
+        action_low=bundle.action_low,
+        action_high=bundle.action_high,
+        interface=bundle.interface,
+        robotac_version=_version(),
+        env_kwargs=bundle.env_kwargs,
+        normalizer=bundle.obs_norm,
+        extra={
+            "source_run": source,
+            "global_step": int(bundle.global_step),
+            "eval_return": bundle.eval_return,
+            "hidden": list(bundle.config.get("hidden", [])),
+        },
+    )
+    return export_onnx(bundle.actor, bundle.obs_norm, out, meta)
+
+
+def export_run(run_dir: str | Path, out: str | Path | None = None, which: str = "best") -> Path:
+    """Export the actor of a training run to ONNX.
+
+    Args:
+        run_dir: Run directory written by ``robotac train`` (or a checkpoint ``.pt`` file).
+        out: Output file; default ``run_dir/policy.onnx``.
+        which: ``"best"`` or ``"latest"`` checkpoint.
+
+    Returns:
+        Path of the written file.
+
+    Raises:
+        robotac.checkpoint.CheckpointError: if the checkpoint is missing or corrupt.
+    """
+    run_dir = Path(run_dir)
+    bundle = load_policy(run_dir, which)
+    if out is None:
+        out = (run_dir.parent if run_dir.is_file() else run_dir) / "policy.onnx"
+    return export_bundle(bundle, out, source=str(run_dir))
+
+
+def _make_env(env_id: str, env_kwargs: dict[str, Any]):
+    from robotac.env_utils import make_env
+
+    return make_env(env_id, **env_kwargs)
+
+
+def record_observations(
+    bundle: PolicyBundle, n: int, seed: int = 0, action_noise: float = 0.3
+) -> np.ndarray:
+    """Observations from the policy's env, driven by the torch actor plus Gaussian noise.
+
+    The noise (a share ``action_noise`` of each half-range) spreads the states visited beyond one
+    trajectory; episodes restart with consecutive seeds when they end.
+
+    Returns:
+        ``(n, obs_dim)`` float32 raw observations.
+    """
+    env = _make_env(bundle.env_id, bundle.env_kwargs)
+    rng = np.random.default_rng(seed)
+    low, high = bundle.action_low.astype(np.float64), bundle.action_high.astype(np.float64)
+    half = (high - low) / 2
+    out = np.empty((n, bundle.obs_dim), dtype=np.float32)
+    try:
+        obs, _ = env.reset(seed=seed)
+        ep = 0
+        for i in range(n):
+            out[i] = obs
+            a = torch_actions(bundle.actor, bundle.obs_norm, obs[None])[0]
+            a = np.clip(a + action_noise * half * rng.standard_normal(a.shape), low, high)
+            obs, _, terminated, truncated, _ = env.step(a.astype(np.float32))
+            if terminated or truncated:
+                ep += 1
+                obs, _ = env.reset(seed=seed + ep)
+    finally:
+        env.close()
+    return out
+
+
+def check_parity(
+    bundle: PolicyBundle, onnx_path: str | Path, n: int = 10_000, seed: int = 0
+) -> dict[str, float]:
+    """Max absolute action difference, onnxruntime vs torch, on random and recorded observations.
+
+    Returns:
+        ``{"random_max_abs": ..., "recorded_max_abs": ..., "n": n}`` [action units].
+    """
+    rng = np.random.default_rng(seed)
+    rand = random_observations(n, bundle.obs_norm, rng)
+    rec = record_observations(bundle, n, seed)
+    return {
+        "random_max_abs": onnx_parity(onnx_path, bundle.actor, bundle.obs_norm, rand),
+        "recorded_max_abs": onnx_parity(onnx_path, bundle.actor, bundle.obs_norm, rec),
+        "n": n,
+    }
+
+
+def run_episode(
+    act: Callable[[np.ndarray], np.ndarray],
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    seed: int,
+    max_steps: int | None = None,
+) -> dict[str, float]:
+    """One seeded episode with ``act(obs (obs_dim,)) -> action (act_dim,)``.
+
+    Returns:
+        ``{"return", "length", "forward_velocity_m_s"}``; the last is the mean of
+        ``info["base_lin_vel_m_s"][0]`` (body-frame forward velocity) when the env reports it,
+        else NaN.
+    """
+    env = _make_env(env_id, env_kwargs)
+    total, steps, vx = 0.0, 0, []
+    try:
+        obs, _ = env.reset(seed=seed)
+        while max_steps is None or steps < max_steps:
+            obs, reward, terminated, truncated, info = env.step(act(obs))
+            total += float(reward)
+            steps += 1
+            if "base_lin_vel_m_s" in info:
+                vx.append(float(np.asarray(info["base_lin_vel_m_s"])[0]))
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
+    return {
+        "return": total,
+        "length": steps,
+        "forward_velocity_m_s": float(np.mean(vx)) if vx else float("nan"),
+    }
+
+
+def episode_parity(
+    bundle: PolicyBundle, onnx_path: str | Path, seed: int = 0, max_steps: int | None = None
+) -> dict[str, float]:
+    """Run the same seeded episode with the torch actor and with onnxruntime.
+
+    Returns:
+        ``{"torch_return", "onnx_return", "rel_diff", "torch_length", "onnx_length"}``;
+        ``rel_diff = |R_onnx - R_torch| / max(|R_torch|, 1e-8)`` (target < 1e-3).
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(onnx_path), sess_options=opts,
+                                providers=["CPUExecutionProvider"])
+
+    def act_torch(obs: np.ndarray) -> np.ndarray:
+        return torch_actions(bundle.actor, bundle.obs_norm, obs[None])[0]
+
+    def act_onnx(obs: np.ndarray) -> np.ndarray:
+        return sess.run(None, {"obs": np.asarray(obs, dtype=np.float32)[None]})[0][0]
+
+    rt = run_episode(act_torch, bundle.env_id, bundle.env_kwargs, seed, max_steps)
+    ro = run_episode(act_onnx, bundle.env_id, bundle.env_kwargs, seed, max_steps)
+    return {
+        "torch_return": rt["return"],
+        "onnx_return": ro["return"],
+        "rel_diff": abs(ro["return"] - rt["return"]) / max(abs(rt["return"]), 1e-8),
+        "torch_length": rt["length"],
+        "onnx_length": ro["length"],
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="robotac export",
+        description="Export a training run's actor (normalizer + deterministic action) to ONNX.",
+    )
+    ap.add_argument("--run", required=True, help="run directory of `robotac train` (or a .pt)")
+    ap.add_argument("--out", default=None, help="output .onnx file (default RUN/policy.onnx)")
+    ap.add_argument("--which", choices=("best", "latest"), default="best",
+                    help="checkpoint to export")
+    ap.add_argument("--check", action="store_true",
+                    help="measure parity: 10,000 random and recorded observations, and one "
+                         "seeded evaluation episode")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``robotac export``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        path = export_run(args.run, args.out, args.which)
+    except Exception as exc:  # noqa: BLE001 - one clear line for the shell
+        print(f"robotac export: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"exported {path} in {time.perf_counter() - t0:.1f} s")
+    if args.check:
+        bundle = load_policy(args.run, args.which)
+        par = check_parity(bundle, path)
+        ep = episode_parity(bundle, path, seed=0)
+        print(json.dumps({"action_parity": par, "episode_parity": ep}, indent=1))
+        if max(par["random_max_abs"], par["recorded_max_abs"]) > 1e-5 or ep["rel_diff"] >= 1e-3:
+            print("parity check FAILED (targets: max abs diff <= 1e-5, episode rel diff < 1e-3)",
+                  file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
