@@ -55,10 +55,11 @@ def register_envs() -> None:
             pass
 
 
-class _Float32Observation(gym.ObservationWrapper):
+class _Float32Observation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Cast a ``Box`` observation (and its space) to float32."""
 
     def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         space = env.observation_space
         assert isinstance(space, gym.spaces.Box)
@@ -73,10 +74,11 @@ class _Float32Observation(gym.ObservationWrapper):
         return np.asarray(observation, dtype=np.float32)
 
 
-class _Float32Action(gym.ActionWrapper):
+class _Float32Action(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     """Expose a ``Box`` action space with float32 bounds; pass float64 actions to the env."""
 
     def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         space = env.action_space
         assert isinstance(space, gym.spaces.Box)

@@ -1,0 +1,70 @@
+"""Registration, make_env (dm_control flattening), vector envs, and envs/__init__ staying light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from envs.registration import ENV_IDS, make_env, register_envs
+
+
+def test_register_envs_is_idempotent() -> None:
+    register_envs()
+    register_envs()
+    for env_id in (*ENV_IDS, "dm_control/walker-walk-v0"):
+        assert env_id in gym.envs.registry
+
+
+def test_dm_control_walker_is_flat_float32() -> None:
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = make_env("dm_control/walker-walk-v0")
+    assert isinstance(env.observation_space, gym.spaces.Box)
+    assert env.observation_space.shape == (24,)  # orientations 14 + height 1 + velocity 9
+    assert env.observation_space.dtype == np.float32
+    assert env.action_space.dtype == np.float32 and env.action_space.shape == (6,)
+    obs, _ = env.reset(seed=0)
+    assert obs.dtype == np.float32 and obs.shape == (24,)
+    obs, r, term, trunc, _ = env.step(env.action_space.sample())
+    assert obs.dtype == np.float32 and np.isfinite(r)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env, skip_render_check=True)
+        sb3_check_env(make_env("dm_control/walker-walk-v0"), warn=True)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_async_vector_env(env_id: str) -> None:
+    venv = gym.vector.AsyncVectorEnv([lambda: make_env(env_id)] * 2)
+    try:
+        obs, infos = venv.reset(seed=[0, 1])
+        assert obs.shape == (2, *make_env(env_id).observation_space.shape)
+        assert obs.dtype == np.float32
+        assert not np.array_equal(obs[0], obs[1])
+        for _ in range(3):
+            obs, rewards, term, trunc, infos = venv.step(venv.action_space.sample())
+        assert rewards.shape == (2,) and np.isfinite(rewards).all()
+        assert infos["reward_terms"] is not None
+    finally:
+        venv.close()
+
+
+def test_unknown_id_names_close_matches() -> None:
+    with pytest.raises(gym.error.Error, match="Quadruped"):
+        make_env("robotac/Quadrupd-v0")
+
+
+def test_envs_package_stays_import_light() -> None:
+    code = (
+        "import sys, envs, envs.interface; "
+        "heavy = {'gymnasium', 'mujoco', 'torch', 'dm_control'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
