@@ -145,3 +145,22 @@ def test_step_physics_matches_step(sim: QuadrupedSim) -> None:
         other.step_physics(other.n_substeps)
     np.testing.assert_array_equal(sim.data.qpos, other.data.qpos)
     assert isinstance(sim.model, mujoco.MjModel)
+
+
+def test_open_loop_trot_walks_forward(sim: QuadrupedSim) -> None:
+    """A gait is physically possible: a 2.5 Hz open-loop trot (diagonal pairs in antiphase, hip
+    flexion +-0.35 rad, knee folded up to 0.6 rad more during swing) walks forward at about
+    0.3 m/s for 4 s without falling."""
+    sim.reset()
+    phase = np.array([0.0, np.pi, np.pi, 0.0])  # fr, fl, rr, rl
+    for k in range(200):
+        p = 2 * np.pi * 2.5 * k * sim.control_period_s + phase
+        target = sim.default_servo_rad.copy()
+        target[1::3] -= 0.35 * np.sin(p)
+        target[2::3] -= 0.6 * np.maximum(0.0, np.cos(p))
+        sim.step(target)
+        assert sim.body_height_m > 0.1
+    vx = sim.base_pos_m[0] / 4.0
+    assert vx > 0.2
+    assert abs(sim.base_pos_m[1]) < 0.5
+    assert projected_gravity(sim.base_quat_wxyz)[2] < -0.95
