@@ -105,7 +105,7 @@ def test_servo_speed_saturates_near_no_load_speed() -> None:
     for _ in range(15):
         sim.step(target)
         peak = max(peak, abs(sim.dq_joint_rad_s[2]))
-    assert 3.8 < peak < 5.2
+    assert 4.2 < peak < 5.0  # measured 4.68 rad/s
 
 
 def test_randomization_hooks_and_restore(sim: QuadrupedSim) -> None:

@@ -68,3 +68,17 @@ def test_envs_package_stays_import_light() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_bench_script_runs(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_envs.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--steps", "20", "--rounds", "1"])
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    for env_id in ("robotac/Quadruped-v0", "robotac/Reach7-v0", "Ant-v5"):
+        assert env_id in out
+    ant_line = next(line for line in out.splitlines() if line.startswith("Ant-v5"))
+    assert ant_line.split()[-1] == "1.00"
