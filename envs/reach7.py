@@ -38,7 +38,8 @@ def reach7_interface(model: mujoco.MjModel) -> RobotInterface:
     names = tuple(model.actuator(i).name for i in range(model.nu))
     jnt = model.actuator_trnid[:, 0]
     lo, hi = model.actuator_ctrlrange.T
-    default = np.clip(np.zeros(model.nu), lo, hi)
+    jlo, jhi = model.jnt_range[jnt].T
+    default = np.clip(np.zeros(model.nu), jlo + 0.5, jhi - 0.5)  # the env's start pose
     return RobotInterface(
         name="reach7",
         joint_names=names,
@@ -157,7 +158,7 @@ class Reach7Env(gym.Env):
         self._mocap = self.model.body("target").mocapid[0]
         jnt = self.model.actuator_trnid[:, 0]
         self._jlo, self._jhi = self.model.jnt_range[jnt].T
-        self._centre = np.clip(0.0, self._jlo + 0.5, self._jhi - 0.5)
+        self._centre = np.asarray(self.interface.default_pose_rad, dtype=np.float64)
         self._prev_action = self._centre.copy()
         self._renderer: Any = None
 

@@ -336,3 +336,16 @@ def test_render_rgb_array_or_clear_gl_error() -> None:
     assert img.shape == (120, 160, 3) and img.dtype == np.uint8
     assert img.std() > 5  # not a blank frame
     env.close()
+
+
+def test_render_without_gl_backend_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mujoco
+
+    def no_gl(*args: object, **kwargs: object) -> None:
+        raise mujoco.FatalError("gladLoadGL error")
+
+    monkeypatch.setattr(mujoco, "Renderer", no_gl)
+    env = QuadrupedEnv(render_mode="rgb_array")
+    env.reset(seed=0)
+    with pytest.raises(RuntimeError, match=r"MUJOCO_GL=osmesa.*libosmesa6"):
+        env.render()
