@@ -187,7 +187,9 @@ def summarize(log: dict[str, np.ndarray], period_s: float) -> dict[str, Any]:
     Returns:
         Dict with ``steps``, ``achieved_rate_hz``, ``period_ms_p50/p99/max``,
         ``jitter_ms_p99/max`` (``|period - nominal|``), ``inference_ms_p50/p99``,
-        ``rtt_ms_p50/p99``, ``deadline_misses``, ``drops`` (no reply), ``error_replies``.
+        ``rtt_ms_p50/p99``, ``deadline_misses`` (steps that woke after their deadline),
+        ``overruns`` (steps whose work took longer than a period), ``drops`` (no reply),
+        ``error_replies``.
     """
     phase = log["phase"]
     sel = phase == Phase.RUN if np.any(phase == Phase.RUN) else np.ones_like(phase, dtype=bool)
@@ -208,6 +210,7 @@ def summarize(log: dict[str, np.ndarray], period_s: float) -> dict[str, Any]:
         "rtt_ms_p50": _pct(log["rtt_s"][sel], 50) * 1e3,
         "rtt_ms_p99": _pct(log["rtt_s"][sel], 99) * 1e3,
         "deadline_misses": int(np.sum(log["late_s"][sel] > 0)),
+        "overruns": int(np.sum(log["work_s"][sel] > period_s)),
         "drops": int(np.sum(log["reply"][sel] == 1)),
         "error_replies": int(np.sum(log["reply"][sel] == 2)),
     }

@@ -1,0 +1,170 @@
+"""The deploy loop end to end against the virtual robot process, through a pty.
+
+Each run is short (ramp 0.3 s, hold 0.2 s, policy 1 s at 50 Hz). What reached the robot is checked
+on the robot side, from the virtual robot's own record.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deploy.link import SerialLink
+from deploy.loop import DeadlineClock, LoopConfig, Phase, run_deploy
+from deploy.policy import OnnxPolicy, PolicyMismatchError
+from deploy.safety import Fault, SafetyConfig
+from tests.deploy.conftest import assert_targets_within_limits
+
+SHORT = SafetyConfig(ramp_s=0.3, hold_s=0.2)
+
+
+def _config(tmp_path: Path | None = None, duration_s: float = 1.0, **kw) -> LoopConfig:
+    return LoopConfig(rate_hz=50, duration_s=duration_s, safety=kw.pop("safety", SHORT),
+                      log_path=tmp_path / "log.npz" if tmp_path else None, **kw)
+
+
+def test_handshake_run_and_log(virtual_robot, standing_policy, tmp_path):
+    robot = virtual_robot()
+    policy = OnnxPolicy(standing_policy)
+    with SerialLink(robot.port) as link:
+        res = run_deploy(link, policy, _config(tmp_path, command=(0.3, 0.0, 0.0)))
+    rec = robot.stop()
+    assert res.ok and res.stop_reason == "run completed" and res.stopped_with == "passive"
+    assert res.info is not None and res.info.n_joints == 12
+    s = res.summary
+    assert 48 <= s["steps"] <= 51 and abs(s["achieved_rate_hz"] - 50) < 1.0
+    assert s["drops"] == 0 and s["error_replies"] == 0
+    # Robot side: one HELLO, every position command inside the limits, ends passive.
+    assert rec["hellos"] == 1 and rec["errors_sent"] == {}
+    assert rec["position_commands"] == int(np.sum(res.log["reply"] == 0))
+    assert rec["passive"] and rec["passive_commands"] == 1
+    assert_targets_within_limits(rec)
+    # The log holds every phase, the observation the env function builds and the commands sent.
+    log = dict(np.load(tmp_path / "log.npz"))
+    assert set(np.unique(log["phase"])) == {Phase.RAMP, Phase.HOLD, Phase.RUN}
+    run = log["phase"] == Phase.RUN
+    assert log["obs"].shape == (len(log["t_s"]), 45) and np.isfinite(log["obs"][run]).all()
+    np.testing.assert_allclose(log["obs"][run][:, 42:], [[0.3, 0.0, 0.0]] * int(run.sum()))
+    assert np.isfinite(log["target"]).all()
+    # The standing policy keeps the body level.
+    g = log["obs"][run][:, 0:3]
+    assert (g[:, 2] < -0.95).all()
+
+
+def test_watchdog_trips_when_host_stalls(virtual_robot, standing_policy):
+    robot = virtual_robot("--watchdog-ms", "100")
+    inner = OnnxPolicy(standing_policy)
+    calls = []
+
+    class StallingPolicy:
+        """The real policy, with one 250 ms stall (a host hiccup) at its 10th call."""
+
+        def __getattr__(self, name):
+            return getattr(inner, name)
+
+        def __call__(self, obs):
+            calls.append(1)
+            if len(calls) == 13:  # 3 warm-up calls + 10 steps
+                time.sleep(0.25)
+            return inner(obs)
+
+    with SerialLink(robot.port) as link:
+        res = run_deploy(link, StallingPolicy(), _config())
+    rec = robot.stop()
+    assert res.fault in (Fault.NOT_ARMED, Fault.WATCHDOG)
+    assert res.summary["overruns"] == 1
+    assert rec["watchdog_trips"] == 1 and rec["errors_sent"].get("NOT_ARMED", 0) <= 1
+    assert rec["passive"] and not rec["armed"]
+    assert_targets_within_limits(rec)
+
+
+def test_servo_fault_leads_to_estop(virtual_robot, standing_policy):
+    robot = virtual_robot("--servo-fault-after-s", "0.8")
+    with SerialLink(robot.port) as link:
+        res = run_deploy(link, OnnxPolicy(standing_policy), _config())
+    rec = robot.stop()
+    assert res.fault is Fault.SERVO_FAULT and res.stopped_with == "estop"
+    t_stop = res.log["t_s"][-1]
+    assert 0.7 < t_stop < 0.9  # stopped within a step or two of the fault
+    assert rec["estop_after_servo_fault"] and rec["estops"] == 1 and rec["passive"]
+    assert_targets_within_limits(rec)
+
+
+def test_recovers_from_corrupt_frames(virtual_robot, standing_policy):
+    robot = virtual_robot("--corrupt", "0.05", "--garbage", "0.05", "--seed", "2")
+    with SerialLink(robot.port) as link:
+        res = run_deploy(link, OnnxPolicy(standing_policy), _config(duration_s=2.0))
+    rec = robot.stop()
+    assert res.ok, res.stop_reason
+    link_stats = res.summary["link"]
+    assert link_stats["crc_errors"] + link_stats["decode_errors"] > 5
+    assert rec["corrupted_rx_injected"] + rec["corrupted_tx_injected"] > 5
+    assert rec["errors_sent"].get("BAD_CRC", 0) >= 1  # corrupted COMMANDs answered ERROR 1
+    assert res.summary["steps"] >= 99 and rec["passive"]
+    assert_targets_within_limits(rec)
+
+
+def test_nan_from_policy_never_reaches_the_wire(virtual_robot, standing_policy):
+    robot = virtual_robot()
+    inner = OnnxPolicy(standing_policy)
+
+    class NanPolicy:
+        def __getattr__(self, name):
+            return getattr(inner, name)
+
+        def __call__(self, obs):
+            a = inner(obs).copy()
+            a[4] = np.nan
+            return a
+
+    with SerialLink(robot.port) as link:
+        res = run_deploy(link, NanPolicy(), _config())
+    rec = robot.stop()
+    assert res.fault is Fault.NON_FINITE_ACTION and res.stopped_with == "estop"
+    assert np.isfinite(res.log["target"]).all()
+    assert rec["non_finite_targets"] == 0 and rec["estops"] == 1
+    assert "OUT_OF_RANGE" not in str(rec["errors_sent"])
+    assert_targets_within_limits(rec)
+
+
+def test_vanished_port_stops_cleanly(virtual_robot, standing_policy):
+    robot = virtual_robot()
+    n_steps = []
+
+    def kill_at_step(k, phase):
+        n_steps.append(k)
+        if k == 20:
+            robot.kill()
+
+    t0 = time.perf_counter()
+    with SerialLink(robot.port) as link:
+        res = run_deploy(link, OnnxPolicy(standing_policy), _config(), on_step=kill_at_step)
+    assert res.fault is Fault.LINK_ERROR and "vanished" in res.stop_reason
+    assert res.stopped_with.startswith("none (port gone")
+    assert max(n_steps) == 20 and time.perf_counter() - t0 < 3.0
+
+
+def test_mismatched_policy_refused_before_anything_moves(virtual_robot, other_robot_policy):
+    robot = virtual_robot()
+    with SerialLink(robot.port) as link, pytest.raises(PolicyMismatchError) as info:
+        run_deploy(link, OnnxPolicy(other_robot_policy), _config())
+    rec = robot.stop()
+    msg = str(info.value)
+    assert "robot" in msg and "policy" in msg
+    assert "quadruped-obs-v1" in msg and "quadruped-obs-v2" in msg
+    assert rec["position_commands"] == 0 and rec["passive"]
+
+
+def test_deadline_clock_does_not_drift():
+    clock = DeadlineClock(0.005)
+    t0 = clock.start()
+    wakes = []
+    for _ in range(101):
+        clock.wait()
+        wakes.append(time.perf_counter())
+        time.sleep(0.001)  # work
+    assert abs((wakes[-1] - t0) - 0.5) < 0.004  # 100 periods, no accumulated drift
+    assert clock.misses == 0
