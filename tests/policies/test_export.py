@@ -1,0 +1,182 @@
+"""ONNX export: one checked graph, metadata of contract 3, parity with the torch actor."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from deploy import protocol as P
+from deploy.policy import METADATA_KEY as DEPLOY_KEY
+from deploy.policy import OnnxPolicy, PolicyMismatchError
+from envs.interface import QUADRUPED_INTERFACE
+from policies.export import (
+    METADATA_KEY,
+    export_onnx,
+    make_metadata,
+    onnx_actions,
+    onnx_parity,
+    random_observations,
+    read_metadata,
+    torch_actions,
+)
+from policies.networks import DeterministicActor, RunningNorm, SquashedGaussianActor
+from robotac.checkpoint import FORMAT, PolicyBundle, load_policy, save_checkpoint
+from robotac.export import check_parity, episode_parity, export_run, main
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+
+ARR = QUADRUPED_INTERFACE.arrays()
+ENV_ID = "robotac/Quadruped-v0"
+ENV_KWARGS = {"fixed_command": (0.3, 0.0, 0.0)}
+
+
+def _bundle(algo: str, seed: int = 0) -> PolicyBundle:
+    """A SAC or TD3 actor with spread-out weights and a normalizer fed with realistic data."""
+    torch.manual_seed(seed)
+    cls = SquashedGaussianActor if algo == "sac" else DeterministicActor
+    actor = cls(45, ARR["action_low_rad"], ARR["action_high_rad"], (256, 256)).eval()
+    norm = RunningNorm(45)
+    x = torch.randn(4096, 45, dtype=torch.float64) * torch.linspace(0.05, 2.0, 45) + 0.3
+    norm.update(x)
+    return PolicyBundle(
+        actor=actor, obs_norm=norm, algo=algo, env_id=ENV_ID, env_kwargs=dict(ENV_KWARGS),
+        obs_dim=45, action_low=ARR["action_low_rad"].astype(np.float32),
+        action_high=ARR["action_high_rad"].astype(np.float32),
+        interface=QUADRUPED_INTERFACE.to_dict(),
+        config={"hidden": [256, 256], "obs_clip": 10.0}, global_step=123,
+    )
+
+
+@pytest.fixture(scope="module", params=["sac", "td3"])
+def exported(request, tmp_path_factory) -> tuple[PolicyBundle, Path]:
+    from robotac.export import export_bundle
+
+    bundle = _bundle(request.param)
+    path = export_bundle(bundle, tmp_path_factory.mktemp(request.param) / "policy.onnx",
+                         source="unit-test")
+    return bundle, path
+
+
+def test_graph_is_checked_with_named_float32_io_and_dynamic_batch(exported):
+    bundle, path = exported
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    (inp,), (out,) = model.graph.input, model.graph.output
+    assert (inp.name, out.name) == ("obs", "action")
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert inp.type.tensor_type.shape.dim[0].dim_param  # symbolic batch axis
+    assert inp.type.tensor_type.shape.dim[1].dim_value == 45
+    for batch in (1, 7, 256):
+        obs = np.zeros((batch, 45), dtype=np.float32)
+        assert onnx_actions(path, obs).shape == (batch, 12)
+    assert [p.key for p in model.metadata_props] == [METADATA_KEY]
+    assert METADATA_KEY == DEPLOY_KEY
+
+
+def test_metadata_of_contract_3(exported):
+    bundle, path = exported
+    meta = read_metadata(path)
+    assert meta["env_id"] == ENV_ID and meta["algo"] == bundle.algo
+    assert meta["env_kwargs"] == json.loads(json.dumps(ENV_KWARGS))
+    assert meta["obs_dim"] == 45 and meta["action_dim"] == 12
+    assert meta["joint_names"] == list(QUADRUPED_INTERFACE.joint_names)
+    np.testing.assert_allclose(meta["action_low"], 0.0)
+    np.testing.assert_allclose(meta["action_high"], 2 * np.pi, rtol=1e-6)
+    np.testing.assert_allclose(meta["default_pose_rad"], ARR["default_pose_rad"])
+    assert meta["control_period_s"] == 0.02
+    assert meta["obs_layout"]["version"] == "quadruped-obs-v1"
+    assert meta["interface"] == QUADRUPED_INTERFACE.to_dict()
+    assert meta["robotac_version"] and meta["exporter"] in ("dynamo", "torchscript")
+    assert meta["normalizer"]["count"] == 4096 and meta["source_run"] == "unit-test"
+
+
+def test_parity_on_10000_random_observations(exported):
+    bundle, path = exported
+    obs = random_observations(10_000, bundle.obs_norm, np.random.default_rng(1))
+    # The random set reaches the normalizer's clip and saturates some actions.
+    z = (obs - bundle.obs_norm.mean.numpy()) / np.sqrt(bundle.obs_norm.var.numpy())
+    assert (np.abs(z) > 10).any()
+    assert onnx_parity(path, bundle.actor, bundle.obs_norm, obs) <= 1e-5
+
+
+@pytest.mark.parametrize("algo", ["sac"])
+def test_parity_on_10000_recorded_observations_and_an_episode(algo, tmp_path):
+    from robotac.export import export_bundle
+
+    bundle = _bundle(algo, seed=3)
+    path = export_bundle(bundle, tmp_path / "p.onnx")
+    par = check_parity(bundle, path, n=10_000, seed=0)
+    assert par["random_max_abs"] <= 1e-5 and par["recorded_max_abs"] <= 1e-5
+    ep = episode_parity(bundle, path, seed=4, max_steps=300)
+    assert ep["torch_length"] == ep["onnx_length"] > 0
+    assert ep["rel_diff"] < 1e-3
+
+
+def test_export_run_and_cli_from_a_checkpoint(tmp_path):
+    bundle = _bundle("td3", seed=5)
+    run = tmp_path / "run"
+    meta = {
+        "algo": "td3", "env_id": ENV_ID, "env_kwargs": dict(ENV_KWARGS), "obs_dim": 45,
+        "action_low": bundle.action_low.tolist(), "action_high": bundle.action_high.tolist(),
+        "interface": bundle.interface, "config": bundle.config, "global_step": 77,
+        "eval_return": 1.5,
+    }
+    save_checkpoint(run / "checkpoints" / "best.pt", {
+        "format": FORMAT, "kind": "best", "meta": meta,
+        "algo": {"modules": {"actor": bundle.actor.state_dict()}},
+        "obs_norm": bundle.obs_norm.state_dict(),
+    })
+    path = export_run(run)
+    assert path == run / "policy.onnx" and path.is_file()
+    loaded = load_policy(run)
+    obs = random_observations(2000, loaded.obs_norm, np.random.default_rng(0))
+    np.testing.assert_allclose(onnx_actions(path, obs),
+                               torch_actions(bundle.actor, bundle.obs_norm, obs), atol=1e-5)
+    assert read_metadata(path)["global_step"] == 77
+    out = tmp_path / "elsewhere" / "x.onnx"
+    assert main(["--run", str(run), "--out", str(out)]) == 0 and out.is_file()
+    assert main(["--run", str(tmp_path / "nope")]) == 1
+    assert not list(run.glob("*.tmp")) and not list(run.glob(".export-*"))
+
+
+def _info(n=12, low=None, high=None) -> P.Info:
+    low = ARR["joint_low_rad"][:n] if low is None else low
+    high = ARR["joint_high_rad"][:n] if high is None else high
+    return P.Info(1, 1, 1, 100, low, high)
+
+
+def test_deploy_accepts_the_right_robot_and_refuses_others(exported, tmp_path):
+    bundle, path = exported
+    pol = OnnxPolicy(path)
+    pol.check_robot(_info(), QUADRUPED_INTERFACE)
+    low, high = pol.safe_bounds(_info())
+    assert (low >= ARR["joint_low_rad"]).all() and (high <= ARR["joint_high_rad"]).all()
+    with pytest.raises(PolicyMismatchError, match=r"robot reports 8 joints.*policy.*12 joints"):
+        pol.check_robot(_info(8), QUADRUPED_INTERFACE)
+    narrow = ARR["joint_high_rad"].copy()
+    narrow[2] -= 0.3
+    with pytest.raises(PolicyMismatchError, match=r"fr_knee.*outside the robot's INFO limits"):
+        pol.check_robot(_info(high=narrow), QUADRUPED_INTERFACE)
+    # A policy exported for a robot with another observation layout.
+    other = QUADRUPED_INTERFACE.to_dict()
+    other["obs_layout"]["version"] = "quadruped-obs-v9"
+    meta = make_metadata(env_id=ENV_ID, algo="sac", obs_dim=45, action_low=ARR["action_low_rad"],
+                         action_high=ARR["action_high_rad"], interface=other,
+                         robotac_version="test")
+    p2 = export_onnx(bundle.actor, bundle.obs_norm, tmp_path / "other.onnx", meta)
+    with pytest.raises(PolicyMismatchError, match=r"robot .*quadruped-obs-v1.*policy.*v9"):
+        OnnxPolicy(p2).check_robot(_info(), QUADRUPED_INTERFACE)
+
+
+def test_export_refuses_inconsistent_metadata():
+    with pytest.raises(ValueError, match="12 joints but the action has 3"):
+        make_metadata(env_id="x", algo="sac", obs_dim=45, action_low=[0] * 3,
+                      action_high=[1] * 3, interface=QUADRUPED_INTERFACE.to_dict(),
+                      robotac_version="t")
