@@ -159,6 +159,18 @@ class BoundedActionMixin(nn.Module):
         """``a = low + (high - low) * (tanh(u) + 1) / 2``, per dimension. ``(..., act_dim)``."""
         return self.action_center + self.action_half_range * torch.tanh(u)
 
+    def to_unit(self, action: torch.Tensor) -> torch.Tensor:
+        """Map an action in env units to ``[-1, 1]`` per dimension: ``(a - center) / half_range``.
+
+        The critics see actions in these units, so a joint with a ``[0, 2*pi]`` range and one
+        with ``[-1, 1]`` enter the Q-network on the same scale. ``(..., act_dim)`` -> same.
+        """
+        return (action - self.action_center) / self.action_half_range
+
+    def from_unit(self, unit_action: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_unit`: ``center + half_range * x``. ``(..., act_dim)`` -> same."""
+        return self.action_center + self.action_half_range * unit_action
+
 
 class DeterministicActor(BoundedActionMixin):
     """Deterministic policy ``mu(obs)`` for DDPG and TD3, squashed into the action bounds.
@@ -232,7 +244,7 @@ class SquashedGaussianActor(BoundedActionMixin):
     ) -> torch.Tensor:
         """Log-density of the squashed action ``a = squash(u)`` under the policy.
 
-        ``log pi(a|s) = sum_i [ log N(u_i; mean_i, std_i) - log(half_range_i * (1 - tanh(u_i)^2)) ]``
+        ``log pi(a|s) = sum_i [log N(u_i; mean_i, std_i) - log(half_range_i (1 - tanh(u_i)^2))]``
         (Haarnoja et al. 2018, appendix C, eq. 21, with the per-dimension scale of the affine map
         to the bounds). ``log(1 - tanh(u)^2)`` is computed stably as
         ``2 * (log 2 - u - softplus(-2u))``.
@@ -296,8 +308,8 @@ class QEnsemble(nn.Module):
 
     Args:
         obs_dim: Observation size (normalized observations).
-        action_dim: Action size; actions are fed in env units scaled to ``[-1, 1]`` by the caller
-            or raw, as the trainer chooses consistently.
+        action_dim: Action size. The trainers feed actions scaled to ``[-1, 1]`` per dimension
+            (:meth:`BoundedActionMixin.to_unit`), never raw env units.
         hidden: Hidden layer widths.
         n_critics: Number of members.
     """

@@ -1,0 +1,390 @@
+"""SAC, TD3 and DDPG: losses, optimizers and target networks (the networks are in ``policies``).
+
+Each algorithm reads top to bottom: networks, exploration, critic loss, actor loss, target update.
+Conventions shared by all three:
+
+* Observations in a :class:`~robotac.buffer.Batch` are already normalized; actions are in env
+  units. Critics see actions mapped to ``[-1, 1]`` per dimension (``actor.to_unit``).
+* ``terminated`` stops bootstrapping, truncation does not (the buffer keeps them apart).
+* Target networks follow Polyak averaging ``target <- (1 - tau) * target + tau * online``
+  (Lillicrap et al. 2016, "Continuous control with deep reinforcement learning", sec. 3),
+  done in one ``torch._foreach_lerp_`` call.
+* :meth:`update` returns its scalars as 0-d tensors and never calls ``.item()``: there is no
+  CPU-GPU synchronisation in the update path; the loop reads the scalars every ``log_every``
+  steps.
+* Exploration never leaves the action space and never clips: noise is added to the pre-tanh
+  output ``u`` and squashed like the actor's own action, ``a = center + half_range * tanh(u + n)``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from policies.networks import DeterministicActor, QEnsemble, SquashedGaussianActor
+from robotac.buffer import Batch
+from robotac.config import TrainConfig
+
+__all__ = ["OffPolicyAlgo", "SAC", "TD3", "DDPG", "make_algo", "polyak_update"]
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """``target <- (1 - tau) * target + tau * online`` for every parameter (buffers are copied).
+
+    Source: Lillicrap et al. 2016, sec. 3 ("soft" target updates); Fujimoto et al. 2018, Alg. 1.
+    """
+    t_params = list(target.parameters())
+    o_params = list(online.parameters())
+    torch._foreach_lerp_(t_params, o_params, tau)
+    for tb, ob in zip(target.buffers(), online.buffers(), strict=True):
+        tb.copy_(ob)
+
+
+def _adam(params: list[nn.Parameter] | list[torch.Tensor], lr: float, fused: bool):
+    """Adam, fused into one kernel when asked (measured faster on CPU, docs/benchmarks.md)."""
+    return torch.optim.Adam(params, lr=lr, fused=fused or None)
+
+
+class OffPolicyAlgo:
+    """Common parts: the actor, critics and their targets, optimizers, checkpoint state.
+
+    Args:
+        obs_dim: Observation size.
+        action_low, action_high: ``(act_dim,)`` per-dimension bounds of the Box action space.
+        cfg: Training config (learning rates, ``gamma``, ``tau``, noise, ``policy_delay``...).
+        num_envs: Number of envs acting in parallel (size of per-env exploration state).
+    """
+
+    name = ""
+    actor: DeterministicActor | SquashedGaussianActor
+
+    def __init__(self, obs_dim, action_low, action_high, cfg: TrainConfig, num_envs: int = 1):
+        self.cfg = cfg
+        self.device = torch.device(cfg.device)
+        self.obs_dim = int(obs_dim)
+        self.gamma = float(cfg.gamma)
+        self.tau = float(cfg.tau)
+        self.policy_delay = int(cfg.policy_delay or 1)
+        self.num_envs = num_envs
+        self.n_updates = 0
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _set_critic_grad(self, flag: bool) -> None:
+        for p in self.critic.parameters():
+            p.requires_grad_(flag)
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Named modules saved in checkpoints."""
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, targets, optimizers, extra tensors (alpha, noise state), update counter."""
+        return {
+            "modules": {k: m.state_dict() for k, m in self.modules().items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
+            "extra": self._extra_state(),
+            "n_updates": self.n_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers().items():
+            # Deep copy: Adam.load_state_dict keeps the given "step" tensors, which would
+            # otherwise be shared with (and advanced by) the optimizer they came from.
+            o.load_state_dict(copy.deepcopy(state["optimizers"][k]))
+        self._load_extra_state(state["extra"])
+        self.n_updates = int(state["n_updates"])
+
+    def _extra_state(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def _load_extra_state(self, extra: dict[str, torch.Tensor]) -> None:
+        pass
+
+    def reset_noise(self, done: torch.Tensor) -> None:  # noqa: B027 - optional hook
+        """Reset per-env exploration state of the envs whose episode ended (``(num_envs,)``)."""
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        """Action for normalized ``obs (num_envs, obs_dim)`` -> ``(num_envs, act_dim)``."""
+        raise NotImplementedError
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class SAC(OffPolicyAlgo):
+    """Soft Actor-Critic with twin critics and automatic entropy temperature.
+
+    Sources: Haarnoja et al. 2018, "Soft Actor-Critic: Off-Policy Maximum Entropy Deep RL with a
+    Stochastic Actor" (ICML), and Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and
+    Applications" (arXiv:1812.05905), whose equation numbers are cited below.
+
+    * Critic (eq. 5-6, twin Q with the minimum in the target, sec. 5):
+      ``y = r + gamma * (1 - terminated) * (min_k Q'_k(s', a') - alpha * log pi(a'|s'))``,
+      ``a' ~ pi(.|s')``; loss ``sum_k mean (Q_k(s, a) - y)^2``.
+    * Actor (eq. 7 with the reparameterization of eq. 11):
+      ``J_pi = mean(alpha * log pi(a~|s) - min_k Q_k(s, a~))``.
+    * Temperature (eq. 18): ``J(alpha) = mean(-alpha * (log pi(a~|s) + H_target))`` with
+      ``H_target = -target_entropy_scale * action_dim``, optimized in ``log(alpha)``.
+    * Targets: Polyak after every critic update. With ``policy_delay = d > 1`` the actor and
+      temperature are updated every ``d``-th critic update.
+    """
+
+    name = "sac"
+
+    def __init__(self, obs_dim, action_low, action_high, cfg: TrainConfig, num_envs: int = 1):
+        super().__init__(obs_dim, action_low, action_high, cfg, num_envs)
+        dev = self.device
+        self.actor = SquashedGaussianActor(obs_dim, action_low, action_high, cfg.hidden).to(dev)
+        act_dim = self.actor.action_dim
+        self.critic = QEnsemble(obs_dim, act_dim, cfg.hidden, n_critics=2).to(dev)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_opt = _adam(list(self.actor.parameters()), cfg.actor_lr, cfg.fused_adam)
+        self.critic_opt = _adam(list(self.critic.parameters()), cfg.critic_lr, cfg.fused_adam)
+        self.autotune = bool(cfg.autotune_alpha)
+        self.target_entropy = -float(cfg.target_entropy_scale) * act_dim
+        self.log_alpha = torch.tensor(
+            float(torch.log(torch.tensor(cfg.alpha))), device=dev, requires_grad=self.autotune
+        )
+        self.alpha_opt = _adam([self.log_alpha], cfg.alpha_lr, cfg.fused_adam)
+        self._last_actor_metrics: dict[str, torch.Tensor] = {}
+
+    def modules(self):
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}
+
+    def optimizers(self):
+        return {"actor": self.actor_opt, "critic": self.critic_opt, "alpha": self.alpha_opt}
+
+    def _extra_state(self):
+        return {"log_alpha": self.log_alpha.detach().clone()}
+
+    def _load_extra_state(self, extra):
+        with torch.no_grad():
+            self.log_alpha.copy_(extra["log_alpha"])
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """Current temperature, a detached 0-d tensor."""
+        return self.log_alpha.detach().exp()
+
+    @torch.no_grad()
+    def act(self, obs, explore):
+        if explore:
+            action, _, _ = self.actor(obs)
+            return action
+        return self.actor.deterministic(obs)
+
+    def critic_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft TD loss (eq. 5-6) and the mean online Q. Returns ``(loss, q_mean)``, 0-d."""
+        alpha = self.alpha
+        with torch.no_grad():
+            next_action, next_log_prob, _ = self.actor(batch.next_obs)
+            q_next = self.critic_target(batch.next_obs, self.actor.to_unit(next_action))
+            v_next = q_next.min(dim=0).values - alpha * next_log_prob
+            y = batch.reward + self.gamma * (1.0 - batch.terminated) * v_next
+        q = self.critic(batch.obs, self.actor.to_unit(batch.action))  # (2, B)
+        loss = ((q - y) ** 2).mean(dim=1).sum()
+        return loss, q.detach().mean()
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient step of the critics, and of actor and alpha every ``policy_delay``."""
+        qf_loss, q_mean = self.critic_loss(batch)
+        self.critic_opt.zero_grad(set_to_none=True)
+        qf_loss.backward()
+        self.critic_opt.step()
+
+        if self.n_updates % self.policy_delay == 0:
+            self._set_critic_grad(False)
+            action, log_prob, _ = self.actor(batch.obs)
+            q_pi = self.critic(batch.obs, self.actor.to_unit(action)).min(dim=0).values
+            actor_loss = (self.alpha * log_prob - q_pi).mean()
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_opt.step()
+            self._set_critic_grad(True)
+            log_prob = log_prob.detach()
+            if self.autotune:
+                alpha_loss = (-self.log_alpha.exp() * (log_prob + self.target_entropy)).mean()
+                self.alpha_opt.zero_grad(set_to_none=True)
+                alpha_loss.backward()
+                self.alpha_opt.step()
+            self._last_actor_metrics = {
+                "losses/actor_loss": actor_loss.detach(),
+                "charts/entropy": -log_prob.mean(),
+            }
+        polyak_update(self.critic_target, self.critic, self.tau)
+        self.n_updates += 1
+        return {
+            "losses/qf_loss": qf_loss.detach(),
+            "losses/q_mean": q_mean,
+            "losses/alpha": self.alpha,
+            **self._last_actor_metrics,
+        }
+
+
+class _DeterministicAlgo(OffPolicyAlgo):
+    """Shared parts of TD3 and DDPG: deterministic actor, actor target, exploration noise."""
+
+    n_critics = 2
+
+    def __init__(self, obs_dim, action_low, action_high, cfg: TrainConfig, num_envs: int = 1):
+        super().__init__(obs_dim, action_low, action_high, cfg, num_envs)
+        dev = self.device
+        self.actor = DeterministicActor(obs_dim, action_low, action_high, cfg.hidden).to(dev)
+        act_dim = self.actor.action_dim
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic = QEnsemble(obs_dim, act_dim, cfg.hidden, n_critics=self.n_critics).to(dev)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_opt = _adam(list(self.actor.parameters()), cfg.actor_lr, cfg.fused_adam)
+        self.critic_opt = _adam(list(self.critic.parameters()), cfg.critic_lr, cfg.fused_adam)
+        self.exploration_noise = float(cfg.exploration_noise)
+        self.ou = bool(cfg.ou_noise) and self.name == "ddpg"
+        self.ou_theta = float(cfg.ou_theta)
+        self.noise_state = torch.zeros(num_envs, act_dim, device=dev)
+        self._last_actor_metrics: dict[str, torch.Tensor] = {}
+
+    def modules(self):
+        return {
+            "actor": self.actor,
+            "actor_target": self.actor_target,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+        }
+
+    def optimizers(self):
+        return {"actor": self.actor_opt, "critic": self.critic_opt}
+
+    def _extra_state(self):
+        return {"noise_state": self.noise_state.clone()}
+
+    def _load_extra_state(self, extra):
+        self.noise_state.copy_(extra["noise_state"])
+
+    def reset_noise(self, done: torch.Tensor) -> None:
+        """Zero the Ornstein-Uhlenbeck state of envs whose episode ended."""
+        if self.ou:
+            self.noise_state.mul_(1.0 - done.to(self.noise_state).unsqueeze(-1))
+
+    @torch.no_grad()
+    def act(self, obs, explore):
+        """Deterministic action; with ``explore``, ``center + half_range * tanh(u + n)``.
+
+        ``n ~ N(0, exploration_noise^2)`` i.i.d. (Fujimoto et al. 2018, sec. 6.1; Gaussian
+        exploration instead of DDPG's original OU), or with ``ou_noise`` the Ornstein-Uhlenbeck
+        process ``n <- n - theta * n + sigma * N(0, 1)`` (Lillicrap et al. 2016, sec. 3; ``dt = 1``
+        step). Noise is added before the tanh, so the action stays inside the bounds without
+        clipping; near ``u = 0`` an ``n`` of 0.1 moves the action by 0.1 half-ranges, as the TD3
+        paper's ``N(0, 0.1 * max_action)``.
+        """
+        u = self.actor.pre_squash(obs)
+        if not explore:
+            return self.actor.squash(u)
+        eps = torch.randn_like(u)
+        if self.ou:
+            self.noise_state.add_(-self.ou_theta * self.noise_state + self.exploration_noise * eps)
+            noise = self.noise_state[: u.shape[0]]
+        else:
+            noise = self.exploration_noise * eps
+        return self.actor.squash(u + noise)
+
+    def target_action(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """Action of the target actor at ``next_obs`` (DDPG: ``mu'(s')``)."""
+        return self.actor_target(next_obs)
+
+    def critic_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """TD loss with target ``y = r + gamma (1 - terminated) min_k Q'_k(s', a')``."""
+        with torch.no_grad():
+            next_action = self.target_action(batch.next_obs)
+            q_next = self.critic_target(batch.next_obs, self.actor.to_unit(next_action))
+            y = batch.reward + self.gamma * (1.0 - batch.terminated) * q_next.min(dim=0).values
+        q = self.critic(batch.obs, self.actor.to_unit(batch.action))  # (n_critics, B)
+        loss = ((q - y) ** 2).mean(dim=1).sum()
+        return loss, q.detach().mean()
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Critic step; every ``policy_delay`` critic steps an actor step and target updates."""
+        qf_loss, q_mean = self.critic_loss(batch)
+        self.critic_opt.zero_grad(set_to_none=True)
+        qf_loss.backward()
+        self.critic_opt.step()
+        if self.n_updates % self.policy_delay == 0:
+            self._set_critic_grad(False)
+            # Deterministic policy gradient (Silver et al. 2014, eq. 6): ascend Q_1(s, mu(s)).
+            q_pi = self.critic(batch.obs, self.actor.to_unit(self.actor(batch.obs)))[0]
+            actor_loss = -q_pi.mean()
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_opt.step()
+            self._set_critic_grad(True)
+            polyak_update(self.critic_target, self.critic, self.tau)
+            polyak_update(self.actor_target, self.actor, self.tau)
+            self._last_actor_metrics = {"losses/actor_loss": actor_loss.detach()}
+        self.n_updates += 1
+        return {"losses/qf_loss": qf_loss.detach(), "losses/q_mean": q_mean,
+                **self._last_actor_metrics}
+
+
+class TD3(_DeterministicAlgo):
+    """Twin Delayed DDPG (Fujimoto, van Hoof & Meger 2018, "Addressing Function Approximation
+    Error in Actor-Critic Methods", Algorithm 1).
+
+    * Clipped double Q (eq. 10): ``y = r + gamma (1 - terminated) min_{k=1,2} Q'_k(s', a~)``.
+    * Target-policy smoothing (eq. 15): ``a~ = clip(mu'(s') + clip(eps, -c, c), low, high)``,
+      ``eps ~ N(0, sigma^2)``, with ``sigma = target_policy_noise * half_range`` and
+      ``c = target_noise_clip * half_range`` per dimension (paper: 0.2 and 0.5 of max_action).
+    * Delayed updates (sec. 5.2): actor (ascending ``Q_1(s, mu(s))``, DPG of Silver et al. 2014)
+      and all targets every ``policy_delay = 2`` critic updates.
+    """
+
+    name = "td3"
+    n_critics = 2
+
+    def __init__(self, obs_dim, action_low, action_high, cfg: TrainConfig, num_envs: int = 1):
+        super().__init__(obs_dim, action_low, action_high, cfg, num_envs)
+        self.target_policy_noise = float(cfg.target_policy_noise)
+        self.target_noise_clip = float(cfg.target_noise_clip)
+
+    def target_action(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """Smoothed target action ``a~`` of eq. 15, ``(B, act_dim)`` in env units."""
+        a = self.actor_target(next_obs)
+        half = self.actor.action_half_range
+        noise = (torch.randn_like(a) * self.target_policy_noise).clamp(
+            -self.target_noise_clip, self.target_noise_clip
+        )
+        # The clip to the bounds is the paper's; no gradient flows through the target.
+        return torch.clamp(a + noise * half, self.actor.action_low, self.actor.action_high)
+
+
+class DDPG(_DeterministicAlgo):
+    """Deep Deterministic Policy Gradient (Lillicrap et al. 2016, Algorithm 1) with one critic.
+
+    * Critic: ``y = r + gamma (1 - terminated) Q'(s', mu'(s'))``, loss ``mean (Q(s, a) - y)^2``.
+    * Actor: deterministic policy gradient ``grad_theta mean Q(s, mu_theta(s))`` (Silver et al.
+      2014, "Deterministic Policy Gradient Algorithms", Theorem 1 / eq. 6).
+    * Targets: Polyak with ``tau`` after every update. Exploration: Gaussian (CleanRL, TD3 paper)
+      or Ornstein-Uhlenbeck (the original paper), squashed as the actor.
+    """
+
+    name = "ddpg"
+    n_critics = 1
+
+
+def make_algo(cfg: TrainConfig, obs_dim: int, action_low, action_high, num_envs: int):
+    """Build the algorithm named by ``cfg.algo``.
+
+    Raises:
+        ValueError: for an unknown algorithm name.
+    """
+    classes = {"sac": SAC, "td3": TD3, "ddpg": DDPG}
+    if cfg.algo not in classes:
+        raise ValueError(f"unknown algorithm {cfg.algo!r}; choose one of {sorted(classes)}")
+    return classes[cfg.algo](obs_dim, action_low, action_high, cfg, num_envs)

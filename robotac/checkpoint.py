@@ -1,0 +1,207 @@
+"""Checkpoints: atomic writes, checked loads, and :func:`load_policy` for export and evaluation.
+
+A checkpoint is one ``torch.save`` file holding only tensors, numbers, strings, lists and dicts
+(so it loads with ``weights_only=True``):
+
+* ``format``: :data:`FORMAT`; ``kind``: ``"latest"`` (everything to resume) or ``"best"``
+  (no replay buffer and no loop state);
+* ``meta``: ``algo``, ``env_id``, ``env_kwargs``, ``obs_dim``, ``action_low``, ``action_high``,
+  ``interface`` (robot interface dict or None), ``config`` (resolved training config),
+  ``global_step``, ``eval_return`` (mean deterministic return at the time, or None);
+* ``algo``: networks, target networks, optimizers, ``log_alpha`` / noise state, update count;
+* ``obs_norm``: the normalizer's ``state_dict``;
+* ``buffer`` and ``loop`` (``latest`` only): replay buffer, counters, RNG states, env replay logs.
+
+Files are written to a temporary file in the same directory, flushed, fsynced and renamed over the
+target (``os.replace``), so a crash never leaves a half-written checkpoint (DESIGN.md contract 5).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from policies.networks import DeterministicActor, RunningNorm, SquashedGaussianActor
+
+__all__ = [
+    "FORMAT",
+    "CheckpointError",
+    "PolicyBundle",
+    "save_checkpoint",
+    "load_checkpoint",
+    "checkpoint_path",
+    "load_policy",
+    "build_actor",
+]
+
+FORMAT = "robotac-checkpoint-v1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupt, or belongs to another env or algorithm."""
+
+
+def checkpoint_path(run_dir: str | Path, which: str) -> Path:
+    """``run_dir/checkpoints/{which}.pt``.
+
+    Raises:
+        ValueError: if ``which`` is not ``"best"`` or ``"latest"``.
+    """
+    if which not in ("best", "latest"):
+        raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
+    return Path(run_dir) / "checkpoints" / f"{which}.pt"
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` atomically (temporary file in its dir, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and check a checkpoint file.
+
+    Raises:
+        CheckpointError: if the file does not exist, cannot be unpickled (truncated or corrupt),
+            or is not a robotac checkpoint of format :data:`FORMAT`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated and cannot be read ({type(e).__name__}: "
+            f"{str(e)[:200]}); use the other checkpoint (best/latest) of the run"
+        ) from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (found {found!r})")
+    return ckpt
+
+
+def check_matches(ckpt: dict[str, Any], path: str | Path, env_id: str | None, algo: str | None):
+    """Refuse a checkpoint made for another env or algorithm.
+
+    Raises:
+        CheckpointError: naming the checkpoint's and the requested env id / algorithm.
+    """
+    meta = ckpt["meta"]
+    if env_id is not None and meta["env_id"] != env_id:
+        raise CheckpointError(
+            f"checkpoint {path} was trained on env {meta['env_id']!r}, not {env_id!r}"
+        )
+    if algo is not None and meta["algo"] != algo:
+        raise CheckpointError(
+            f"checkpoint {path} was trained with algorithm {meta['algo']!r}, not {algo!r}"
+        )
+
+
+def build_actor(meta: dict[str, Any]) -> DeterministicActor | SquashedGaussianActor:
+    """A fresh actor of the checkpoint's algorithm, sizes and bounds (weights not loaded)."""
+    hidden = tuple(meta["config"]["hidden"])
+    cls = SquashedGaussianActor if meta["algo"] == "sac" else DeterministicActor
+    return cls(int(meta["obs_dim"]), meta["action_low"], meta["action_high"], hidden)
+
+
+@dataclass
+class PolicyBundle:
+    """A trained policy and what is needed to run it.
+
+    Attributes:
+        actor: Actor in eval mode on CPU; ``actor.deterministic(obs_normalized)`` maps
+            ``(batch, obs_dim)`` float32 normalized observations to ``(batch, act_dim)`` actions
+            in env units, within ``[action_low, action_high]``.
+        obs_norm: Frozen observation normalizer, ``obs_norm(raw_obs) -> normalized obs``.
+        algo: ``"sac"``, ``"td3"`` or ``"ddpg"``.
+        env_id: Env id the policy was trained on.
+        env_kwargs: Keyword arguments of that env.
+        obs_dim: Observation size.
+        action_low, action_high: ``(act_dim,)`` float32 action bounds.
+        interface: The env's robot interface (``RobotInterface.to_dict()``) or None.
+        config: Resolved training config as a dict.
+        global_step: Env steps trained when the checkpoint was written.
+        eval_return: Mean deterministic evaluation return at that time, or None.
+    """
+
+    actor: nn.Module
+    obs_norm: RunningNorm
+    algo: str
+    env_id: str
+    env_kwargs: dict
+    obs_dim: int
+    action_low: np.ndarray
+    action_high: np.ndarray
+    interface: dict | None
+    config: dict
+    global_step: int = 0
+    eval_return: float | None = None
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic action for raw ``obs`` ``(obs_dim,)`` or ``(batch, obs_dim)``, float32."""
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        single = x.ndim == 1
+        a = self.actor.deterministic(self.obs_norm(x.reshape(-1, self.obs_dim)))
+        a = a.numpy()
+        return a[0] if single else a
+
+
+def load_policy(run_dir: str | Path, which: str = "best") -> PolicyBundle:
+    """Load the actor and normalizer of a run (``run_dir/checkpoints/{which}.pt``).
+
+    Args:
+        run_dir: Run directory written by ``robotac train``, or a checkpoint ``.pt`` file.
+        which: ``"best"`` (highest evaluation return) or ``"latest"``.
+
+    Raises:
+        CheckpointError: if the checkpoint is missing or corrupt.
+        ValueError: if ``which`` is neither ``"best"`` nor ``"latest"``.
+    """
+    p = Path(run_dir)
+    path = p if p.is_file() else checkpoint_path(p, which)
+    ckpt = load_checkpoint(path)
+    meta = ckpt["meta"]
+    actor = build_actor(meta)
+    try:
+        actor.load_state_dict(ckpt["algo"]["modules"]["actor"])
+        obs_norm = RunningNorm(int(meta["obs_dim"]), clip=float(meta["config"]["obs_clip"]))
+        obs_norm.load_state_dict(ckpt["obs_norm"])
+    except (KeyError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path} does not hold a matching actor: {e}") from e
+    actor.eval()
+    obs_norm.eval()
+    return PolicyBundle(
+        actor=actor,
+        obs_norm=obs_norm,
+        algo=str(meta["algo"]),
+        env_id=str(meta["env_id"]),
+        env_kwargs=dict(meta["env_kwargs"]),
+        obs_dim=int(meta["obs_dim"]),
+        action_low=np.asarray(meta["action_low"], dtype=np.float32),
+        action_high=np.asarray(meta["action_high"], dtype=np.float32),
+        interface=meta.get("interface"),
+        config=dict(meta["config"]),
+        global_step=int(meta.get("global_step", 0)),
+        eval_return=meta.get("eval_return"),
+    )

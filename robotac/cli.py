@@ -1,0 +1,166 @@
+"""``robotac`` command line: ``train``, ``eval``, ``export``, ``deploy``.
+
+Examples::
+
+    robotac train --env Pendulum-v1 --algo sac --total-steps 8000 --learning-starts 1000
+    robotac train --config recipes/quadruped_sac.yaml --seed 2      # recipe, then overrides
+    robotac train --resume runs/Pendulum-v1__sac__s1__20261121-151500 [--total-steps 20000]
+    robotac eval --run runs/... --episodes 10 --which best
+    robotac export --run runs/... [--out policy.onnx]              # robotac.export
+    robotac deploy --virtual [--policy FILE]                        # deploy.cli
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main", "parse_train_args", "train_main", "eval_main"]
+
+USAGE = """usage: robotac {train,eval,export,deploy} [options]
+
+  train   train SAC, TD3 or DDPG          (robotac train --help)
+  eval    deterministic returns of a run  (robotac eval --help)
+  export  export a run's actor to ONNX    (robotac export --help)
+  deploy  run a policy on a robot         (robotac deploy --help)
+"""
+
+
+def _headless_gl() -> None:
+    """Pick OSMesa for MuJoCo rendering when no display exists (before mujoco is imported)."""
+    if not os.environ.get("DISPLAY") and "MUJOCO_GL" not in os.environ:
+        os.environ["MUJOCO_GL"] = "osmesa"
+        os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+
+
+def parse_train_args(argv: list[str]):
+    """Parse ``train`` arguments into a :class:`~robotac.config.TrainConfig`.
+
+    ``--config FILE`` (YAML or JSON recipe) sets the defaults, ``--resume DIR`` takes them from
+    the run's ``config.json``; every other flag then overrides them (tyro).
+
+    Raises:
+        ConfigError: for a missing or malformed recipe file.
+    """
+    import tyro
+
+    from robotac.config import TrainConfig, from_dict, load_config_file
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    pre.add_argument("--resume", default=None)
+    known, rest = pre.parse_known_args(argv)
+    default = TrainConfig()
+    if known.config:
+        default = load_config_file(known.config)
+    if known.resume:
+        cfg_file = Path(known.resume) / "config.json"
+        if cfg_file.is_file():
+            saved = json.loads(cfg_file.read_text())
+            saved.pop("robotac_version", None)
+            default = from_dict(saved)
+        rest = [*rest, "--resume", known.resume]
+    return tyro.cli(
+        TrainConfig,
+        args=rest,
+        default=default,
+        prog="robotac train",
+        description="Train SAC, TD3 or DDPG. --config FILE.yaml loads a recipe whose values the "
+        "other flags override; --resume DIR continues a run exactly.",
+    )
+
+
+def train_main(argv: list[str]) -> int:
+    """``robotac train``: parse, train, print where the outputs are."""
+    from robotac.train import train
+
+    cfg = parse_train_args(argv)
+    result = train(cfg)
+    print(f"run directory: {result.run_dir}")
+    if result.stopped_early:
+        print(f"stopped at step {result.global_step}; continue with: robotac train --resume "
+              f"{result.run_dir}")
+    else:
+        print(f"final evaluation return {result.final_eval_return:.1f}, best "
+              f"{result.best_eval_return:.1f}; TensorBoard: tensorboard --logdir "
+              f"{result.run_dir / 'tb'}")
+    return 0
+
+
+def eval_main(argv: list[str]) -> int:
+    """``robotac eval --run DIR [--episodes N] [--which best|latest] [--seed S]``."""
+    p = argparse.ArgumentParser(prog="robotac eval",
+                                description="Deterministic returns of a trained policy.")
+    p.add_argument("--run", required=True, help="run directory (or a checkpoint .pt file)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
+    p.add_argument("--which", choices=("best", "latest"), default="best")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    args = p.parse_args(argv)
+    if args.episodes < 1:
+        p.error("--episodes must be >= 1")
+
+    import numpy as np
+
+    from robotac.checkpoint import load_policy
+    from robotac.env_utils import make_env
+    from robotac.train import evaluate
+
+    bundle = load_policy(args.run, args.which)
+    env = make_env(bundle.env_id, **bundle.env_kwargs)
+    returns = evaluate(bundle.actor, bundle.obs_norm, env, args.episodes, args.seed)
+    env.close()
+    print(f"{bundle.algo} on {bundle.env_id} ({args.which}, trained {bundle.global_step} steps): "
+          f"mean return {returns.mean():.2f} +- {returns.std():.2f} over {args.episodes} "
+          f"episodes (min {returns.min():.2f}, max {returns.max():.2f})")
+    print("returns: " + " ".join(f"{r:.2f}" for r in np.asarray(returns)))
+    return 0
+
+
+def _delegate(module: str, argv: list[str], what: str) -> int:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is not None and module.startswith(e.name):
+            print(f"robotac {what}: {module} is not available in this installation",
+                  file=sys.stderr)
+            return 2
+        raise
+    return int(mod.main(argv) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``robotac`` console script. Returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    cmd, rest = argv[0], argv[1:]
+    _headless_gl()
+    from robotac.checkpoint import CheckpointError
+    from robotac.config import ConfigError
+    from robotac.env_utils import EnvError
+    from robotac.train import RunDirError
+
+    try:
+        if cmd == "train":
+            return train_main(rest)
+        if cmd == "eval":
+            return eval_main(rest)
+        if cmd == "export":
+            return _delegate("robotac.export", rest, "export")
+        if cmd == "deploy":
+            return _delegate("deploy.cli", rest, "deploy")
+    except (ConfigError, EnvError, RunDirError, CheckpointError) as e:
+        print(f"robotac {cmd}: error: {e}", file=sys.stderr)
+        return 2
+    print(f"robotac: unknown command {cmd!r}\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""Training configuration: one typed dataclass, one docstring per field (tyro turns it into --help).
+
+Defaults follow the papers and CleanRL (``sac_continuous_action.py``, ``td3_continuous_action.py``,
+``ddpg_continuous_action.py``): Adam with learning rate 3e-4, batch 256, two hidden layers of
+256 units, ``gamma = 0.99``, Polyak ``tau = 0.005``, 5000 random warm-up steps, one gradient update
+per env step. The per-algorithm fields (``policy_delay``, ``target_policy_noise``, ...) are ignored
+by the algorithms that do not use them; ``None`` picks the algorithm's own default
+(:func:`resolved`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tyro
+
+__all__ = ["TrainConfig", "ConfigError", "ALGOS", "validate", "resolved", "load_config_file"]
+
+ALGOS = ("sac", "td3", "ddpg")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, out of range or inconsistent."""
+
+
+@dataclass
+class TrainConfig:
+    """Train SAC, TD3 or DDPG on a Gymnasium env with a bounded Box action space."""
+
+    env_id: Annotated[str | None, tyro.conf.arg(aliases=("--env",))] = None
+    """Env id, e.g. ``Pendulum-v1`` or ``robotac/Quadruped-v0`` (required unless --resume)."""
+    algo: Literal["sac", "td3", "ddpg"] | None = None
+    """Algorithm (default ``sac``)."""
+    env_kwargs: dict[str, bool | int | float | str] = field(default_factory=dict)
+    """Keyword arguments of the env constructor, as ``KEY VALUE`` pairs on the command line."""
+    seed: int = 1
+    """Seed of torch, numpy, python ``random`` and of every env reset."""
+    total_steps: int = 1_000_000
+    """Total env steps (summed over the parallel envs)."""
+    num_envs: int = 1
+    """Number of parallel training envs (Gymnasium vector env, same-step autoreset)."""
+    vector_mode: Literal["sync", "async"] = "sync"
+    """``sync``: envs step in this process; ``async``: one subprocess per env."""
+    learning_starts: int = 5000
+    """Env steps of uniformly random actions before the first gradient update."""
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity in transitions."""
+    batch_size: int = 256
+    """Transitions per gradient update."""
+    gamma: float = 0.99
+    """Discount factor, in ``[0, 1)``."""
+    tau: float = 0.005
+    """Polyak coefficient of the target networks, ``target <- (1 - tau) target + tau online``."""
+    utd_ratio: float = 1.0
+    """Update-to-data ratio: gradient updates per env step collected (after learning starts)."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of actor and critics."""
+    normalize_obs: bool = True
+    """Normalize observations with running statistics (updated on every collected obs)."""
+    obs_clip: float = 10.0
+    """Normalized observations are clipped to ``[-obs_clip, obs_clip]``."""
+    policy_delay: int | None = None
+    """Critic updates per actor update (TD3 default 2, SAC and DDPG default 1)."""
+    # SAC
+    autotune_alpha: bool = True
+    """SAC: learn the entropy temperature alpha towards ``target_entropy``."""
+    alpha: float = 1.0
+    """SAC: initial (or, without autotune, fixed) entropy temperature."""
+    alpha_lr: float = 3e-4
+    """SAC: Adam learning rate of ``log(alpha)``."""
+    target_entropy_scale: float = 1.0
+    """SAC: target entropy is ``-target_entropy_scale * action_dim`` nats."""
+    # TD3 / DDPG
+    exploration_noise: float = 0.1
+    """TD3/DDPG: std of the Gaussian exploration noise added to the pre-tanh action, in units of
+    each dimension's half-range (0.1 = TD3 paper's 0.1 * max_action)."""
+    ou_noise: bool = False
+    """DDPG: use Ornstein-Uhlenbeck exploration noise (theta 0.15, sigma ``exploration_noise``)."""
+    ou_theta: float = 0.15
+    """DDPG: mean-reversion rate of the Ornstein-Uhlenbeck process (per env step)."""
+    target_policy_noise: float = 0.2
+    """TD3: std of the target-policy smoothing noise, in units of each dimension's half-range."""
+    target_noise_clip: float = 0.5
+    """TD3: the smoothing noise is clipped to +-this, in units of each dimension's half-range."""
+    # runtime
+    device: str = "cpu"
+    """Torch device: ``cpu``, ``cuda`` or ``cuda:N``."""
+    num_threads: int = 1
+    """torch intra-op threads (1 is fastest for 256x256 MLPs on small CPUs; see docs)."""
+    fused_adam: bool = False
+    """Use ``torch.optim.Adam(fused=True)``; measured slower than the default on CPU (docs)."""
+    compile: bool = False
+    """``torch.compile`` the update (pays only for long runs; see docs/benchmarks.md)."""
+    # outputs
+    run_dir: str | None = None
+    """Run directory (default ``runs/<env>__<algo>__<seed>__<time>``); never overwritten."""
+    resume: str | None = None
+    """Resume the run in this directory from ``checkpoints/latest.pt``."""
+    eval_every: int = 10_000
+    """Evaluate the deterministic actor every this many env steps (0: only at the end)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation."""
+    checkpoint_every: int = 10_000
+    """Write ``checkpoints/latest.pt`` every this many env steps (and at the end)."""
+    save_buffer: bool = True
+    """Include the replay buffer in ``latest.pt`` (needed for an exact resume)."""
+    log_every: int = 1000
+    """Write scalars to TensorBoard every this many env steps (one device sync each)."""
+    progress: bool = True
+    """Show a console progress bar."""
+    video: bool = True
+    """Record an evaluation video at the end (needs a GL backend, e.g. MUJOCO_GL=osmesa)."""
+    export: bool = True
+    """Export the best actor to ONNX at the end (``robotac.export``)."""
+    stop_after_steps: int | None = None
+    """Stop this session after this many env steps as if killed (no final eval); for time-sliced
+    jobs and resume tests."""
+
+
+# Fields that may differ between a run and its resumption (they do not change the trajectory).
+SESSION_FIELDS = frozenset(
+    {
+        "total_steps",
+        "device",
+        "num_threads",
+        "progress",
+        "video",
+        "export",
+        "stop_after_steps",
+        "resume",
+        "run_dir",
+        "log_every",
+        "compile",
+    }
+)
+
+
+def resolved(cfg: TrainConfig) -> TrainConfig:
+    """Fill the algorithm-dependent defaults (``algo``, ``policy_delay``) and return a copy."""
+    algo = cfg.algo or "sac"
+    delay = cfg.policy_delay if cfg.policy_delay is not None else (2 if algo == "td3" else 1)
+    return dataclasses.replace(cfg, algo=algo, policy_delay=delay, hidden=tuple(cfg.hidden))
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Check every value's range and the consistency between values.
+
+    Raises:
+        ConfigError: naming the field, its value and the accepted range.
+    """
+
+    def bad(name: str, rule: str) -> ConfigError:
+        return ConfigError(f"config field {name}={getattr(cfg, name)!r} is invalid: {rule}")
+
+    if not cfg.env_id:
+        raise ConfigError("no environment given: pass --env-id ID (e.g. --env-id Pendulum-v1)")
+    if cfg.algo not in ALGOS:
+        raise bad("algo", f"choose one of {ALGOS}")
+    positive_ints = ("total_steps", "num_envs", "buffer_size", "batch_size", "eval_episodes",
+                     "num_threads", "log_every", "checkpoint_every")
+    for name in positive_ints:
+        if int(getattr(cfg, name)) < 1:
+            raise bad(name, "must be an integer >= 1")
+    for name in ("learning_starts", "eval_every"):
+        if getattr(cfg, name) < 0:
+            raise bad(name, "must be >= 0")
+    if not 0.0 <= cfg.gamma < 1.0:
+        raise bad("gamma", "must be in [0, 1)")
+    if not 0.0 < cfg.tau <= 1.0:
+        raise bad("tau", "must be in (0, 1]")
+    for name in ("actor_lr", "critic_lr", "alpha_lr", "alpha", "utd_ratio", "obs_clip"):
+        v = getattr(cfg, name)
+        if not (math.isfinite(v) and v > 0):
+            raise bad(name, "must be a finite number > 0")
+    for name in ("exploration_noise", "target_policy_noise", "target_noise_clip",
+                 "target_entropy_scale"):
+        v = getattr(cfg, name)
+        if not (math.isfinite(v) and v >= 0):
+            raise bad(name, "must be a finite number >= 0")
+    if not 0.0 < cfg.ou_theta <= 1.0:
+        raise bad("ou_theta", "must be in (0, 1]")
+    if cfg.policy_delay is not None and cfg.policy_delay < 1:
+        raise bad("policy_delay", "must be >= 1")
+    if not cfg.hidden or any(h < 1 for h in cfg.hidden):
+        raise bad("hidden", "needs at least one layer, every width >= 1")
+    if cfg.batch_size > cfg.buffer_size:
+        raise ConfigError(
+            f"batch_size={cfg.batch_size} is larger than buffer_size={cfg.buffer_size}: "
+            "lower --batch-size or raise --buffer-size"
+        )
+    if cfg.learning_starts < cfg.batch_size:
+        raise ConfigError(
+            f"learning_starts={cfg.learning_starts} is smaller than batch_size={cfg.batch_size}: "
+            "the first update would sample a batch from fewer transitions; raise "
+            "--learning-starts"
+        )
+    if cfg.stop_after_steps is not None and cfg.stop_after_steps < 1:
+        raise bad("stop_after_steps", "must be >= 1")
+    if not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
+        raise bad("device", "use cpu, cuda or cuda:N")
+
+
+def to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """JSON-ready dict of the config (tuples become lists)."""
+    d = dataclasses.asdict(cfg)
+    d["hidden"] = list(cfg.hidden)
+    return d
+
+
+def from_dict(d: dict[str, Any]) -> TrainConfig:
+    """Build a config from a dict (as read from ``config.json`` or a recipe file).
+
+    Raises:
+        ConfigError: on unknown keys, naming them and the known ones.
+    """
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    aliases = {"env": "env_id"}
+    d = {aliases.get(k, k).replace("-", "_"): v for k, v in d.items()}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
+    if "hidden" in d:
+        d["hidden"] = tuple(int(h) for h in d["hidden"])
+    return TrainConfig(**d)
+
+
+def load_config_file(path: str | Path) -> TrainConfig:
+    """Read a recipe file (``.yaml``/``.yml`` or ``.json``) into a :class:`TrainConfig`.
+
+    Raises:
+        ConfigError: if the file is missing, unreadable, not a mapping, or has unknown keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:  # noqa: BLE001 - any parse error is reported with the file name
+        raise ConfigError(f"config file {path} could not be parsed: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of field: value")
+    return from_dict(data)

@@ -1,0 +1,522 @@
+"""The training loop shared by SAC, TD3 and DDPG.
+
+``train(cfg)`` collects transitions from ``num_envs`` Gymnasium envs (same-step autoreset), stores
+them raw in the replay buffer, runs ``utd_ratio`` gradient updates per env step after
+``learning_starts`` random steps, evaluates the deterministic actor on a separate env, logs
+TensorBoard scalars, and writes checkpoints that resume bitwise exactly on CPU.
+
+Run directory::
+
+    run_dir/
+      config.json              resolved TrainConfig (+ robotac version)
+      tb/                      TensorBoard event files (CleanRL tag names)
+      episodes.csv             global_step, env, episodic_return, episodic_length
+      eval.csv                 global_step, mean_return, std_return, episodes
+      checkpoints/latest.pt    full state (resume)
+      checkpoints/best.pt      actor + normalizer of the best evaluation (load_policy)
+      learning_curve.png       training and evaluation returns vs env steps
+      videos/eval.mp4          one deterministic episode (when a GL backend exists)
+      *.onnx                   exported actor (robotac.export, when available)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from policies.networks import RunningNorm
+from robotac import checkpoint as ckpt_mod
+from robotac.algos import OffPolicyAlgo, make_algo
+from robotac.buffer import ReplayBuffer
+from robotac.config import (
+    SESSION_FIELDS,
+    ConfigError,
+    TrainConfig,
+    resolved,
+    to_dict,
+    validate,
+)
+from robotac.env_utils import (
+    check_spaces,
+    env_interface,
+    episode_seed,
+    make_env,
+    make_vector_env,
+)
+
+__all__ = ["train", "evaluate", "RunDirError", "TrainResult"]
+
+
+class RunDirError(FileExistsError):
+    """The run directory exists (runs are never overwritten) or is missing when resuming."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    run_dir: Path
+    global_step: int
+    final_eval_return: float | None
+    best_eval_return: float | None
+    stopped_early: bool = False
+
+
+@dataclass
+class LoopState:
+    """Counters and histories that a checkpoint carries besides networks and buffer."""
+
+    global_step: int = 0
+    update_credit: float = 0.0
+    n_evals: int = 0
+    best_eval: float = -math.inf
+    episode_returns: list[float] = field(default_factory=list)  # per env, running
+    episode_lengths: list[int] = field(default_factory=list)
+    train_history: list[list[float]] = field(default_factory=list)  # [step, return, length]
+    eval_history: list[list[float]] = field(default_factory=list)  # [step, mean, std]
+    last_return: float | None = None
+
+
+def _default_run_dir(cfg: TrainConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.env_id.replace('/', '_')}__{cfg.algo}__s{cfg.seed}__{stamp}"
+
+
+@torch.no_grad()
+def evaluate(
+    actor: torch.nn.Module,
+    obs_norm: RunningNorm,
+    env: gym.Env,
+    episodes: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+    max_steps: int = 100_000,
+) -> np.ndarray:
+    """Deterministic returns of ``episodes`` episodes; episode ``k`` resets with ``seed + k``.
+
+    Args:
+        actor: Actor with ``.deterministic(obs_normalized)``.
+        obs_norm: Normalizer applied to the raw observation.
+        env: Single (not vector) env.
+        episodes: Number of episodes.
+        seed: Seed of the first episode.
+        device: Device of actor and normalizer.
+        max_steps: Safety cap on steps per episode (for envs without a time limit).
+
+    Returns:
+        ``(episodes,)`` float64 undiscounted returns. Uses no global RNG.
+    """
+    returns = np.zeros(episodes)
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        for _ in range(max_steps):
+            x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=device).unsqueeze(0)
+            action = actor.deterministic(obs_norm(x))[0].cpu().numpy()
+            obs, reward, terminated, truncated, _ = env.step(action)
+            returns[k] += float(reward)
+            if terminated or truncated:
+                break
+    return returns
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": _py_state(random.getstate())}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _py_state(s: tuple) -> list:
+    return [s[0], list(s[1]), s[2]]
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    s = state["python"]
+    random.setstate((s[0], tuple(s[1]), s[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class _Logger:
+    """TensorBoard writer plus CSV files; created lazily so a failed start leaves no files."""
+
+    def __init__(self, run_dir: Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(run_dir / "tb"))
+        self.run_dir = run_dir
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self.writer.add_scalar(tag, value, step)
+
+    def rewrite_csvs(self, st: LoopState) -> None:
+        with open(self.run_dir / "episodes.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["global_step", "episodic_return", "episodic_length"])
+            w.writerows(st.train_history)
+        with open(self.run_dir / "eval.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["global_step", "mean_return", "std_return"])
+            w.writerows(st.eval_history)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train per ``cfg``; see the module docstring for the run directory.
+
+    Raises:
+        ConfigError: for an out-of-range or inconsistent config value.
+        EnvError: for an unknown env id or an unsuitable action/observation space.
+        RunDirError: if the run directory exists (and this is not a resume).
+        CheckpointError: when resuming from a missing, corrupt or mismatching checkpoint.
+    """
+    resume_ckpt = None
+    if cfg.resume is not None:
+        run_dir = Path(cfg.resume)
+        latest = ckpt_mod.checkpoint_path(run_dir, "latest")
+        if not run_dir.is_dir():
+            raise RunDirError(f"cannot resume: run directory {run_dir} does not exist")
+        resume_ckpt = ckpt_mod.load_checkpoint(latest, map_location=cfg.device)
+        saved = resume_ckpt["meta"]["config"]
+        ckpt_mod.check_matches(resume_ckpt, latest, cfg.env_id, cfg.algo)
+        # The trajectory-defining fields come from the checkpoint; session fields from cfg. A
+        # field set to a non-default value that contradicts the checkpoint is an error.
+        defaults = TrainConfig()
+
+        def same(a, b) -> bool:
+            def norm(x):
+                return list(x) if isinstance(x, tuple) else x
+
+            return norm(a) == norm(b)
+
+        conflicts = [
+            f"{k}={getattr(cfg, k)!r} (run has {v!r})"
+            for k, v in saved.items()
+            if k not in SESSION_FIELDS and k in defaults.__dataclass_fields__
+            and not same(getattr(cfg, k), getattr(defaults, k)) and not same(getattr(cfg, k), v)
+        ]
+        if conflicts:
+            raise ConfigError(
+                f"cannot resume {run_dir} with changed settings: {', '.join(conflicts)}; only "
+                f"{sorted(SESSION_FIELDS)} may change on resume"
+            )
+        merged = {k: (getattr(cfg, k) if k in SESSION_FIELDS else v) for k, v in saved.items()}
+        merged["hidden"] = tuple(merged["hidden"])
+        merged["run_dir"] = str(run_dir)
+        cfg = TrainConfig(**merged)
+    cfg = resolved(cfg)
+    validate(cfg)
+    torch.set_num_threads(cfg.num_threads)
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda was requested but torch finds no CUDA GPU: use --device cpu")
+
+    if resume_ckpt is None:
+        run_dir = Path(cfg.run_dir) if cfg.run_dir else _default_run_dir(cfg)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise RunDirError(
+                f"run directory {run_dir} already exists and is not empty; runs are never "
+                f"overwritten: choose another --run-dir, or continue it with --resume {run_dir}"
+            )
+        cfg.run_dir = str(run_dir)
+
+    # Seeding (same seed -> same run on CPU). Env resets are seeded by SeededResets.
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    np_rng = np.random.default_rng(cfg.seed)
+
+    # Envs first: an unknown id or unsuitable space fails before anything is written.
+    probe = make_env(cfg.env_id, **cfg.env_kwargs)
+    obs_dim, action_low, action_high = check_spaces(probe, cfg.env_id)
+    interface = env_interface(probe)
+    probe.close()
+    envs = make_vector_env(cfg.env_id, cfg.env_kwargs, cfg.num_envs, cfg.seed, cfg.vector_mode)
+    eval_env = make_env(cfg.env_id, **cfg.env_kwargs)
+    n = cfg.num_envs
+
+    algo: OffPolicyAlgo = make_algo(cfg, obs_dim, action_low, action_high, n)
+    obs_norm = RunningNorm(obs_dim, clip=cfg.obs_clip).to(device)
+    buffer = ReplayBuffer(cfg.buffer_size, obs_dim, len(action_low), device)
+    st = LoopState(episode_returns=[0.0] * n, episode_lengths=[0] * n)
+    meta = {
+        "algo": cfg.algo,
+        "env_id": cfg.env_id,
+        "env_kwargs": dict(cfg.env_kwargs),
+        "obs_dim": obs_dim,
+        "action_low": action_low.tolist(),
+        "action_high": action_high.tolist(),
+        "interface": interface,
+        "config": to_dict(cfg),
+    }
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    if resume_ckpt is None:
+        from robotac import __version__
+
+        (run_dir / "config.json").write_text(
+            json.dumps({**to_dict(cfg), "robotac_version": __version__}, indent=2) + "\n"
+        )
+        obs, _ = envs.reset()
+    else:
+        obs = _restore(resume_ckpt, algo, obs_norm, buffer, st, envs, np_rng, cfg)
+        print(f"resumed {run_dir} at step {st.global_step}")
+    if cfg.normalize_obs and resume_ckpt is None:
+        obs_norm.update(torch.as_tensor(obs))
+
+    logger = _Logger(run_dir)
+    logger.rewrite_csvs(st)
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.total_steps, initial=st.global_step, unit="step", dynamic_ncols=True,
+                   desc=f"{cfg.algo} {cfg.env_id}")
+
+    def make_payload(kind: str, eval_return: float | None) -> dict[str, Any]:
+        payload = {
+            "format": ckpt_mod.FORMAT,
+            "kind": kind,
+            "meta": {**meta, "global_step": st.global_step, "eval_return": eval_return},
+            "algo": algo.state_dict(),
+            "obs_norm": obs_norm.state_dict(),
+        }
+        if kind == "latest":
+            payload["loop"] = {
+                "state": {k: getattr(st, k) for k in LoopState.__dataclass_fields__},
+                "obs": torch.as_tensor(obs).clone(),
+                "rng": _rng_state(),
+                "np_rng": np_rng.bit_generator.state,
+                "envs": list(envs.call("robotac_state")),
+            }
+            if cfg.save_buffer:
+                payload["buffer"] = buffer.state_dict()
+        return payload
+
+    def run_eval() -> float:
+        returns = evaluate(algo.actor, obs_norm, eval_env, cfg.eval_episodes,
+                           seed=episode_seed(cfg.seed, 10_000 + st.n_evals, 0) % 2**31,
+                           device=device)
+        st.n_evals += 1
+        mean = float(returns.mean())
+        st.eval_history.append([st.global_step, mean, float(returns.std())])
+        logger.scalar("eval/mean_return", mean, st.global_step)
+        logger.scalar("eval/std_return", float(returns.std()), st.global_step)
+        if mean > st.best_eval:
+            st.best_eval = mean
+            ckpt_mod.save_checkpoint(ckpt_mod.checkpoint_path(run_dir, "best"),
+                                     make_payload("best", mean))
+        return mean
+
+    metrics: dict[str, torch.Tensor] = {}
+    session_steps = 0
+    t_log, step_log = time.perf_counter(), st.global_step
+    stopped = False
+    last_eval: float | None = None
+    obs_t = torch.as_tensor(obs, dtype=torch.float32).to(device)
+    try:
+        while st.global_step < cfg.total_steps:
+            # --- act ---------------------------------------------------------------------
+            if st.global_step < cfg.learning_starts:
+                action = action_low + (action_high - action_low) * np_rng.random(
+                    (n, len(action_low)), dtype=np.float32)
+            else:
+                action = algo.act(obs_norm(obs_t), explore=True).cpu().numpy()
+            next_obs, reward, terminated, truncated, info = envs.step(action)
+            real_next = next_obs
+            if "_final_obs" in info and info["_final_obs"].any():
+                real_next = next_obs.copy()
+                for i in np.flatnonzero(info["_final_obs"]):
+                    real_next[i] = info["final_obs"][i]
+            buffer.add(obs, action, reward, real_next, terminated, truncated)
+
+            # --- bookkeeping -------------------------------------------------------------
+            st.global_step += n
+            session_steps += n
+            done = np.logical_or(terminated, truncated)
+            for i in range(n):
+                st.episode_returns[i] += float(reward[i])
+                st.episode_lengths[i] += 1
+                if done[i]:
+                    ret, length = st.episode_returns[i], st.episode_lengths[i]
+                    st.train_history.append([st.global_step, ret, length])
+                    st.last_return = ret
+                    logger.scalar("charts/episodic_return", ret, st.global_step)
+                    logger.scalar("charts/episodic_length", length, st.global_step)
+                    st.episode_returns[i], st.episode_lengths[i] = 0.0, 0
+            if done.any():
+                algo.reset_noise(torch.as_tensor(done, device=device))
+            obs = next_obs
+            obs_t = torch.as_tensor(obs, dtype=torch.float32).to(device)
+            if cfg.normalize_obs:
+                obs_norm.update(obs_t)
+
+            # --- learn -------------------------------------------------------------------
+            if st.global_step >= cfg.learning_starts:
+                st.update_credit += n * cfg.utd_ratio
+                k = int(st.update_credit)
+                st.update_credit -= k
+                norm = obs_norm if cfg.normalize_obs else None
+                for _ in range(k):
+                    metrics = algo.update(buffer.sample(cfg.batch_size, norm))
+
+            # --- log / eval / checkpoint -------------------------------------------------
+            if st.global_step % cfg.log_every < n:
+                now = time.perf_counter()
+                sps = (st.global_step - step_log) / max(now - t_log, 1e-9)
+                t_log, step_log = now, st.global_step
+                logger.scalar("charts/SPS", sps, st.global_step)
+                for tag, v in metrics.items():
+                    logger.scalar(tag, float(v), st.global_step)  # one sync per log_every
+                if bar is not None:
+                    bar.set_postfix(SPS=f"{sps:.0f}", ret=(
+                        "-" if st.last_return is None else f"{st.last_return:.1f}"),
+                        refresh=False)
+            if bar is not None:
+                bar.update(n)
+            if cfg.eval_every and st.global_step % cfg.eval_every < n:
+                last_eval = run_eval()
+            if st.global_step % cfg.checkpoint_every < n:
+                ckpt_mod.save_checkpoint(ckpt_mod.checkpoint_path(run_dir, "latest"),
+                                         make_payload("latest", last_eval))
+                logger.rewrite_csvs(st)
+            if cfg.stop_after_steps is not None and session_steps >= cfg.stop_after_steps:
+                stopped = True
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+        envs.close()
+
+    if not stopped:
+        if not st.eval_history or st.eval_history[-1][0] != st.global_step:
+            last_eval = run_eval()
+        ckpt_mod.save_checkpoint(ckpt_mod.checkpoint_path(run_dir, "latest"),
+                                 make_payload("latest", last_eval))
+        logger.rewrite_csvs(st)
+        _plot_curve(run_dir, st, cfg)
+        if cfg.video:
+            _record_video(run_dir, algo.actor, obs_norm, cfg, device)
+        if cfg.export:
+            _export(run_dir)
+    logger.close()
+    eval_env.close()
+    return TrainResult(run_dir, st.global_step, last_eval,
+                       None if st.best_eval == -math.inf else st.best_eval, stopped)
+
+
+def _restore(ckpt, algo, obs_norm, buffer, st, envs, np_rng, cfg) -> np.ndarray:
+    """Load everything from a ``latest`` checkpoint; rebuild env states; return the current obs.
+
+    Raises:
+        CheckpointError: if the checkpoint lacks the replay buffer or the rebuilt env
+            observations differ from the saved ones (an env that is not deterministic).
+    """
+    if "loop" not in ckpt or "buffer" not in ckpt:
+        raise ckpt_mod.CheckpointError(
+            "checkpoint has no replay buffer or loop state (saved with --no-save-buffer, or a "
+            "'best' checkpoint): it cannot resume training"
+        )
+    algo.load_state_dict(ckpt["algo"])
+    obs_norm.load_state_dict(ckpt["obs_norm"])
+    buffer.load_state_dict(ckpt["buffer"])
+    for k, v in ckpt["loop"]["state"].items():
+        setattr(st, k, v)
+    np_rng.bit_generator.state = ckpt["loop"]["np_rng"]
+    _set_rng_state(ckpt["loop"]["rng"])
+    obs = np.stack(envs.call("robotac_restore", ckpt["loop"]["envs"]))
+    saved_obs = ckpt["loop"]["obs"].numpy()
+    if not np.array_equal(obs.astype(saved_obs.dtype), saved_obs):
+        raise ckpt_mod.CheckpointError(
+            f"env {cfg.env_id!r} did not reproduce its saved state on replay (max obs difference "
+            f"{np.abs(obs - saved_obs).max():.3g}); it is not deterministic given seed and "
+            "actions, so this run cannot resume exactly"
+        )
+    return saved_obs
+
+
+def _plot_curve(run_dir: Path, st: LoopState, cfg: TrainConfig) -> None:
+    """``learning_curve.png``: training episode returns (and their moving mean) and evals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if st.train_history:
+        h = np.asarray(st.train_history)
+        ax.plot(h[:, 0], h[:, 1], ".", alpha=0.25, ms=3, label="training episodes")
+        w = deque(maxlen=10)
+        ax.plot(h[:, 0], [(w.append(r), np.mean(w))[1] for r in h[:, 1]], label="mean of 10")
+    if st.eval_history:
+        e = np.asarray(st.eval_history)
+        ax.errorbar(e[:, 0], e[:, 1], yerr=e[:, 2], fmt="o-", capsize=3,
+                    label="deterministic eval")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("episode return")
+    ax.set_title(f"{cfg.algo.upper()} on {cfg.env_id} (seed {cfg.seed})")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run_dir / "learning_curve.png", dpi=100)
+    plt.close(fig)
+
+
+def _record_video(run_dir, actor, obs_norm, cfg: TrainConfig, device, max_frames=1000) -> None:
+    """``videos/eval.mp4`` of one deterministic episode; prints why when it cannot render."""
+    try:
+        env = make_env(cfg.env_id, render_mode="rgb_array", **cfg.env_kwargs)
+    except Exception as e:  # noqa: BLE001 - any failure only costs the video, and is reported
+        print(f"no evaluation video: env {cfg.env_id!r} cannot render rgb_array ({e})")
+        return
+    try:
+        import imageio.v2 as imageio
+
+        frames = []
+        obs, _ = env.reset(seed=cfg.seed)
+        with torch.no_grad():
+            for _ in range(max_frames):
+                frames.append(env.render())
+                x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=device)[None]
+                obs, _, term, trunc, _ = env.step(actor.deterministic(obs_norm(x))[0].cpu().numpy())
+                if term or trunc:
+                    break
+        fps = int(env.metadata.get("render_fps") or 30)
+        (run_dir / "videos").mkdir(exist_ok=True)
+        imageio.mimsave(run_dir / "videos" / "eval.mp4", frames, fps=fps)
+    except Exception as e:  # noqa: BLE001
+        print(f"no evaluation video: rendering failed ({type(e).__name__}: {e}); set "
+              "MUJOCO_GL=osmesa or egl for headless MuJoCo rendering")
+    finally:
+        env.close()
+
+
+def _export(run_dir: Path) -> None:
+    """Export the best actor to ONNX with ``robotac.export`` (skipped while it does not exist)."""
+    try:
+        from robotac.export import export_run
+    except ModuleNotFoundError as e:
+        if e.name != "robotac.export":
+            raise
+        print("ONNX export skipped: robotac.export is not available in this checkout")
+        return
+    try:
+        path = export_run(run_dir)
+        print(f"exported ONNX policy: {path}")
+    except Exception as e:  # noqa: BLE001 - training succeeded; report the export failure
+        print(f"ONNX export FAILED ({type(e).__name__}: {e}); retry with: robotac export --run "
+              f"{run_dir}")

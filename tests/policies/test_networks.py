@@ -1,0 +1,178 @@
+"""Behaviour of the policy networks: bounds, SAC log-density, normalizer, batched critics."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import distributions as D
+
+from policies.networks import (
+    DeterministicActor,
+    EnsembleLinear,
+    QEnsemble,
+    RunningNorm,
+    SquashedGaussianActor,
+    mlp,
+)
+
+# Per-dimension bounds of very different ranges (a servo in [0, 2*pi], a symmetric one, an
+# offset narrow one): a single low[0]/high[0] would break at least one of them.
+LOW = np.array([0.0, -1.0, -10.0, 3.0], dtype=np.float32)
+HIGH = np.array([2 * np.pi, 1.0, -9.0, 3.5], dtype=np.float32)
+
+
+def _scale_weights(module: torch.nn.Module, factor: float) -> None:
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(factor)
+
+
+@pytest.mark.parametrize("cls", [DeterministicActor, SquashedGaussianActor])
+@pytest.mark.parametrize("weight_scale", [1.0, 100.0])
+@pytest.mark.parametrize("obs_scale", [1.0, 1e3, 1e6])
+def test_actions_within_bounds_per_dimension(cls, weight_scale, obs_scale):
+    torch.manual_seed(0)
+    actor = cls(6, LOW, HIGH, hidden=(32, 32))
+    _scale_weights(actor, weight_scale)
+    obs = torch.randn(2000, 6) * obs_scale
+    outs = [actor.deterministic(obs)]
+    if cls is SquashedGaussianActor:
+        outs += list(actor(obs)[::2])  # sampled and deterministic actions
+    else:
+        outs.append(actor(obs))
+    low, high = torch.as_tensor(LOW), torch.as_tensor(HIGH)
+    for a in outs:
+        assert a.shape == (2000, 4)
+        assert torch.isfinite(a).all()
+        assert (a >= low).all() and (a <= high).all(), (a.min(0).values, a.max(0).values)
+    if weight_scale * obs_scale >= 1e3:
+        # Saturated actors reach (numerically) both ends of every dimension's own range.
+        a = outs[0]
+        assert torch.allclose(a.min(0).values, low, atol=1e-5)
+        assert torch.allclose(a.max(0).values, high, atol=1e-5)
+
+
+def test_squash_is_the_affine_map_of_tanh():
+    actor = DeterministicActor(3, LOW, HIGH, hidden=(8,))
+    u = torch.linspace(-3, 3, 7).unsqueeze(-1).expand(7, 4)
+    expected = torch.as_tensor(LOW) + torch.as_tensor(HIGH - LOW) * (torch.tanh(u) + 1) / 2
+    torch.testing.assert_close(actor.squash(u), expected)
+    torch.testing.assert_close(actor.from_unit(actor.to_unit(expected)), expected)
+    assert actor.to_unit(torch.as_tensor(HIGH)).tolist() == [1.0] * 4
+
+
+def test_invalid_bounds_are_rejected():
+    with pytest.raises(ValueError, match="finite"):
+        DeterministicActor(3, [-np.inf, 0.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="high > low"):
+        SquashedGaussianActor(3, [0.0, 1.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="positive integers"):
+        mlp(3, 0)
+
+
+def _reference_distribution(mean, log_std, low, high):
+    """tanh-squashed Gaussian mapped to [low, high], built from torch.distributions."""
+    center = torch.as_tensor((high + low) / 2)
+    half = torch.as_tensor((high - low) / 2)
+    base = D.Normal(mean, log_std.exp())
+    squashed = D.TransformedDistribution(
+        base, [D.TanhTransform(cache_size=1), D.AffineTransform(center, half, cache_size=1)]
+    )
+    return D.Independent(squashed, 1)
+
+
+def test_sac_log_prob_matches_transformed_distribution():
+    torch.manual_seed(1)
+    actor = SquashedGaussianActor(5, LOW, HIGH, hidden=(32, 32)).double()
+    obs = torch.randn(512, 5, dtype=torch.float64)
+    mean, log_std = actor.distribution_params(obs)
+    u = mean + log_std.exp() * torch.randn_like(mean)
+    ours = actor.log_prob_from_pre_squash(u, mean, log_std)
+    ref_dist = _reference_distribution(mean, log_std, LOW.astype(np.float64),
+                                       HIGH.astype(np.float64))
+    ref = ref_dist.log_prob(actor.squash(u))
+    # Maximum difference across 512 samples: float64 rounding of atanh near the edges only.
+    assert (ours - ref).abs().max().item() < 1e-6
+
+
+def test_sac_density_integrates_to_one_in_one_dimension():
+    """Numerical change of variables: the density of the action over [low, high] sums to 1."""
+    actor = SquashedGaussianActor(1, [-2.0], [5.0], hidden=(4,)).double()
+    mean = torch.tensor([[0.3]], dtype=torch.float64)
+    log_std = torch.tensor([[math.log(0.8)]], dtype=torch.float64)
+    a = torch.linspace(-2.0, 5.0, 200_001, dtype=torch.float64)[1:-1].unsqueeze(-1)
+    u = torch.atanh(actor.to_unit(a))
+    density = actor.log_prob_from_pre_squash(u, mean, log_std).exp()
+    integral = torch.trapezoid(density, a.squeeze(-1)).item()
+    assert abs(integral - 1.0) < 1e-4, integral
+
+
+def test_sac_sample_is_reparameterized():
+    torch.manual_seed(2)
+    actor = SquashedGaussianActor(3, LOW, HIGH, hidden=(16,))
+    action, log_prob, det = actor(torch.randn(64, 3))
+    assert action.shape == (64, 4) and log_prob.shape == (64,) and det.shape == (64, 4)
+    action.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in actor.parameters())
+
+
+def test_log_std_is_bounded():
+    actor = SquashedGaussianActor(3, LOW, HIGH, hidden=(16,))
+    _scale_weights(actor, 1e3)
+    _, log_std = actor.distribution_params(torch.randn(100, 3) * 100)
+    assert log_std.min() >= -5.0 and log_std.max() <= 2.0
+
+
+def test_running_norm_chan_merge_equals_batch_statistics():
+    rng = np.random.default_rng(0)
+    norm = RunningNorm(3)
+    chunks = [rng.normal(5.0, 3.0, size=(n, 3)) * [1, 10, 0.01] for n in (1, 7, 1000, 2, 333)]
+    for c in chunks:
+        norm.update(torch.as_tensor(c))
+    allx = np.concatenate(chunks)
+    assert norm.count.item() == len(allx)
+    np.testing.assert_allclose(norm.mean.numpy(), allx.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(norm.var.numpy(), allx.var(0), rtol=1e-10)
+    assert norm.mean.dtype == torch.float64
+    assert set(norm.state_dict()) == {"mean", "var", "count"}
+
+
+def test_running_norm_normalizes_and_clips():
+    norm = RunningNorm(2, clip=5.0)
+    x = torch.tensor([[0.0, 100.0], [2.0, 300.0]], dtype=torch.float64)
+    norm.update(x)  # mean (1, 200), var (1, 10000)
+    y = norm(torch.tensor([[1.0, 400.0], [100.0, 0.0]]))
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, torch.tensor([[0.0, 2.0], [5.0, -2.0]]), atol=1e-6, rtol=0)
+    before = norm.mean.clone()
+    norm(torch.randn(10, 2))  # forward never changes the statistics (frozen outside update)
+    assert torch.equal(before, norm.mean)
+
+
+def test_q_ensemble_members_are_independent_mlps():
+    torch.manual_seed(3)
+    q = QEnsemble(5, 2, hidden=(16, 16), n_critics=2)
+    obs, act = torch.randn(32, 5), torch.randn(32, 2)
+    out = q(obs, act)
+    assert out.shape == (2, 32)
+    x = torch.cat([obs, act], -1)
+    for k in range(2):
+        h = x
+        for i, layer in enumerate(q.layers):
+            h = h @ layer.weight[k] + layer.bias[k]
+            if i < len(q.layers) - 1:
+                h = torch.relu(h)
+        torch.testing.assert_close(out[k], h.squeeze(-1))
+    # A loss on member 0 gives no gradient to member 1.
+    out[0].sum().backward()
+    assert all(layer.weight.grad[1].abs().sum() == 0 for layer in q.layers)
+    assert all(layer.weight.grad[0].abs().sum() > 0 for layer in q.layers)
+
+
+def test_ensemble_linear_init_matches_nn_linear_range():
+    torch.manual_seed(0)
+    layer = EnsembleLinear(2, 64, 32)
+    bound = 1 / math.sqrt(64)
+    assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound
+    assert not torch.equal(layer.weight[0], layer.weight[1])

@@ -1,0 +1,174 @@
+"""SAC / TD3 / DDPG updates do what the papers say: targets, smoothing, temperature, bounds."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from robotac.algos import DDPG, SAC, TD3, make_algo, polyak_update
+from robotac.buffer import Batch
+from robotac.config import TrainConfig, resolved
+
+LOW = np.array([0.0, -1.0, -10.0], dtype=np.float32)
+HIGH = np.array([2 * np.pi, 1.0, -9.0], dtype=np.float32)
+OBS_DIM = 4
+
+
+def _algo(name: str, **kw):
+    torch.manual_seed(0)
+    cfg = resolved(TrainConfig(env_id="x", algo=name, hidden=(32, 32), **kw))
+    return make_algo(cfg, OBS_DIM, LOW, HIGH, num_envs=3)
+
+
+def _batch(n=64, terminated=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    action = torch.as_tensor(LOW) + torch.rand(n, 3, generator=g) * torch.as_tensor(HIGH - LOW)
+    term = torch.zeros(n) if terminated is None else terminated
+    return Batch(torch.randn(n, OBS_DIM, generator=g), action, torch.randn(n, generator=g),
+                 torch.randn(n, OBS_DIM, generator=g), term)
+
+
+def test_polyak_update_is_the_convex_combination():
+    torch.manual_seed(0)
+    online = torch.nn.Linear(3, 2)
+    target = copy.deepcopy(online)
+    with torch.no_grad():
+        for p in online.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in target.parameters()]
+    polyak_update(target, online, tau=0.005)
+    for t, b, o in zip(target.parameters(), before, online.parameters(), strict=True):
+        torch.testing.assert_close(t, 0.995 * b + 0.005 * o)
+
+
+@pytest.mark.parametrize("name,n_critics", [("sac", 2), ("td3", 2), ("ddpg", 1)])
+def test_exploration_stays_within_bounds_without_clipping(name, n_critics):
+    algo = _algo(name, exploration_noise=0.5)
+    assert algo.critic.n_critics == n_critics
+    low, high = torch.as_tensor(LOW), torch.as_tensor(HIGH)
+    for scale in (1.0, 1e4):
+        obs = torch.randn(3, OBS_DIM) * scale
+        for _ in range(200):
+            a = algo.act(obs, explore=True)
+            assert a.shape == (3, 3) and (a >= low).all() and (a <= high).all()
+    # With moderate inputs the noisy actions are spread and strictly inside (no pile-up at the
+    # bounds as clipping would produce).
+    a = torch.stack([algo.act(torch.zeros(3, OBS_DIM), explore=True) for _ in range(300)])
+    assert ((a > low) & (a < high)).all()
+    assert (a.std(dim=(0, 1)) > 0).all()
+
+
+def test_ddpg_ou_noise_is_correlated_and_reset_per_env():
+    algo = _algo("ddpg", ou_noise=True, exploration_noise=0.2)
+    obs = torch.zeros(3, OBS_DIM)
+    states = []
+    for _ in range(400):
+        algo.act(obs, explore=True)
+        states.append(algo.noise_state[0].clone())
+    x = torch.stack(states)[:, 0]
+    lag1 = torch.corrcoef(torch.stack([x[:-1], x[1:]]))[0, 1].item()
+    assert lag1 > 0.7  # OU with theta 0.15 has autocorrelation 0.85 per step
+    algo.reset_noise(torch.tensor([True, False, False]))
+    assert algo.noise_state[0].abs().sum() == 0 and algo.noise_state[1].abs().sum() > 0
+
+
+def test_td3_target_policy_smoothing_noise_is_clipped_per_dimension():
+    algo = _algo("td3", target_policy_noise=0.2, target_noise_clip=0.5)
+    assert isinstance(algo, TD3) and algo.policy_delay == 2
+    next_obs = torch.randn(20000, OBS_DIM) * 0.1
+    clean = algo.actor_target(next_obs)
+    smoothed = algo.target_action(next_obs)
+    half = torch.as_tensor((HIGH - LOW) / 2)
+    noise_units = (smoothed - clean) / half
+    low, high = torch.as_tensor(LOW), torch.as_tensor(HIGH)
+    assert (smoothed >= low).all() and (smoothed <= high).all()
+    assert noise_units.abs().max() <= 0.5 + 1e-5
+    # Where the bounds do not bite, the noise is N(0, 0.2^2) clipped at 2.5 sigma: its std is
+    # 0.2 * 0.9657 (truncated-normal factor at +-2.5 sigma, plus the clipped mass).
+    inside = (clean - low > 0.5 * half) & (high - clean > 0.5 * half)
+    std = noise_units[inside].std().item()
+    assert 0.185 < std < 0.2, std
+
+
+def test_sac_critic_target_bootstraps_only_through_non_terminal():
+    algo = _algo("sac")
+    term = torch.tensor([1.0, 0.0] * 32)
+    batch = _batch(terminated=term)
+    torch.manual_seed(5)
+    loss, _ = algo.critic_loss(batch)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        a2, lp2, _ = algo.actor(batch.next_obs)
+        qn = algo.critic_target(batch.next_obs, algo.actor.to_unit(a2)).min(0).values
+        y = batch.reward + 0.99 * (1 - term) * (qn - algo.alpha * lp2)
+        q = algo.critic(batch.obs, algo.actor.to_unit(batch.action))
+        expected = ((q - y) ** 2).mean(1).sum()
+    torch.testing.assert_close(loss, expected)
+    # terminal rows: target is the reward alone
+    assert torch.equal(y[term == 1], batch.reward[term == 1])
+
+
+def test_sac_temperature_moves_towards_target_entropy():
+    # Target entropy -1 * act_dim = -3 nats. Freshly initialised actors have high entropy
+    # (> -3), so alpha must go down; with a target far above the entropy, alpha must go up.
+    for scale, direction in ((1.0, -1), (-5.0, +1)):
+        algo = _algo("sac", target_entropy_scale=scale)
+        assert isinstance(algo, SAC)
+        assert algo.target_entropy == pytest.approx(-scale * 3)
+        a0 = algo.alpha.item()
+        for _ in range(20):
+            algo.update(_batch())
+        a1 = algo.alpha.item()
+        # Adam moves log(alpha) by about lr per step: 20 steps * 3e-4.
+        assert np.sign(np.log(a1 / a0)) == direction
+        assert abs(np.log(a1 / a0)) == pytest.approx(20 * 3e-4, rel=0.05)
+
+
+def test_sac_targets_follow_polyak_every_update_and_td3_only_when_actor_updates():
+    sac = _algo("sac")
+    t0 = [p.clone() for p in sac.critic_target.parameters()]
+    sac.update(_batch())
+    for t, b, o in zip(sac.critic_target.parameters(), t0, sac.critic.parameters(), strict=True):
+        torch.testing.assert_close(t, 0.995 * b + 0.005 * o)
+
+    td3 = _algo("td3")
+    td3.update(_batch())  # update 0: critic, actor, targets
+    actor_after_first = [p.clone() for p in td3.actor.parameters()]
+    target_after_first = [p.clone() for p in td3.critic_target.parameters()]
+    td3.update(_batch(seed=1))  # update 1: critic only (policy_delay 2)
+    assert all(torch.equal(a, b) for a, b in zip(actor_after_first, td3.actor.parameters(),
+                                                  strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(target_after_first,
+                                                  td3.critic_target.parameters(), strict=True))
+    td3.update(_batch(seed=2))  # update 2: actor and targets again
+    assert not torch.equal(actor_after_first[0], next(td3.actor.parameters()))
+
+
+def test_updates_return_tensors_not_python_numbers():
+    for name in ("sac", "td3", "ddpg"):
+        metrics = _algo(name).update(_batch())
+        assert "losses/qf_loss" in metrics and "losses/actor_loss" in metrics
+        assert all(isinstance(v, torch.Tensor) and v.ndim == 0 for v in metrics.values())
+
+
+def test_ddpg_uses_one_critic_and_updates_everything_each_step():
+    algo = _algo("ddpg")
+    assert isinstance(algo, DDPG) and algo.policy_delay == 1
+    t0 = next(algo.actor_target.parameters()).clone()
+    algo.update(_batch())
+    assert not torch.equal(t0, next(algo.actor_target.parameters()))
+
+
+def test_state_dict_round_trip_restores_everything():
+    a = _algo("sac")
+    for s in range(3):
+        a.update(_batch(seed=s))
+    b = _algo("sac")
+    b.load_state_dict(a.state_dict())
+    torch.manual_seed(9)
+    ma = a.update(_batch(seed=7))
+    torch.manual_seed(9)
+    mb = b.update(_batch(seed=7))
+    assert all(torch.equal(ma[k], mb[k]) for k in ma)
+    assert b.n_updates == a.n_updates == 4
