@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="per-joint target rate limit [rad/s]")
     ap.add_argument("--tilt-limit-deg", type=float, default=60.0,
                     help="ESTOP when the body tilts more than this [deg]")
+    ap.add_argument("--rt-priority", type=int, default=0,
+                    help="run the loop under SCHED_FIFO at this priority (1-99, Linux, root or "
+                         "CAP_SYS_NICE); 0 = default scheduler")
     ap.add_argument("--virtual-mode", choices=("realtime", "stepped"), default="realtime",
                     help="virtual robot physics: wall clock, or one control period per COMMAND")
     ap.add_argument("--virtual-args", default="",
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                               tilt_limit_rad=math.radians(args.tilt_limit_deg),
                               ramp_s=args.ramp_s, hold_s=args.hold_s)
         config = LoopConfig(rate_hz=rate_hz, duration_s=args.duration_s, command=args.command,
-                            safety=safety, log_path=args.log)
+                            safety=safety, log_path=args.log, rt_priority=args.rt_priority)
     except ValueError as exc:
         print(f"robotac deploy: {exc}", file=sys.stderr)
         return 1

@@ -73,6 +73,8 @@ class LoopConfig:
         spin_s: The last part of each wait is a busy spin of this length [s] (sleep overshoot).
         log_path: ``.npz`` file for the per-step log; ``None`` keeps it in memory only.
         hello_attempts: HELLO tries (each with a 0.2 s timeout) before giving up.
+        rt_priority: When > 0, run the loop under ``SCHED_FIFO`` with this priority (1-99;
+            Linux, needs root or ``CAP_SYS_NICE``); the previous policy is restored afterwards.
     """
 
     rate_hz: float = 50.0
@@ -83,6 +85,7 @@ class LoopConfig:
     spin_s: float = 0.001
     log_path: Path | None = None
     hello_attempts: int = 3
+    rt_priority: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.rate_hz <= 1000:
@@ -169,6 +172,36 @@ class DeadlineClock:
         while time.perf_counter() < deadline:
             pass
         return 0.0
+
+
+def set_realtime_priority(priority: int) -> tuple[str, object]:
+    """Switch this process to ``SCHED_FIFO`` at ``priority`` (Linux).
+
+    Returns:
+        ``(status, previous)``: a one-line status for the summary, and what
+        :func:`restore_priority` needs (``None`` when nothing changed).
+    """
+    if priority <= 0:
+        return "default scheduler", None
+    if not hasattr(os, "sched_setscheduler"):
+        return "SCHED_FIFO unavailable on this OS", None
+    previous = (os.sched_getscheduler(0), os.sched_getparam(0))
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (PermissionError, OSError) as exc:
+        return f"SCHED_FIFO refused ({exc}); run as root or grant CAP_SYS_NICE", None
+    return f"SCHED_FIFO priority {priority}", previous
+
+
+def restore_priority(previous: object) -> None:
+    """Undo :func:`set_realtime_priority`; never raises."""
+    if previous is None:
+        return
+    policy, param = previous  # type: ignore[misc]
+    try:
+        os.sched_setscheduler(0, policy, param)
+    except OSError:
+        pass
 
 
 def _pct(x: np.ndarray, q: float) -> float:
@@ -328,6 +361,7 @@ def run_deploy(
     safety: SafetyLayer | None = None
     last_target: np.ndarray | None = None
     clock = DeadlineClock(period, config.spin_s)
+    sched_status, sched_prev = set_realtime_priority(config.rt_priority)
     try:
         info = hello(link, config.hello_attempts)
         link.n_joints = info.n_joints
@@ -419,6 +453,7 @@ def run_deploy(
     finally:
         stopped_with = _stop(link, link_alive, fault is not None or failure is not None,
                              last_target, safety, robot)
+        restore_priority(sched_prev)
         arrays = log.arrays()
         summary = summarize(arrays, period) if arrays["t_s"].size else {"steps": 0}
         summary.update(
@@ -432,6 +467,7 @@ def run_deploy(
                 "clamped_steps": safety.n_clamped if safety else 0,
                 "rate_limited_steps": safety.n_rate_limited if safety else 0,
                 "non_finite_actions": safety.n_non_finite if safety else 0,
+                "scheduler": sched_status,
             }
         )
         if config.log_path is not None and arrays["t_s"].size:

@@ -105,6 +105,9 @@ class RobotRecord:
     base_x_m: float = 0.0
     joint_low_rad: list[float] = field(default_factory=list)
     joint_high_rad: list[float] = field(default_factory=list)
+    #: Body-frame forward velocity [m/s] at each accepted position COMMAND (privileged state,
+    #: for sim-to-sim comparisons; the host never sees it).
+    vx_body_m_s: list[float] = field(default_factory=list)
 
     def count(self, table: dict[str, int], key: str) -> None:
         table[key] = table.get(key, 0) + 1
@@ -292,6 +295,8 @@ class VirtualRobot:
         if self.mode == "stepped":
             self.sim.step_physics(self.sim.n_substeps)
             self.record.physics_steps += self.sim.n_substeps
+        if msg.mode == P.Mode.POSITION and len(self.record.vx_body_m_s) < 1_000_000:
+            self.record.vx_body_m_s.append(float(self.sim.base_lin_vel_body_m_s[0]))
         return self._state(msg.seq)
 
     def feed(self, data: bytes, now: float | None = None) -> bytes:
@@ -399,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--servo-fault-after-s", type=float, default=None,
                     help="raise the servo-fault status bit this long after the first HELLO [s]")
     ap.add_argument("--seed", type=int, default=0, help="seed of the fault injection")
+    ap.add_argument("--rt-priority", type=int, default=0,
+                    help="serve under SCHED_FIFO at this priority (Linux, root); 0 = default")
     return ap
 
 
@@ -412,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     robot = VirtualRobot(args.mode, args.watchdog_ms, faults)
     master, slave, path = open_pty()
+    if args.rt_priority > 0:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.rt_priority))
+        except (AttributeError, OSError) as exc:
+            print(f"virtual robot: SCHED_FIFO refused ({exc}); default scheduler",
+                  file=sys.stderr)
     stop = [False]
 
     def _on_signal(signum: int, frame: object) -> None:

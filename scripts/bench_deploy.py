@@ -1,0 +1,256 @@
+#!/usr/bin/env python
+"""Deploy benchmarks: inference latency, loop timing against the virtual robot, sim-to-sim.
+
+    python scripts/bench_deploy.py                      # full: 30 s per rate
+    python scripts/bench_deploy.py --seconds 5          # shorter loop runs
+    python scripts/bench_deploy.py --policy policies/pretrained/quadruped_sac.onnx --run RUN_DIR
+    python scripts/bench_deploy.py --json out.json      # also write the figures as JSON
+
+1. Inference, batch 1, one thread each, same process and run: onnxruntime on the exported file
+   vs the torch actor (normalizer + ``actor.deterministic``), numpy in and out for both; p50/p99
+   and the ratio (target: onnxruntime at least 2x faster at p99).
+2. The deploy loop against ``python -m deploy.virtual_robot`` (real-time physics) through a pty at
+   50, 100 and 200 Hz: achieved rate, period p99 jitter ``|period - nominal|``, deadline misses
+   (target at 200 Hz: p99 jitter < 1 ms, no misses). The loop runs a standing policy (its
+   output is the default pose, slightly observation dependent) so the robot stays up at any
+   rate; ``--loop-policy`` runs another.
+3. Sim-to-sim (needs a trained policy, ``--policy``): mean body-frame forward velocity over the
+   policy phase, deploy loop + virtual robot (stepped and real-time physics) vs the same ONNX
+   policy in the Gymnasium env, at ``--command`` (default 0.5,0,0) (target: within 10 %).
+
+The actor of part 1 is the SAC actor of ``--run`` when given, else a freshly initialised SAC
+actor of the trainer's default size (45 -> 256 -> 256 -> 24); inference time does not depend on
+the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+
+
+def _pcts(x: np.ndarray) -> tuple[float, float]:
+    return float(np.percentile(x, 50)), float(np.percentile(x, 99))
+
+
+def bench_inference(n: int, run: str | None, tmp: Path) -> dict:
+    import torch
+
+    from deploy.policy import OnnxPolicy
+    from envs.interface import QUADRUPED_INTERFACE
+    from policies.export import export_onnx, make_metadata
+    from policies.networks import RunningNorm, SquashedGaussianActor
+
+    torch.set_num_threads(1)
+    if run:
+        from robotac.checkpoint import load_policy
+        from robotac.export import export_bundle
+
+        bundle = load_policy(run)
+        actor, norm = bundle.actor, bundle.obs_norm
+        path = export_bundle(bundle, tmp / "bench.onnx")
+    else:
+        arr = QUADRUPED_INTERFACE.arrays()
+        torch.manual_seed(0)
+        actor = SquashedGaussianActor(45, arr["action_low_rad"], arr["action_high_rad"]).eval()
+        norm = RunningNorm(45)
+        norm.update(torch.randn(1000, 45, dtype=torch.float64))
+        meta = make_metadata(env_id="robotac/Quadruped-v0", algo="sac", obs_dim=45,
+                             action_low=arr["action_low_rad"], action_high=arr["action_high_rad"],
+                             interface=QUADRUPED_INTERFACE.to_dict(), robotac_version="bench")
+        path = export_onnx(actor, norm, tmp / "bench.onnx", meta)
+    ort_policy = OnnxPolicy(path, intra_op_threads=1)
+    obs = np.random.default_rng(0).standard_normal((n, 45)).astype(np.float32)
+
+    def torch_call(o: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return actor.deterministic(norm(torch.from_numpy(o)[None]))[0].numpy()
+
+    for _ in range(200):  # warm up both
+        ort_policy(obs[0])
+        torch_call(obs[0])
+    t_ort = np.empty(n)
+    t_torch = np.empty(n)
+    for i in range(n):  # interleaved, so both see the same machine load
+        t0 = time.perf_counter()
+        ort_policy(obs[i])
+        t1 = time.perf_counter()
+        torch_call(obs[i])
+        t2 = time.perf_counter()
+        t_ort[i], t_torch[i] = t1 - t0, t2 - t1
+    o50, o99 = _pcts(t_ort * 1e3)
+    t50, t99 = _pcts(t_torch * 1e3)
+    return {"n": n, "ort_ms_p50": o50, "ort_ms_p99": o99, "torch_ms_p50": t50,
+            "torch_ms_p99": t99, "ratio_p50": t50 / o50, "ratio_p99": t99 / o99}
+
+
+def _start_robot(extra: list[str], report: Path) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.virtual_robot", "--report",
+                             str(report), *extra], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    line = proc.stdout.readline()
+    if not line.startswith("PORT "):
+        raise RuntimeError(f"virtual robot did not start: {line!r}")
+    return proc, line.split()[1]
+
+
+def _stop_robot(proc: subprocess.Popen, report: Path) -> dict:
+    proc.terminate()
+    proc.wait(timeout=10)
+    return json.loads(report.read_text())
+
+
+def run_loop(policy_path: Path, rate_hz: float, seconds: float, command, mode: str,
+             tmp: Path, safety_kw: dict | None = None, rt_priority: int = 0) -> tuple[dict, dict]:
+    from deploy.link import SerialLink
+    from deploy.loop import LoopConfig, run_deploy
+    from deploy.policy import OnnxPolicy
+    from deploy.safety import SafetyConfig
+
+    report = tmp / f"robot_{mode}_{rate_hz:g}.json"
+    proc, port = _start_robot(["--mode", mode, "--rt-priority", str(max(rt_priority - 1, 0))],
+                              report)
+    try:
+        cfg = LoopConfig(rate_hz=rate_hz, duration_s=seconds, command=tuple(command),
+                         safety=SafetyConfig(**(safety_kw or {"ramp_s": 1.0, "hold_s": 0.5})),
+                         rt_priority=rt_priority)
+        with SerialLink(port) as link:
+            res = run_deploy(link, OnnxPolicy(policy_path), cfg)
+    finally:
+        rec = _stop_robot(proc, report)
+    s = dict(res.summary)
+    s["n_policy_steps"] = int(np.sum(res.log["phase"] == 2))
+    return s, rec
+
+
+def standing_policy(tmp: Path) -> Path:
+    sys.path.insert(0, str(ROOT / "tests" / "deploy"))
+    from conftest import make_standing_policy
+
+    return make_standing_policy(tmp / "standing.onnx")
+
+
+def sim_to_sim(policy_path: Path, seconds: float, command, tmp: Path) -> dict:
+    """Forward velocity: gym env vs deploy loop + virtual robot (stepped and real time)."""
+    from deploy.policy import OnnxPolicy
+    from robotac.env_utils import make_env
+
+    pol = OnnxPolicy(policy_path)
+    kwargs = dict(pol.metadata.get("env_kwargs") or {})
+    kwargs["fixed_command"] = tuple(command)
+    env = make_env(pol.metadata["env_id"], **kwargs)
+    steps = int(round(seconds / pol.interface.control_period_s))
+    vx, falls, lengths = [], 0, []
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        ep = []
+        for _ in range(steps):
+            obs, _, terminated, truncated, info = env.step(pol(obs))
+            ep.append(float(info["base_lin_vel_m_s"][0]))
+            if terminated or truncated:
+                falls += int(terminated)
+                break
+        lengths.append(len(ep))
+        vx.append(float(np.mean(ep[len(ep) // 5:])))  # skip the first 20 % (start-up)
+    env.close()
+    out = {"command": list(command), "seconds": seconds,
+           "env_vx_m_s": float(np.mean(vx)), "env_falls": falls, "env_lengths": lengths}
+    for mode in ("stepped", "realtime"):
+        s, rec = run_loop(policy_path, 1.0 / pol.interface.control_period_s, seconds, command,
+                          mode, tmp)
+        v = np.asarray(rec["vx_body_m_s"])[-s["n_policy_steps"]:] if s["n_policy_steps"] else []
+        v = v[len(v) // 5:] if len(v) else v
+        out[f"deploy_{mode}_vx_m_s"] = float(np.mean(v)) if len(v) else float("nan")
+        out[f"deploy_{mode}_fault"] = s["fault"]
+        out[f"deploy_{mode}_rel_diff"] = (abs(out[f"deploy_{mode}_vx_m_s"] - out["env_vx_m_s"])
+                                          / max(abs(out["env_vx_m_s"]), 1e-6))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=30.0, help="loop run length per rate [s]")
+    ap.add_argument("--rates", default="50,100,200", help="loop rates [Hz], comma separated")
+    ap.add_argument("--inference-n", type=int, default=5000, help="inference calls per backend")
+    ap.add_argument("--run", default=None, help="training run whose actor part 1 times")
+    ap.add_argument("--policy", type=Path, default=None,
+                    help="trained ONNX policy for sim-to-sim (default: the pretrained one if "
+                         "present)")
+    ap.add_argument("--loop-policy", type=Path, default=None,
+                    help="ONNX policy of the timing runs (default: a standing policy)")
+    ap.add_argument("--sim-seconds", type=float, default=10.0, help="sim-to-sim length [s]")
+    ap.add_argument("--command", default="0.5,0,0", help="sim-to-sim command VX,VY,YAW")
+    ap.add_argument("--skip", default="", help="parts to skip: inference,loop,sim")
+    ap.add_argument("--rt-priority", type=int, default=0,
+                    help="SCHED_FIFO priority of the loop (the virtual robot gets one less); "
+                         "0 = default scheduler")
+    ap.add_argument("--json", type=Path, default=None, help="write all figures here")
+    args = ap.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    command = [float(x) for x in args.command.split(",")]
+    results: dict = {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''} "
+                   f"{os.cpu_count()} cores, Linux {platform.release()}, Python "
+                   f"{platform.python_version()}",
+        "command": "python scripts/bench_deploy.py " + " ".join(argv or sys.argv[1:]),
+    }
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        if "inference" not in skip:
+            inf = bench_inference(args.inference_n, args.run, tmp)
+            results["inference"] = inf
+            print(f"inference batch 1, 1 thread: onnxruntime p50 {inf['ort_ms_p50']:.4f} ms, "
+                  f"p99 {inf['ort_ms_p99']:.4f} ms | torch p50 {inf['torch_ms_p50']:.4f} ms, "
+                  f"p99 {inf['torch_ms_p99']:.4f} ms | ratio p50 {inf['ratio_p50']:.2f}x, "
+                  f"p99 {inf['ratio_p99']:.2f}x", flush=True)
+        if "loop" not in skip:
+            loop_policy = args.loop_policy or standing_policy(tmp)
+            results["loop"] = {}
+            for rate in (float(r) for r in args.rates.split(",")):
+                s, rec = run_loop(loop_policy, rate, args.seconds, (0.0, 0.0, 0.0), "realtime",
+                                  tmp, rt_priority=args.rt_priority)
+                results["loop"][f"{rate:g}"] = s
+                print(f"loop {rate:g} Hz for {args.seconds:g} s: achieved "
+                      f"{s['achieved_rate_hz']:.3f} Hz, period p50/p99/max "
+                      f"{s['period_ms_p50']:.3f}/{s['period_ms_p99']:.3f}/"
+                      f"{s['period_ms_max']:.3f} ms, jitter p99 {s['jitter_ms_p99']:.3f} ms "
+                      f"(max {s['jitter_ms_max']:.3f}), deadline misses {s['deadline_misses']}, "
+                      f"overruns {s['overruns']}, rtt p50/p99 {s['rtt_ms_p50']:.3f}/"
+                      f"{s['rtt_ms_p99']:.3f} ms, inference p99 {s['inference_ms_p99']:.3f} ms, "
+                      f"drops {s['drops']}, fault {s['fault']}, robot errors "
+                      f"{rec['errors_sent']}, {s['scheduler']}", flush=True)
+        if "sim" not in skip:
+            from deploy.cli import DEFAULT_POLICY
+
+            policy = args.policy or (DEFAULT_POLICY if DEFAULT_POLICY.is_file() else None)
+            if policy is None:
+                print("sim-to-sim skipped: no trained policy (give --policy FILE)")
+            else:
+                res = sim_to_sim(policy, args.sim_seconds, command, tmp)
+                results["sim_to_sim"] = res
+                print(f"sim-to-sim at {command}: env vx {res['env_vx_m_s']:.3f} m/s | deploy "
+                      f"stepped {res['deploy_stepped_vx_m_s']:.3f} m/s "
+                      f"({100 * res['deploy_stepped_rel_diff']:.1f} %) | deploy real time "
+                      f"{res['deploy_realtime_vx_m_s']:.3f} m/s "
+                      f"({100 * res['deploy_realtime_rel_diff']:.1f} %)", flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
