@@ -36,8 +36,11 @@ class TrainConfig:
     """Env id, e.g. ``Pendulum-v1`` or ``robotac/Quadruped-v0`` (required unless --resume)."""
     algo: Literal["sac", "td3", "ddpg"] | None = None
     """Algorithm (default ``sac``)."""
-    env_kwargs: dict[str, bool | int | float | str] = field(default_factory=dict)
-    """Keyword arguments of the env constructor, as ``KEY VALUE`` pairs on the command line."""
+    env_kwargs: dict[str, bool | int | float | str | tuple[float, ...]] = field(
+        default_factory=dict
+    )
+    """Keyword arguments of the env constructor: ``KEY VALUE`` pairs of scalars on the command
+    line; vectors (e.g. ``fixed_command: [0.5, 0, 0]``) in a --config file."""
     seed: int = 1
     """Seed of torch, numpy, python ``random`` and of every env reset."""
     total_steps: int = 1_000_000
@@ -230,6 +233,12 @@ def from_dict(d: dict[str, Any]) -> TrainConfig:
         raise ConfigError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
     if "hidden" in d:
         d["hidden"] = tuple(int(h) for h in d["hidden"])
+    if "env_kwargs" in d:
+        if not isinstance(d["env_kwargs"], dict):
+            raise ConfigError(f"env_kwargs must be a mapping, got {d['env_kwargs']!r}")
+        d["env_kwargs"] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in d["env_kwargs"].items()
+        }
     return TrainConfig(**d)
 
 

@@ -71,6 +71,9 @@ class TrainResult:
     final_eval_return: float | None
     best_eval_return: float | None
     stopped_early: bool = False
+    learning_sps: float | None = None
+    """Env steps per second of this session after ``learning_starts`` (training only: the time
+    spent in evaluations and checkpoints is excluded)."""
 
 
 @dataclass
@@ -198,10 +201,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         defaults = TrainConfig()
 
         def same(a, b) -> bool:
-            def norm(x):
-                return list(x) if isinstance(x, tuple) else x
-
-            return norm(a) == norm(b)
+            return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
         conflicts = [
             f"{k}={getattr(cfg, k)!r} (run has {v!r})"
@@ -328,8 +328,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     stopped = False
     last_eval: float | None = None
     obs_t = torch.as_tensor(obs, dtype=torch.float32).to(device)
+    learn_time, learn_steps = 0.0, 0
     try:
         while st.global_step < cfg.total_steps:
+            t_step = time.perf_counter()
+            learning = st.global_step >= cfg.learning_starts
             # --- act ---------------------------------------------------------------------
             if st.global_step < cfg.learning_starts:
                 action = action_low + (action_high - action_low) * np_rng.random(
@@ -373,6 +376,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                 norm = obs_norm if cfg.normalize_obs else None
                 for _ in range(k):
                     metrics = algo.update(buffer.sample(cfg.batch_size, norm))
+            if learning:
+                learn_time += time.perf_counter() - t_step
+                learn_steps += n
 
             # --- log / eval / checkpoint -------------------------------------------------
             if st.global_step % cfg.log_every < n:
@@ -416,7 +422,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     logger.close()
     eval_env.close()
     return TrainResult(run_dir, st.global_step, last_eval,
-                       None if st.best_eval == -math.inf else st.best_eval, stopped)
+                       None if st.best_eval == -math.inf else st.best_eval, stopped,
+                       learn_steps / learn_time if learn_time > 0 else None)
 
 
 def _restore(ckpt, algo, obs_norm, buffer, st, envs, np_rng, cfg) -> np.ndarray:

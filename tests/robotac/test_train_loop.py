@@ -1,0 +1,173 @@
+"""The training loop's outputs, load_policy's contract, and clear errors on bad input."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from policies.networks import DeterministicActor, RunningNorm, SquashedGaussianActor
+from robotac.checkpoint import CheckpointError, load_checkpoint, load_policy
+from robotac.config import ConfigError, TrainConfig
+from robotac.env_utils import EnvError, check_spaces
+from robotac.train import RunDirError, train
+
+
+def _cfg(run_dir, **kw) -> TrainConfig:
+    base = dict(
+        env_id="Pendulum-v1", algo="sac", seed=0, total_steps=400, learning_starts=200,
+        batch_size=32, hidden=(16, 16), eval_every=200, eval_episodes=2, checkpoint_every=200,
+        log_every=100, run_dir=str(run_dir), progress=False, video=False, export=False,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def sac_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "sac"
+    result = train(_cfg(run_dir, num_envs=2))
+    return run_dir, result
+
+
+def test_run_directory_layout(sac_run):
+    run_dir, result = sac_run
+    assert result.global_step == 400 and not result.stopped_early
+    for rel in ("config.json", "episodes.csv", "eval.csv", "learning_curve.png",
+                "checkpoints/latest.pt", "checkpoints/best.pt"):
+        assert (run_dir / rel).is_file(), rel
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["env_id"] == "Pendulum-v1" and cfg["algo"] == "sac" and cfg["policy_delay"] == 1
+    assert cfg["run_dir"] == str(run_dir)
+    # 2 envs x 400 steps / 200-step episodes: 2 episodes each
+    rows = (run_dir / "episodes.csv").read_text().strip().splitlines()
+    assert rows[0] == "global_step,episodic_return,episodic_length" and len(rows) == 1 + 2
+    assert [r.split(",")[0] for r in (run_dir / "eval.csv").read_text().splitlines()[1:]] == [
+        "200", "400"]
+    assert not list((run_dir / "checkpoints").glob("*.tmp"))  # atomic writes leave no temp
+
+
+def test_tensorboard_tags_follow_cleanrl(sac_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _ = sac_run
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    expected = {"charts/episodic_return", "charts/episodic_length", "charts/SPS",
+                "losses/qf_loss", "losses/actor_loss", "losses/alpha", "losses/q_mean",
+                "charts/entropy", "eval/mean_return"}
+    assert expected <= tags, expected - tags
+
+
+def test_load_policy_contract(sac_run):
+    run_dir, result = sac_run
+    bundle = load_policy(run_dir)  # best
+    assert isinstance(bundle.actor, SquashedGaussianActor) and not bundle.actor.training
+    assert isinstance(bundle.obs_norm, RunningNorm) and bundle.obs_norm.count.item() > 0
+    assert (bundle.algo, bundle.env_id, bundle.env_kwargs, bundle.obs_dim) == (
+        "sac", "Pendulum-v1", {}, 3)
+    assert bundle.action_low.dtype == np.float32 and bundle.action_low.tolist() == [-2.0]
+    assert bundle.action_high.tolist() == [2.0]
+    assert bundle.interface is None  # Pendulum publishes no robot interface
+    assert bundle.config["hidden"] == [16, 16]
+    assert bundle.eval_return == result.best_eval_return
+    obs = np.zeros((5, 3), dtype=np.float32)
+    with torch.no_grad():
+        a = bundle.actor.deterministic(bundle.obs_norm(torch.as_tensor(obs)))
+    assert a.shape == (5, 1) and (a.abs() <= 2).all()
+    np.testing.assert_allclose(bundle.act(obs[0]), a[0].numpy())
+    latest = load_policy(run_dir, "latest")
+    assert latest.global_step == 400
+    with pytest.raises(ValueError, match="best' or 'latest"):
+        load_policy(run_dir, "newest")
+
+
+def test_td3_and_ddpg_runs_load_deterministic_actors(tmp_path):
+    for algo in ("td3", "ddpg"):
+        train(_cfg(tmp_path / algo, algo=algo, total_steps=250))
+        bundle = load_policy(tmp_path / algo)
+        assert isinstance(bundle.actor, DeterministicActor) and bundle.algo == algo
+
+
+def test_existing_run_directory_is_never_overwritten(sac_run):
+    run_dir, _ = sac_run
+    before = (run_dir / "checkpoints" / "latest.pt").read_bytes()
+    with pytest.raises(RunDirError, match="already exists"):
+        train(_cfg(run_dir))
+    assert (run_dir / "checkpoints" / "latest.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"tau": -0.1}, "tau"),
+        ({"gamma": 1.0}, "gamma"),
+        ({"batch_size": 2000, "buffer_size": 1000, "learning_starts": 2000}, "larger than"),
+        ({"learning_starts": 10}, "learning_starts"),
+        ({"num_envs": 0}, "num_envs"),
+        ({"actor_lr": float("nan")}, "actor_lr"),
+        ({"hidden": ()}, "hidden"),
+        ({"env_id": None}, "no environment"),
+    ],
+)
+def test_out_of_range_config_is_a_clear_error(tmp_path, change, match):
+    with pytest.raises(ConfigError, match=match):
+        train(_cfg(tmp_path / "x", **change))
+    assert not (tmp_path / "x").exists()  # nothing written
+
+
+def test_unknown_env_id_is_a_clear_error(tmp_path):
+    with pytest.raises(EnvError, match="unknown environment id 'NoSuchEnv-v9'"):
+        train(_cfg(tmp_path / "x", env_id="NoSuchEnv-v9"))
+    assert not (tmp_path / "x").exists()
+
+
+def test_discrete_and_unbounded_action_spaces_are_refused(tmp_path):
+    with pytest.raises(EnvError, match="1-D Box"):
+        train(_cfg(tmp_path / "x", env_id="CartPole-v1"))
+
+    class Unbounded(gym.Env):
+        observation_space = gym.spaces.Box(-1, 1, (3,), np.float32)
+        action_space = gym.spaces.Box(np.array([-1, -np.inf], np.float32),
+                                      np.array([1, np.inf], np.float32))
+
+    with pytest.raises(EnvError, match=r"unbounded action space \(dimensions \[1\]"):
+        check_spaces(Unbounded(), "Unbounded-v0")
+
+
+def test_resume_refuses_another_env_or_algorithm(sac_run):
+    run_dir, _ = sac_run
+    with pytest.raises(CheckpointError, match="trained on env 'Pendulum-v1', not 'HalfCheetah"):
+        train(TrainConfig(env_id="HalfCheetah-v5", resume=str(run_dir), progress=False))
+    with pytest.raises(CheckpointError, match="algorithm 'sac', not 'td3'"):
+        train(TrainConfig(algo="td3", resume=str(run_dir), progress=False))
+    with pytest.raises(ConfigError, match="changed settings: batch_size=64"):
+        train(TrainConfig(batch_size=64, resume=str(run_dir), progress=False))
+
+
+def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path, sac_run):
+    run_dir, _ = sac_run
+    data = (run_dir / "checkpoints" / "best.pt").read_bytes()
+    bad = tmp_path / "run" / "checkpoints"
+    bad.mkdir(parents=True)
+    (bad / "best.pt").write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_policy(tmp_path / "run")
+    torch.save({"weights": torch.zeros(3)}, bad / "latest.pt")
+    with pytest.raises(CheckpointError, match="not a robotac-checkpoint-v1"):
+        load_checkpoint(bad / "latest.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_policy(tmp_path / "nowhere")
+
+
+def test_same_seed_same_run(tmp_path):
+    a = train(_cfg(tmp_path / "a", total_steps=300))
+    b = train(_cfg(tmp_path / "b", total_steps=300))
+    ca = load_checkpoint(tmp_path / "a" / "checkpoints" / "latest.pt")
+    cb = load_checkpoint(tmp_path / "b" / "checkpoints" / "latest.pt")
+    for k, v in ca["algo"]["modules"]["critic"].items():
+        assert torch.equal(v, cb["algo"]["modules"]["critic"][k])
+    assert a.final_eval_return == b.final_eval_return
