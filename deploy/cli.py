@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"robotac deploy: {exc}", file=sys.stderr)
         return 1
 
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: through the loop's finally
+
+    signal.signal(signal.SIGTERM, _terminate)
     robot_proc = None
     port = args.port
     try:

@@ -17,6 +17,8 @@ Timing: steps are scheduled against absolute deadlines ``t0 + k * period``
 (:class:`DeadlineClock`: sleep until shortly before the deadline, then spin), never
 ``sleep(period)`` after the work, so the loop does not drift. A step whose work runs past the
 next deadline is counted as a deadline miss and the schedule skips ahead instead of bursting.
+The garbage collector is off during the run (no collection pauses); ``rt_priority`` optionally
+runs the loop under ``SCHED_FIFO``.
 
 Every step is logged (time, phase, observation, raw action, target sent, STATE received, timings)
 to an ``.npz`` file for comparing real and simulated runs; :func:`summarize` gives achieved rate,
@@ -26,6 +28,7 @@ period p50/p99/max and jitter, inference and round-trip percentiles, drops and e
 from __future__ import annotations
 
 import enum
+import gc
 import os
 import tempfile
 import time
@@ -362,6 +365,12 @@ def run_deploy(
     last_target: np.ndarray | None = None
     clock = DeadlineClock(period, config.spin_s)
     sched_status, sched_prev = set_realtime_priority(config.rt_priority)
+    # No garbage-collector pauses inside the loop: the per-step objects hold no reference
+    # cycles (reference counting frees them); collect and freeze what exists now.
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     try:
         info = hello(link, config.hello_attempts)
         link.n_joints = info.n_joints
@@ -454,6 +463,9 @@ def run_deploy(
         stopped_with = _stop(link, link_alive, fault is not None or failure is not None,
                              last_target, safety, robot)
         restore_priority(sched_prev)
+        gc.unfreeze()
+        if gc_was_enabled:
+            gc.enable()
         arrays = log.arrays()
         summary = summarize(arrays, period) if arrays["t_s"].size else {"steps": 0}
         summary.update(

@@ -30,6 +30,7 @@ This is the only module of ``deploy/`` that imports mujoco (through ``envs.quadr
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import select
@@ -432,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    gc.collect()
+    gc.freeze()  # keep collections short while serving
     print(f"PORT {path}", flush=True)
     try:
         if args.report_every_s > 0:
