@@ -37,11 +37,15 @@ def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
 
     Source: Lillicrap et al. 2016, sec. 3 ("soft" target updates); Fujimoto et al. 2018, Alg. 1.
     """
-    t_params = list(target.parameters())
-    o_params = list(online.parameters())
-    torch._foreach_lerp_(t_params, o_params, tau)
+    _polyak(list(target.parameters()), list(online.parameters()), tau)
     for tb, ob in zip(target.buffers(), online.buffers(), strict=True):
         tb.copy_(ob)
+
+
+@torch.no_grad()
+def _polyak(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
+    """:func:`polyak_update` on cached parameter lists (the networks here have no buffers)."""
+    torch._foreach_lerp_(target, online, tau)
 
 
 def _adam(params: list[nn.Parameter] | list[torch.Tensor], lr: float, fused: bool):
@@ -73,8 +77,28 @@ class OffPolicyAlgo:
         self.n_updates = 0
 
     # -- helpers ---------------------------------------------------------------------------
+    def _finish_init(self) -> None:
+        """Cache parameter lists; with ``cfg.compile``, compile the two loss functions.
+
+        ``torch.compile`` fuses the element-wise work around the matmuls; the optimizer steps
+        and the ``requires_grad`` switches stay eager. Compilation takes about a minute on a
+        2-core CPU (docs/benchmarks.md has the measured gain).
+        """
+        self._cache_params()
+        if self.cfg.compile:
+            self.critic_loss = torch.compile(self.critic_loss)
+            self.actor_loss = torch.compile(self.actor_loss)
+
+    def _cache_params(self) -> None:
+        """Parameter lists, built once (walking the modules every update costs Python time)."""
+        self._critic_params = list(self.critic.parameters())
+        self._critic_target_params = list(self.critic_target.parameters())
+        if hasattr(self, "actor_target"):
+            self._actor_params = list(self.actor.parameters())
+            self._actor_target_params = list(self.actor_target.parameters())
+
     def _set_critic_grad(self, flag: bool) -> None:
-        for p in self.critic.parameters():
+        for p in self._critic_params:
             p.requires_grad_(flag)
 
     def modules(self) -> dict[str, nn.Module]:
@@ -157,6 +181,7 @@ class SAC(OffPolicyAlgo):
         )
         self.alpha_opt = _adam([self.log_alpha], cfg.alpha_lr, cfg.fused_adam)
         self._last_actor_metrics: dict[str, torch.Tensor] = {}
+        self._finish_init()
 
     def modules(self):
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}
@@ -195,6 +220,12 @@ class SAC(OffPolicyAlgo):
         loss = ((q - y) ** 2).mean(dim=1).sum()
         return loss, q.detach().mean()
 
+    def actor_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """``J_pi`` of eq. 7 (critics frozen by the caller) and the ``(B,)`` log-probs."""
+        action, log_prob, _ = self.actor(batch.obs)
+        q_pi = self.critic(batch.obs, self.actor.to_unit(action)).min(dim=0).values
+        return (self.alpha * log_prob - q_pi).mean(), log_prob
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step of the critics, and of actor and alpha every ``policy_delay``."""
         qf_loss, q_mean = self.critic_loss(batch)
@@ -204,9 +235,7 @@ class SAC(OffPolicyAlgo):
 
         if self.n_updates % self.policy_delay == 0:
             self._set_critic_grad(False)
-            action, log_prob, _ = self.actor(batch.obs)
-            q_pi = self.critic(batch.obs, self.actor.to_unit(action)).min(dim=0).values
-            actor_loss = (self.alpha * log_prob - q_pi).mean()
+            actor_loss, log_prob = self.actor_loss(batch)
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_opt.step()
@@ -221,7 +250,7 @@ class SAC(OffPolicyAlgo):
                 "losses/actor_loss": actor_loss.detach(),
                 "charts/entropy": -log_prob.mean(),
             }
-        polyak_update(self.critic_target, self.critic, self.tau)
+        _polyak(self._critic_target_params, self._critic_params, self.tau)
         self.n_updates += 1
         return {
             "losses/qf_loss": qf_loss.detach(),
@@ -251,6 +280,7 @@ class _DeterministicAlgo(OffPolicyAlgo):
         self.ou_theta = float(cfg.ou_theta)
         self.noise_state = torch.zeros(num_envs, act_dim, device=dev)
         self._last_actor_metrics: dict[str, torch.Tensor] = {}
+        self._finish_init()
 
     def modules(self):
         return {
@@ -310,6 +340,10 @@ class _DeterministicAlgo(OffPolicyAlgo):
         loss = ((q - y) ** 2).mean(dim=1).sum()
         return loss, q.detach().mean()
 
+    def actor_loss(self, batch: Batch) -> torch.Tensor:
+        """Deterministic policy gradient (Silver et al. 2014, eq. 6): ``-mean Q_1(s, mu(s))``."""
+        return -self.critic(batch.obs, self.actor.to_unit(self.actor(batch.obs)))[0].mean()
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Critic step; every ``policy_delay`` critic steps an actor step and target updates."""
         qf_loss, q_mean = self.critic_loss(batch)
@@ -318,15 +352,13 @@ class _DeterministicAlgo(OffPolicyAlgo):
         self.critic_opt.step()
         if self.n_updates % self.policy_delay == 0:
             self._set_critic_grad(False)
-            # Deterministic policy gradient (Silver et al. 2014, eq. 6): ascend Q_1(s, mu(s)).
-            q_pi = self.critic(batch.obs, self.actor.to_unit(self.actor(batch.obs)))[0]
-            actor_loss = -q_pi.mean()
+            actor_loss = self.actor_loss(batch)
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_opt.step()
             self._set_critic_grad(True)
-            polyak_update(self.critic_target, self.critic, self.tau)
-            polyak_update(self.actor_target, self.actor, self.tau)
+            _polyak(self._critic_target_params, self._critic_params, self.tau)
+            _polyak(self._actor_target_params, self._actor_params, self.tau)
             self._last_actor_metrics = {"losses/actor_loss": actor_loss.detach()}
         self.n_updates += 1
         return {"losses/qf_loss": qf_loss.detach(), "losses/q_mean": q_mean,
