@@ -18,6 +18,7 @@ target (``os.replace``), so a crash never leaves a half-written checkpoint (DESI
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -117,6 +118,12 @@ def check_matches(ckpt: dict[str, Any], path: str | Path, env_id: str | None, al
         )
 
 
+def obs_clip_of(config: dict[str, Any]) -> float:
+    """The normalizer's clip for a config: ``obs_clip``, or ``inf`` without normalization (the
+    normalizer then stays the identity and must not clip raw observations)."""
+    return float(config["obs_clip"]) if config.get("normalize_obs", True) else math.inf
+
+
 def build_actor(meta: dict[str, Any]) -> DeterministicActor | SquashedGaussianActor:
     """A fresh actor of the checkpoint's algorithm, sizes and bounds (weights not loaded)."""
     hidden = tuple(meta["config"]["hidden"])
@@ -185,7 +192,7 @@ def load_policy(run_dir: str | Path, which: str = "best") -> PolicyBundle:
     actor = build_actor(meta)
     try:
         actor.load_state_dict(ckpt["algo"]["modules"]["actor"])
-        obs_norm = RunningNorm(int(meta["obs_dim"]), clip=float(meta["config"]["obs_clip"]))
+        obs_norm = RunningNorm(int(meta["obs_dim"]), clip=obs_clip_of(meta["config"]))
         obs_norm.load_state_dict(ckpt["obs_norm"])
     except (KeyError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint {path} does not hold a matching actor: {e}") from e

@@ -193,7 +193,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         latest = ckpt_mod.checkpoint_path(run_dir, "latest")
         if not run_dir.is_dir():
             raise RunDirError(f"cannot resume: run directory {run_dir} does not exist")
-        resume_ckpt = ckpt_mod.load_checkpoint(latest, map_location=cfg.device)
+        # CPU first: the torch RNG state must stay a CPU tensor; modules, optimizers and the
+        # buffer copy their tensors to the configured device when loaded.
+        resume_ckpt = ckpt_mod.load_checkpoint(latest, map_location="cpu")
         saved = resume_ckpt["meta"]["config"]
         ckpt_mod.check_matches(resume_ckpt, latest, cfg.env_id, cfg.algo)
         # The trajectory-defining fields come from the checkpoint; session fields from cfg. A
@@ -223,7 +225,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     torch.set_num_threads(cfg.num_threads)
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda was requested but torch finds no CUDA GPU: use --device cpu")
+        raise ConfigError(
+            f"device={cfg.device} was requested but torch finds no CUDA GPU: use --device cpu"
+        )
 
     if resume_ckpt is None:
         run_dir = Path(cfg.run_dir) if cfg.run_dir else _default_run_dir(cfg)
@@ -249,7 +253,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     n = cfg.num_envs
 
     algo: OffPolicyAlgo = make_algo(cfg, obs_dim, action_low, action_high, n)
-    obs_norm = RunningNorm(obs_dim, clip=cfg.obs_clip).to(device)
+    obs_norm = RunningNorm(obs_dim, clip=ckpt_mod.obs_clip_of(to_dict(cfg))).to(device)
     buffer = ReplayBuffer(cfg.buffer_size, obs_dim, len(action_low), device)
     st = LoopState(episode_returns=[0.0] * n, episode_lengths=[0] * n)
     meta = {

@@ -163,6 +163,20 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path, sac_run):
         load_policy(tmp_path / "nowhere")
 
 
+def test_without_normalization_the_normalizer_is_the_identity(tmp_path):
+    train(_cfg(tmp_path / "raw", normalize_obs=False, total_steps=250))
+    bundle = load_policy(tmp_path / "raw")
+    x = torch.tensor([[1e3, -50.0, 7.0]])
+    assert torch.equal(bundle.obs_norm(x), x)  # no statistics, no clipping at obs_clip
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        train(_cfg(tmp_path / "x", device="cuda"))
+
+
 def test_same_seed_same_run(tmp_path):
     a = train(_cfg(tmp_path / "a", total_steps=300))
     b = train(_cfg(tmp_path / "b", total_steps=300))
