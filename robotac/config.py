@@ -122,6 +122,9 @@ class TrainConfig:
     """Show a console progress bar."""
     video: bool = True
     """Record an evaluation video at the end (needs a GL backend, e.g. MUJOCO_GL=osmesa)."""
+    video_frames: int = 200
+    """At most this many video frames: a longer episode is rendered every k-th step (played back
+    at real time); software GL (OSMesa) renders only a few frames per second."""
     export: bool = True
     """Export the best actor to ONNX at the end (``robotac.export``)."""
     stop_after_steps: int | None = None
@@ -137,6 +140,7 @@ SESSION_FIELDS = frozenset(
         "num_threads",
         "progress",
         "video",
+        "video_frames",
         "export",
         "stop_after_steps",
         "resume",
@@ -169,7 +173,7 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.algo not in ALGOS:
         raise bad("algo", f"choose one of {ALGOS}")
     positive_ints = ("total_steps", "num_envs", "buffer_size", "batch_size", "eval_episodes",
-                     "num_threads", "log_every", "checkpoint_every")
+                     "num_threads", "log_every", "checkpoint_every", "video_frames")
     for name in positive_ints:
         if int(getattr(cfg, name)) < 1:
             raise bad(name, "must be an integer >= 1")

@@ -487,8 +487,12 @@ def _plot_curve(run_dir: Path, st: LoopState, cfg: TrainConfig) -> None:
     plt.close(fig)
 
 
-def _record_video(run_dir, actor, obs_norm, cfg: TrainConfig, device, max_frames=1000) -> None:
-    """``videos/eval.mp4`` of one deterministic episode; prints why when it cannot render."""
+def _record_video(run_dir, actor, obs_norm, cfg: TrainConfig, device) -> None:
+    """``videos/eval.mp4`` of one deterministic episode; prints why when it cannot render.
+
+    At most ``cfg.video_frames`` frames: an episode of ``T`` steps is rendered every
+    ``k = ceil(T / video_frames)`` steps and written at ``render_fps / k`` (real-time playback).
+    """
     try:
         env = make_env(cfg.env_id, render_mode="rgb_array", **cfg.env_kwargs)
     except Exception as e:  # noqa: BLE001 - any failure only costs the video, and is reported
@@ -498,17 +502,21 @@ def _record_video(run_dir, actor, obs_norm, cfg: TrainConfig, device, max_frames
         import imageio.v2 as imageio
 
         frames = []
+        horizon = (env.spec.max_episode_steps if env.spec else None) or 1000
+        every = max(1, math.ceil(horizon / cfg.video_frames))
         obs, _ = env.reset(seed=cfg.seed)
         with torch.no_grad():
-            for _ in range(max_frames):
-                frames.append(env.render())
+            for t in range(horizon):
+                if t % every == 0:
+                    frames.append(env.render())
                 x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=device)[None]
                 obs, _, term, trunc, _ = env.step(actor.deterministic(obs_norm(x))[0].cpu().numpy())
                 if term or trunc:
                     break
-        fps = int(env.metadata.get("render_fps") or 30)
+        fps = max(1, round((env.metadata.get("render_fps") or 30) / every))
         (run_dir / "videos").mkdir(exist_ok=True)
         imageio.mimsave(run_dir / "videos" / "eval.mp4", frames, fps=fps)
+        print(f"evaluation video: {run_dir / 'videos' / 'eval.mp4'} ({len(frames)} frames)")
     except Exception as e:  # noqa: BLE001
         print(f"no evaluation video: rendering failed ({type(e).__name__}: {e}); set "
               "MUJOCO_GL=osmesa or egl for headless MuJoCo rendering")

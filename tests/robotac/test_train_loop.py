@@ -185,3 +185,31 @@ def test_same_seed_same_run(tmp_path):
     for k, v in ca["algo"]["modules"]["critic"].items():
         assert torch.equal(v, cb["algo"]["modules"]["critic"][k])
     assert a.final_eval_return == b.final_eval_return
+
+
+def test_evaluation_video_with_software_gl(tmp_path):
+    """In a subprocess with MUJOCO_GL=osmesa (the GL backend is fixed at MuJoCo's import)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from pathlib import Path; from robotac.config import TrainConfig; "
+        "from robotac.train import _record_video; "
+        "from policies.networks import DeterministicActor, RunningNorm; "
+        "a = DeterministicActor(4, [-3.0], [3.0], (8,)); "
+        f"_record_video(Path({str(tmp_path)!r}), a, RunningNorm(4), "
+        "TrainConfig(env_id='InvertedPendulum-v5', video_frames=4), 'cpu')"
+    )
+    env = {**os.environ, "MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
+    video = tmp_path / "videos" / "eval.mp4"
+    if "no evaluation video" in proc.stdout:
+        pytest.skip(f"no software GL here: {proc.stdout.strip()}")
+    assert proc.returncode == 0, proc.stderr
+    assert video.is_file() and video.stat().st_size > 1000
+    import imageio.v3 as iio
+
+    frames = iio.imread(video)
+    assert 1 <= frames.shape[0] <= 4 and frames.ndim == 4
