@@ -142,7 +142,8 @@ def standing_policy(tmp: Path) -> Path:
     return make_standing_policy(tmp / "standing.onnx")
 
 
-def sim_to_sim(policy_path: Path, seconds: float, command, tmp: Path) -> dict:
+def sim_to_sim(policy_path: Path, seconds: float, command, tmp: Path,
+               max_rate_rad_s: float) -> dict:
     """Forward velocity: gym env vs deploy loop + virtual robot (stepped and real time)."""
     from deploy.policy import OnnxPolicy
     from robotac.env_utils import make_env
@@ -165,15 +166,18 @@ def sim_to_sim(policy_path: Path, seconds: float, command, tmp: Path) -> dict:
         lengths.append(len(ep))
         vx.append(float(np.mean(ep[len(ep) // 5:])))  # skip the first 20 % (start-up)
     env.close()
-    out = {"command": list(command), "seconds": seconds,
+    out = {"command": list(command), "seconds": seconds, "max_rate_rad_s": max_rate_rad_s,
            "env_vx_m_s": float(np.mean(vx)), "env_falls": falls, "env_lengths": lengths}
     for mode in ("stepped", "realtime"):
         s, rec = run_loop(policy_path, 1.0 / pol.interface.control_period_s, seconds, command,
-                          mode, tmp)
+                          mode, tmp, {"ramp_s": 1.0, "hold_s": 0.5,
+                                      "max_rate_rad_s": max_rate_rad_s})
         v = np.asarray(rec["vx_body_m_s"])[-s["n_policy_steps"]:] if s["n_policy_steps"] else []
         v = v[len(v) // 5:] if len(v) else v
         out[f"deploy_{mode}_vx_m_s"] = float(np.mean(v)) if len(v) else float("nan")
         out[f"deploy_{mode}_fault"] = s["fault"]
+        out[f"deploy_{mode}_clamped_steps"] = s["clamped_steps"]
+        out[f"deploy_{mode}_rate_limited_steps"] = s["rate_limited_steps"]
         out[f"deploy_{mode}_rel_diff"] = (abs(out[f"deploy_{mode}_vx_m_s"] - out["env_vx_m_s"])
                                           / max(abs(out["env_vx_m_s"]), 1e-6))
     return out
@@ -192,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="ONNX policy of the timing runs (default: a standing policy)")
     ap.add_argument("--sim-seconds", type=float, default=10.0, help="sim-to-sim length [s]")
     ap.add_argument("--command", default="0.5,0,0", help="sim-to-sim command VX,VY,YAW")
+    ap.add_argument("--max-rate-rad-s", type=float, default=15.0,
+                    help="safety rate limit of the sim-to-sim deploy runs [rad/s] (the deploy "
+                         "default); the env has none")
     ap.add_argument("--skip", default="", help="parts to skip: inference,loop,sim")
     ap.add_argument("--rt-priority", type=int, default=0,
                     help="SCHED_FIFO priority of the loop (the virtual robot gets one less); "
@@ -239,13 +246,16 @@ def main(argv: list[str] | None = None) -> int:
             if policy is None:
                 print("sim-to-sim skipped: no trained policy (give --policy FILE)")
             else:
-                res = sim_to_sim(policy, args.sim_seconds, command, tmp)
+                res = sim_to_sim(policy, args.sim_seconds, command, tmp, args.max_rate_rad_s)
                 results["sim_to_sim"] = res
                 print(f"sim-to-sim at {command}: env vx {res['env_vx_m_s']:.3f} m/s | deploy "
                       f"stepped {res['deploy_stepped_vx_m_s']:.3f} m/s "
                       f"({100 * res['deploy_stepped_rel_diff']:.1f} %) | deploy real time "
                       f"{res['deploy_realtime_vx_m_s']:.3f} m/s "
-                      f"({100 * res['deploy_realtime_rel_diff']:.1f} %)", flush=True)
+                      f"({100 * res['deploy_realtime_rel_diff']:.1f} %); steps clamped to the "
+                      f"joint limits / rate limited (stepped): "
+                      f"{res['deploy_stepped_clamped_steps']} / "
+                      f"{res['deploy_stepped_rate_limited_steps']}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
