@@ -91,6 +91,7 @@ def start_virtual_robot(extra: list[str]) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "deploy.virtual_robot", *extra],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
+        start_new_session=True,  # a terminal's Ctrl-C reaches the host only; it stops the robot
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()

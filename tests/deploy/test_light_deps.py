@@ -89,3 +89,25 @@ def test_cli_errors_are_clear(tmp_path, standing_policy):
     assert r.returncode == 1 and "--port" in r.stderr
     r = run("--policy", str(standing_policy), "--port", "x", "--command", "1,2")
     assert r.returncode == 2 and "VX,VY,YAW" in r.stderr
+
+
+def test_cli_virtual_and_ctrl_c_leave_the_robot_passive(standing_policy, tmp_path):
+    import signal
+    import time
+
+    report = tmp_path / "robot.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deploy", "--virtual", "--policy", str(standing_policy),
+         "--duration-s", "20", "--ramp-s", "0.3", "--hold-s", "0.2",
+         "--virtual-args", f"--report {report}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout.readline().startswith("virtual robot on /dev/pts/")
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert "interrupted by the operator" in out and "robot left passive" in out
+    rec = json.loads(report.read_text())
+    assert rec["passive"] and rec["passive_commands"] == 1 and rec["position_commands"] > 50
+    assert_targets_within_limits(rec)
