@@ -137,7 +137,7 @@ def run_loop(policy_path: Path, rate_hz: float, seconds: float, command, mode: s
 
 def standing_policy(tmp: Path) -> Path:
     sys.path.insert(0, str(ROOT / "tests" / "deploy"))
-    from conftest import make_standing_policy
+    from deploy_test_helpers import make_standing_policy
 
     return make_standing_policy(tmp / "standing.onnx")
 

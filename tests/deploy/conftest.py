@@ -9,42 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def make_standing_policy(path: Path, *, interface_dict: dict | None = None, seed: int = 0) -> Path:
-    """Export a DeterministicActor that outputs (almost) the default pose: it stands still.
-
-    The last layer's bias is ``atanh`` of the default pose in squashed units and its weights are
-    small, so the action varies a little with the observation (the graph is not a constant).
-    """
-    import torch
-
-    from envs.interface import QUADRUPED_INTERFACE
-    from policies.export import export_onnx, make_metadata
-    from policies.networks import DeterministicActor, RunningNorm
-
-    torch.manual_seed(seed)
-    arr = QUADRUPED_INTERFACE.arrays()
-    actor = DeterministicActor(45, arr["action_low_rad"], arr["action_high_rad"], (64, 64))
-    with torch.no_grad():
-        last = actor.net[-1]
-        last.weight.mul_(1e-3)
-        center, half = actor.action_center.double(), actor.action_half_range.double()
-        u = torch.atanh((torch.as_tensor(arr["default_pose_rad"]) - center) / half)
-        last.bias.copy_(u.float())
-    norm = RunningNorm(45)
-    norm.update(torch.randn(500, 45, dtype=torch.float64) * 0.3)
-    meta = make_metadata(
-        env_id="robotac/Quadruped-v0", algo="td3", obs_dim=45,
-        action_low=arr["action_low_rad"], action_high=arr["action_high_rad"],
-        interface=interface_dict or QUADRUPED_INTERFACE.to_dict(), robotac_version="test",
-        normalizer=norm,
-    )
-    return export_onnx(actor, norm, path, meta)
+from deploy_test_helpers import ROOT, make_standing_policy
 
 
 @pytest.fixture(scope="session")
@@ -112,13 +78,3 @@ def virtual_robot(tmp_path: Path) -> Iterator:
         if rp.proc.poll() is None:
             rp.proc.kill()
             rp.proc.wait(timeout=10)
-
-
-def assert_targets_within_limits(record: dict) -> None:
-    """Robot side: every applied position target lay inside the joint limits."""
-    assert record["targets_outside_limits_applied"] == 0
-    assert record["non_finite_targets"] == 0
-    if record["target_min_rad"] is not None:
-        lo, hi = np.asarray(record["joint_low_rad"]), np.asarray(record["joint_high_rad"])
-        assert (np.asarray(record["target_min_rad"]) >= lo).all()
-        assert (np.asarray(record["target_max_rad"]) <= hi).all()

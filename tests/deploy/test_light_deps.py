@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.deploy.conftest import ROOT, assert_targets_within_limits
+from deploy_test_helpers import ROOT, assert_targets_within_limits
 
 BLOCKER = textwrap.dedent(
     """

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from deploy_test_helpers import assert_targets_within_limits
 
 from deploy.link import SerialLink
 from deploy.loop import DeadlineClock, LoopConfig, Phase, run_deploy
 from deploy.policy import OnnxPolicy, PolicyMismatchError
 from deploy.safety import Fault, SafetyConfig
-from tests.deploy.conftest import assert_targets_within_limits
 
 SHORT = SafetyConfig(ramp_s=0.3, hold_s=0.2)
 
