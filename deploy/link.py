@@ -208,10 +208,19 @@ class SerialLink:
             raise LinkError(f"serial port {self.port!r} failed: {exc}", port_lost=True) from exc
         self._splitter.clear()
 
-    def _collect(self, timeout_s: float, want_seq: int | None, t0: float | None = None) -> (
-        P.Message | None
-    ):
-        """Read frames until one answers ``want_seq`` or the time is up; others are dropped."""
+    def _collect(
+        self, timeout_s: float, want_seq: int | None, t0: float | None = None
+    ) -> P.Message | None:
+        """Read frames until one answers ``want_seq`` or the time is up; others are dropped.
+
+        Args:
+            timeout_s: Time to wait, counted from ``t0`` (default: now) [s].
+            want_seq: The ``seq`` of the pending request; ``None`` drains (all frames stale).
+            t0: ``time.perf_counter()`` when the request was sent.
+
+        Returns:
+            The matching reply; else an ERROR with ``seq`` 0 if one came; else ``None``.
+        """
         start = time.perf_counter() if t0 is None else t0
         deadline = start + timeout_s
         fallback: P.Message | None = None
