@@ -85,8 +85,10 @@ def train_main(argv: list[str]) -> int:
               f"{result.run_dir}")
     else:
         print(f"final evaluation return {result.final_eval_return:.1f}, best "
-              f"{result.best_eval_return:.1f}; TensorBoard: tensorboard --logdir "
-              f"{result.run_dir / 'tb'}")
+              f"{result.best_eval_return:.1f}")
+        print(f"TensorBoard: tensorboard --logdir {result.run_dir / 'tb'}")
+        if result.learning_sps:
+            print(f"training speed after learning_starts: {result.learning_sps:.1f} env steps/s")
     return 0
 
 

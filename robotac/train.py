@@ -330,7 +330,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     session_steps = 0
     t_log, step_log = time.perf_counter(), st.global_step
     stopped = False
-    last_eval: float | None = None
+    last_eval: float | None = st.eval_history[-1][1] if st.eval_history else None
     obs_t = torch.as_tensor(obs, dtype=torch.float32).to(device)
     learn_time, learn_steps = 0.0, 0
     try:
@@ -407,16 +407,17 @@ def train(cfg: TrainConfig) -> TrainResult:
             if cfg.stop_after_steps is not None and session_steps >= cfg.stop_after_steps:
                 stopped = True
                 break
+        if not stopped:
+            if not st.eval_history or st.eval_history[-1][0] != st.global_step:
+                last_eval = run_eval()
+            ckpt_mod.save_checkpoint(ckpt_mod.checkpoint_path(run_dir, "latest"),
+                                     make_payload("latest", last_eval))
     finally:
         if bar is not None:
             bar.close()
         envs.close()
 
     if not stopped:
-        if not st.eval_history or st.eval_history[-1][0] != st.global_step:
-            last_eval = run_eval()
-        ckpt_mod.save_checkpoint(ckpt_mod.checkpoint_path(run_dir, "latest"),
-                                 make_payload("latest", last_eval))
         logger.rewrite_csvs(st)
         _plot_curve(run_dir, st, cfg)
         if cfg.video:

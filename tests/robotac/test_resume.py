@@ -59,3 +59,17 @@ def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, algo, num_envs):
     assert a["algo"]["n_updates"] == b["algo"]["n_updates"] == 900 - 300 + num_envs
     assert a["loop"]["state"]["train_history"] == b["loop"]["state"]["train_history"]
     assert straight.final_eval_return == resumed.final_eval_return
+
+
+def test_async_envs_resume_to_the_same_parameters_as_sync(tmp_path):
+    """Subprocess envs (AsyncVectorEnv) are rebuilt the same way, and give the sync result."""
+    straight = train(_cfg(tmp_path / "sync", "sac", num_envs=2, total_steps=600))
+    train(_cfg(tmp_path / "async", "sac", num_envs=2, total_steps=600, vector_mode="async",
+               stop_after_steps=500))
+    train(dataclasses.replace(_cfg(tmp_path / "async", "sac", num_envs=2, total_steps=600,
+                                   vector_mode="async"), resume=str(tmp_path / "async"),
+                              run_dir=None))
+    a = _all_tensors(load_checkpoint(tmp_path / "sync" / "checkpoints" / "latest.pt"))
+    b = _all_tensors(load_checkpoint(tmp_path / "async" / "checkpoints" / "latest.pt"))
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    assert straight.global_step == 600
