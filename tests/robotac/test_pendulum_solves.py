@@ -13,8 +13,8 @@ torch 2.13 CPU, 1 thread, fused Adam); fresh 10-episode means of the best checkp
 * DDPG: 8,000 steps (-254 at 4k, -137 at 5k, -176 at 6k, -160 at 7k, -187 at 8k).
 
 They train for real: 78 s, 95 s and 92 s (DDPG at 10k steps) on this 2-core machine while other
-jobs ran beside them (4.5 minutes for the three; up to 9 minutes under heavier load). They run in the default test run (CI allows
-90 minutes); deselect them with ``-m "not pendulum"``.
+jobs ran beside them (4.5 minutes for the three; up to 9 minutes under heavier load). They run
+in the default test run (CI allows 90 minutes); deselect them with ``-m "not pendulum"``.
 """
 
 import numpy as np
