@@ -148,14 +148,14 @@ class OffPolicyAlgo:
 class SAC(OffPolicyAlgo):
     """Soft Actor-Critic with twin critics and automatic entropy temperature.
 
-    Sources: Haarnoja et al. 2018, "Soft Actor-Critic: Off-Policy Maximum Entropy Deep RL with a
-    Stochastic Actor" (ICML), and Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and
-    Applications" (arXiv:1812.05905), whose equation numbers are cited below.
+    Sources: Haarnoja et al. 2018a, "Soft Actor-Critic: Off-Policy Maximum Entropy Deep RL with a
+    Stochastic Actor" (ICML), and Haarnoja et al. 2018b, "Soft Actor-Critic Algorithms and
+    Applications" (arXiv:1812.05905), whose equation numbers are cited below unless marked 2018a.
 
-    * Critic (eq. 5-6, twin Q with the minimum in the target, sec. 5):
+    * Critic (eq. 5-6; twin Q with the minimum in the target as in 2018a sec. 4.2):
       ``y = r + gamma * (1 - terminated) * (min_k Q'_k(s', a') - alpha * log pi(a'|s'))``,
       ``a' ~ pi(.|s')``; loss ``sum_k mean (Q_k(s, a) - y)^2``.
-    * Actor (eq. 7 with the reparameterization of eq. 11):
+    * Actor (eq. 7, reparameterized as in eq. 8-9 / 2018a eq. 11-12):
       ``J_pi = mean(alpha * log pi(a~|s) - min_k Q_k(s, a~))``.
     * Temperature (eq. 18): ``J(alpha) = mean(-alpha * (log pi(a~|s) + H_target))`` with
       ``H_target = -target_entropy_scale * action_dim``, optimized in ``log(alpha)``.
