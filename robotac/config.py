@@ -170,7 +170,7 @@ def validate(cfg: TrainConfig) -> None:
         return ConfigError(f"config field {name}={getattr(cfg, name)!r} is invalid: {rule}")
 
     if not cfg.env_id:
-        raise ConfigError("no environment given: pass --env-id ID (e.g. --env-id Pendulum-v1)")
+        raise ConfigError("no environment given: pass --env ID (e.g. --env Pendulum-v1)")
     if cfg.algo not in ALGOS:
         raise bad("algo", f"choose one of {ALGOS}")
     positive_ints = ("total_steps", "num_envs", "buffer_size", "batch_size", "eval_episodes",
