@@ -67,6 +67,10 @@ class TrainConfig:
     """Adam learning rate of the critics."""
     hidden: tuple[int, ...] = (256, 256)
     """Hidden layer widths of actor and critics."""
+    actor_bounds: Literal["action_space", "joint_limits"] = "action_space"
+    """Bounds the actor squashes into: the env's action space, or the robot's joint limits
+    (``env.unwrapped.interface``), a per-dimension subset of it that the robot accepts whole, so
+    no action is ever clamped by the env, the robot or the deploy safety layer."""
     normalize_obs: bool = True
     """Normalize observations with running statistics (updated on every collected obs)."""
     obs_clip: float = 10.0

@@ -100,6 +100,46 @@ def check_spaces(env: gym.Env, env_id: str) -> tuple[int, np.ndarray, np.ndarray
     return int(o_space.shape[0]), low, high
 
 
+def actor_bounds(
+    env: gym.Env, env_id: str, which: str, action_low: np.ndarray, action_high: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension bounds the actor squashes into (``TrainConfig.actor_bounds``).
+
+    Args:
+        env: The env (its ``unwrapped.interface`` is read for ``"joint_limits"``).
+        env_id: For error messages.
+        which: ``"action_space"`` (the Box bounds) or ``"joint_limits"`` (the robot interface's
+            ``joint_low_rad``/``joint_high_rad``, intersected with the Box bounds).
+        action_low, action_high: ``(act_dim,)`` float32 Box bounds.
+
+    Returns:
+        ``(low, high)`` float32 arrays of shape ``(act_dim,)``.
+
+    Raises:
+        EnvError: if ``"joint_limits"`` is asked of an env without a robot interface, or the
+            interface's joint count differs from the action size.
+    """
+    if which == "action_space":
+        return action_low, action_high
+    interface = getattr(env.unwrapped, "interface", None)
+    if interface is None:
+        raise EnvError(
+            f"actor_bounds='joint_limits' needs a robot interface, and env {env_id!r} has none "
+            "(env.unwrapped.interface); use --actor-bounds action_space"
+        )
+    low = np.asarray(interface.joint_low_rad, dtype=np.float32)
+    high = np.asarray(interface.joint_high_rad, dtype=np.float32)
+    if low.shape != action_low.shape:
+        raise EnvError(
+            f"env {env_id!r}: interface has {low.shape[0]} joints but the action space has "
+            f"{action_low.shape[0]} dimensions; use --actor-bounds action_space"
+        )
+    low, high = np.maximum(low, action_low), np.minimum(high, action_high)
+    if not np.all(high > low):
+        raise EnvError(f"env {env_id!r}: joint limits and action space do not overlap")
+    return low, high
+
+
 def env_interface(env: gym.Env) -> dict | None:
     """``env.unwrapped.interface.to_dict()`` when the env publishes a robot interface, else None."""
     interface = getattr(env.unwrapped, "interface", None)

@@ -48,6 +48,7 @@ from robotac.config import (
     validate,
 )
 from robotac.env_utils import (
+    actor_bounds,
     check_spaces,
     env_interface,
     episode_seed,
@@ -246,6 +247,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     # Envs first: an unknown id or unsuitable space fails before anything is written.
     probe = make_env(cfg.env_id, **cfg.env_kwargs)
     obs_dim, action_low, action_high = check_spaces(probe, cfg.env_id)
+    action_low, action_high = actor_bounds(probe, cfg.env_id, cfg.actor_bounds, action_low,
+                                           action_high)
     interface = env_interface(probe)
     probe.close()
     envs = make_vector_env(cfg.env_id, cfg.env_kwargs, cfg.num_envs, cfg.seed, cfg.vector_mode)
