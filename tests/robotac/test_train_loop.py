@@ -213,3 +213,19 @@ def test_evaluation_video_with_software_gl(tmp_path):
 
     frames = iio.imread(video)
     assert 1 <= frames.shape[0] <= 4 and frames.ndim == 4
+
+
+def test_actor_bounds_joint_limits_uses_the_robot_interface(tmp_path):
+    from envs.interface import QUADRUPED_INTERFACE
+
+    train(_cfg(tmp_path / "q", env_id="robotac/Quadruped-v0", actor_bounds="joint_limits",
+               total_steps=220, eval_episodes=1, eval_every=0))
+    bundle = load_policy(tmp_path / "q")
+    arr = QUADRUPED_INTERFACE.arrays()
+    np.testing.assert_allclose(bundle.action_low, arr["joint_low_rad"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(bundle.action_high, arr["joint_high_rad"], rtol=0, atol=1e-6)
+    assert bundle.interface == QUADRUPED_INTERFACE.to_dict()
+    a = bundle.act(np.random.default_rng(0).normal(0, 100, (500, bundle.obs_dim)))
+    assert (a >= bundle.action_low).all() and (a <= bundle.action_high).all()
+    with pytest.raises(EnvError, match="needs a robot interface"):
+        train(_cfg(tmp_path / "p", actor_bounds="joint_limits"))
