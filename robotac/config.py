@@ -67,10 +67,14 @@ class TrainConfig:
     """Adam learning rate of the critics."""
     hidden: tuple[int, ...] = (256, 256)
     """Hidden layer widths of actor and critics."""
-    actor_bounds: Literal["action_space", "joint_limits"] = "action_space"
-    """Bounds the actor squashes into: the env's action space, or the robot's joint limits
+    actor_bounds: Literal["action_space", "joint_limits", "default_pose"] = "action_space"
+    """Bounds the actor squashes into: the env's action space; the robot's joint limits
     (``env.unwrapped.interface``), a per-dimension subset of it that the robot accepts whole, so
-    no action is ever clamped by the env, the robot or the deploy safety layer."""
+    no action is ever clamped by the env, the robot or the deploy safety layer; or
+    ``default_pose``: the joint limits narrowed to ``default pose +- actor_bound_radius``."""
+    actor_bound_radius: float = 0.6
+    """With ``actor_bounds=default_pose``: half-width of the actor's range around the default
+    pose, in action units (rad for the quadruped's servos)."""
     normalize_obs: bool = True
     """Normalize observations with running statistics (updated on every collected obs)."""
     obs_clip: float = 10.0
@@ -189,7 +193,8 @@ def validate(cfg: TrainConfig) -> None:
         raise bad("gamma", "must be in [0, 1)")
     if not 0.0 < cfg.tau <= 1.0:
         raise bad("tau", "must be in (0, 1]")
-    for name in ("actor_lr", "critic_lr", "alpha_lr", "alpha", "utd_ratio", "obs_clip"):
+    for name in ("actor_lr", "critic_lr", "alpha_lr", "alpha", "utd_ratio", "obs_clip",
+                 "actor_bound_radius"):
         v = getattr(cfg, name)
         if not (math.isfinite(v) and v > 0):
             raise bad(name, "must be a finite number > 0")

@@ -101,7 +101,12 @@ def check_spaces(env: gym.Env, env_id: str) -> tuple[int, np.ndarray, np.ndarray
 
 
 def actor_bounds(
-    env: gym.Env, env_id: str, which: str, action_low: np.ndarray, action_high: np.ndarray
+    env: gym.Env,
+    env_id: str,
+    which: str,
+    action_low: np.ndarray,
+    action_high: np.ndarray,
+    radius: float = 0.6,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension bounds the actor squashes into (``TrainConfig.actor_bounds``).
 
@@ -109,8 +114,11 @@ def actor_bounds(
         env: The env (its ``unwrapped.interface`` is read for ``"joint_limits"``).
         env_id: For error messages.
         which: ``"action_space"`` (the Box bounds) or ``"joint_limits"`` (the robot interface's
-            ``joint_low_rad``/``joint_high_rad``, intersected with the Box bounds).
+            ``joint_low_rad``/``joint_high_rad``, intersected with the Box bounds), or
+            ``"default_pose"`` (the joint limits intersected with
+            ``default_pose_rad +- radius``).
         action_low, action_high: ``(act_dim,)`` float32 Box bounds.
+        radius: Half-width around the default pose for ``"default_pose"`` [action units].
 
     Returns:
         ``(low, high)`` float32 arrays of shape ``(act_dim,)``.
@@ -124,7 +132,7 @@ def actor_bounds(
     interface = getattr(env.unwrapped, "interface", None)
     if interface is None:
         raise EnvError(
-            f"actor_bounds='joint_limits' needs a robot interface, and env {env_id!r} has none "
+            f"actor_bounds={which!r} needs a robot interface, and env {env_id!r} has none "
             "(env.unwrapped.interface); use --actor-bounds action_space"
         )
     low = np.asarray(interface.joint_low_rad, dtype=np.float32)
@@ -135,6 +143,9 @@ def actor_bounds(
             f"{action_low.shape[0]} dimensions; use --actor-bounds action_space"
         )
     low, high = np.maximum(low, action_low), np.minimum(high, action_high)
+    if which == "default_pose":
+        default = np.asarray(interface.default_pose_rad, dtype=np.float32)
+        low, high = np.maximum(low, default - radius), np.minimum(high, default + radius)
     if not np.all(high > low):
         raise EnvError(f"env {env_id!r}: joint limits and action space do not overlap")
     return low, high

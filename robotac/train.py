@@ -248,7 +248,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     probe = make_env(cfg.env_id, **cfg.env_kwargs)
     obs_dim, action_low, action_high = check_spaces(probe, cfg.env_id)
     action_low, action_high = actor_bounds(probe, cfg.env_id, cfg.actor_bounds, action_low,
-                                           action_high)
+                                           action_high, cfg.actor_bound_radius)
     interface = env_interface(probe)
     probe.close()
     envs = make_vector_env(cfg.env_id, cfg.env_kwargs, cfg.num_envs, cfg.seed, cfg.vector_mode)

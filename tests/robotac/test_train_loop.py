@@ -9,7 +9,7 @@ import torch
 
 from policies.networks import DeterministicActor, RunningNorm, SquashedGaussianActor
 from robotac.checkpoint import CheckpointError, load_checkpoint, load_policy
-from robotac.config import ConfigError, TrainConfig
+from robotac.config import ConfigError, TrainConfig, resolved, validate
 from robotac.env_utils import EnvError, check_spaces
 from robotac.train import RunDirError, train
 
@@ -229,3 +229,24 @@ def test_actor_bounds_joint_limits_uses_the_robot_interface(tmp_path):
     assert (a >= bundle.action_low).all() and (a <= bundle.action_high).all()
     with pytest.raises(EnvError, match="needs a robot interface"):
         train(_cfg(tmp_path / "p", actor_bounds="joint_limits"))
+
+
+def test_actor_bounds_default_pose_narrows_the_joint_limits(tmp_path):
+    from robotac.env_utils import actor_bounds, make_env
+
+    env = make_env("robotac/Quadruped-v0")
+    arr = env.unwrapped.interface.arrays()
+    space_low = env.action_space.low.astype(np.float32)
+    space_high = env.action_space.high.astype(np.float32)
+    low, high = actor_bounds(env, "robotac/Quadruped-v0", "default_pose", space_low, space_high,
+                             radius=0.5)
+    env.close()
+    expect_low = np.maximum(arr["joint_low_rad"], arr["default_pose_rad"] - 0.5)
+    expect_high = np.minimum(arr["joint_high_rad"], arr["default_pose_rad"] + 0.5)
+    np.testing.assert_allclose(low, expect_low, atol=1e-6)
+    np.testing.assert_allclose(high, expect_high, atol=1e-6)
+    # Every range is at most 2 * radius wide and still holds the default pose.
+    assert np.all(high - low <= 1.0 + 1e-6)
+    assert np.all((low < arr["default_pose_rad"]) & (arr["default_pose_rad"] < high))
+    with pytest.raises(ConfigError, match="actor_bound_radius"):
+        validate(resolved(TrainConfig(env_id="Pendulum-v1", actor_bound_radius=-1.0)))
