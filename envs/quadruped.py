@@ -47,6 +47,7 @@ DEFAULT_REWARD_SCALES: dict[str, float] = {
     "action_rate": -0.01,
     "joint_limits": -10.0,
     "termination": -2.0,
+    "feet_air_time": 0.0,
 }
 
 _REWARD_FORMULAS: dict[str, str] = {
@@ -58,6 +59,7 @@ _REWARD_FORMULAS: dict[str, str] = {
     "action_rate": "sum of (action - previous action)^2 [rad^2]",
     "joint_limits": "sum of joint-angle excursions beyond the soft limits [rad]",
     "termination": "1 on the step that terminates (fall), else 0",
+    "feet_air_time": "sum over touch-downs of (air time - target) [s], 0 if |cmd_xy| < 0.1",
 }
 
 #: Names of the entries of ``info["privileged_obs"]`` (for an asymmetric critic; never the actor).
@@ -199,6 +201,7 @@ class QuadrupedEnv(gym.Env):
     | action_rate | -0.01 | sum of (action - previous action)^2 [rad^2] |
     | joint_limits | -10 | sum of joint-angle excursions beyond the soft limits [rad] |
     | termination | -2 | 1 on the step that terminates (fall), else 0 |
+    | feet_air_time | 0 | sum over touch-downs of (air time - target) [s], 0 if |cmd_xy| < 0.1 |
 
     ## Starting State
     Standing at the default pose (the table's "Default q"), feet on the floor, at rest, servos
@@ -224,6 +227,9 @@ class QuadrupedEnv(gym.Env):
       ``(0.5, 0, 0)`` to evaluate walking forward at 0.5 m/s.
     - ``reward_scales``: dict overriding entries of :data:`DEFAULT_REWARD_SCALES`.
     - ``tracking_sigma``: width of the tracking kernels (default 0.1).
+    - ``feet_air_time_target_s``: swing time that ``feet_air_time`` rewards beyond and
+      penalises below (default 0.25 s; legged_gym's ``_reward_feet_air_time`` uses 0.5 s for
+      robots twice this size). The term's weight is 0 by default.
     - ``reset_noise_rad``: joint-angle perturbation at reset (default 0.05).
     - ``termination_height_m``, ``termination_tilt_rad``: fall thresholds (0.08 m, 1.0 rad).
     - Domain randomization, all off (``None``) by default, drawn from ``self.np_random``:
@@ -238,7 +244,8 @@ class QuadrupedEnv(gym.Env):
     - ``xml_path``: another MJCF of the same robot.
 
     ## Version History
-    - v0: initial release (robotac 0.1.0), observation layout ``quadruped-obs-v1``.
+    - v0: initial release (robotac 0.1.0), observation layout ``quadruped-obs-v1``; the
+      ``feet_air_time`` term (weight 0 by default) and ``feet_air_time_target_s`` added in 0.1.0.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -253,6 +260,7 @@ class QuadrupedEnv(gym.Env):
         fixed_command: tuple[float, float, float] | None = None,
         reward_scales: dict[str, float] | None = None,
         tracking_sigma: float = 0.1,
+        feet_air_time_target_s: float = 0.25,
         reset_noise_rad: float = 0.05,
         termination_height_m: float = 0.08,
         termination_tilt_rad: float = 1.0,
@@ -318,6 +326,11 @@ class QuadrupedEnv(gym.Env):
         if not tracking_sigma > 0:
             raise ValueError(f"tracking_sigma must be > 0, got {tracking_sigma}")
         self.tracking_sigma = float(tracking_sigma)
+        if not feet_air_time_target_s >= 0:
+            raise ValueError(f"feet_air_time_target_s must be >= 0, got {feet_air_time_target_s}")
+        self.feet_air_time_target_s = float(feet_air_time_target_s)
+        self._feet_air_time_s = np.zeros(4)
+        self._last_contacts = np.zeros(4, dtype=bool)
         if reset_noise_rad < 0:
             raise ValueError(f"reset_noise_rad must be >= 0, got {reset_noise_rad}")
         self.reset_noise_rad = float(reset_noise_rad)
@@ -467,6 +480,8 @@ class QuadrupedEnv(gym.Env):
                 [rng.uniform(*self.command_ranges[k]) for k in ("vx", "vy", "yaw_rate")]
             )
         self._prev_action = self._default.copy()
+        self._feet_air_time_s[:] = 0.0
+        self._last_contacts[:] = False
         self._queue.clear()
         self._queue.extend([self._default.copy()] * self._latency)
         self._steps = 0
@@ -522,6 +537,19 @@ class QuadrupedEnv(gym.Env):
         cmd = self.command
         wx, wy, wz = w.tolist()
         vx, vy, vz = v.tolist()
+        # Feet air time (Rudin et al. 2022, legged_gym ``_reward_feet_air_time``): on touch-down,
+        # reward the swing time beyond the target; contacts are OR-ed with the previous step's
+        # (the contact of a foot on a hard floor flickers).
+        contact = sim.foot_contacts()
+        contact_filt = contact | self._last_contacts
+        self._last_contacts = contact
+        first_contact = (self._feet_air_time_s > 0.0) & contact_filt
+        self._feet_air_time_s += sim.control_period_s
+        air_time = float(np.sum((self._feet_air_time_s - self.feet_air_time_target_s)
+                                * first_contact))
+        if math.hypot(cmd[0], cmd[1]) < 0.1:
+            air_time = 0.0
+        self._feet_air_time_s[contact_filt] = 0.0
         raw = {
             "tracking_lin_vel": math.exp(-((cmd[0] - vx) ** 2 + (cmd[1] - vy) ** 2) / sig),
             "tracking_ang_vel": math.exp(-((cmd[2] - wz) ** 2) / sig),
@@ -533,6 +561,7 @@ class QuadrupedEnv(gym.Env):
                 np.sum(np.maximum(self._soft_low - q, 0.0) + np.maximum(q - self._soft_high, 0.0))
             ),
             "termination": float(terminated),
+            "feet_air_time": air_time,
         }
         terms = {k: float(self.reward_scales[k] * raw[k]) for k in raw}
         reward = float(sum(terms.values()))

@@ -97,7 +97,8 @@ def test_same_seed_same_trajectory() -> None:
 
 
 def test_reward_terms_sum_to_reward() -> None:
-    env = QuadrupedEnv()
+    # feet_air_time has weight 0 by default: switch it on (and a moving command) to exercise it.
+    env = QuadrupedEnv(reward_scales={"feet_air_time": 1.0}, fixed_command=(0.5, 0.0, 0.0))
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     seen = set()
@@ -110,6 +111,7 @@ def test_reward_terms_sum_to_reward() -> None:
         if term:
             assert terms["termination"] == DEFAULT_REWARD_SCALES["termination"]
             env.reset()
+    assert env.reward_scales["feet_air_time"] == 1.0
     # Random servo targets exercise every term.
     assert seen == set(DEFAULT_REWARD_SCALES)
 
@@ -349,3 +351,41 @@ def test_render_without_gl_backend_names_the_fix(monkeypatch: pytest.MonkeyPatch
     env.reset(seed=0)
     with pytest.raises(RuntimeError, match=r"MUJOCO_GL=osmesa.*libosmesa6"):
         env.render()
+
+
+def test_feet_air_time_rewards_a_touch_down_after_a_swing() -> None:
+    """legged_gym's term: on touch-down, (air time - target); nothing while the feet stay down.
+
+    The expectation is recomputed from the reported foot contacts with the definition of the
+    docstring (contacts OR-ed with the previous step's, air time counted in control periods).
+    """
+    target, dt = 0.1, 0.02
+    env = QuadrupedEnv(reward_scales={"feet_air_time": 1.0}, fixed_command=(0.5, 0.0, 0.0),
+                       feet_air_time_target_s=target, reset_noise_rad=0.0)
+    env.reset(seed=0)
+    default = np.asarray(env.interface.default_pose_rad, dtype=np.float32)
+    lift = default.copy()
+    lift[1] += 0.9  # front-right hip flexion: swing the foot back and up
+    lift[2] -= 0.9  # front-right knee: fold
+    actions = [default] * 25 + [lift] * 15 + [default] * 25
+    air, last = np.zeros(4), np.zeros(4, dtype=bool)
+    rewarded = []
+    for k, a in enumerate(actions):
+        _, _, term, _, info = env.step(a)
+        assert not term
+        c = np.asarray(info["foot_contacts"], dtype=bool)
+        filt = c | last
+        last = c
+        first = (air > 0) & filt
+        air += dt
+        expected = float(np.sum((air - target) * first))
+        air[filt] = 0.0
+        got = info["reward_terms"]["feet_air_time"]
+        assert got == pytest.approx(expected, abs=1e-9)
+        if k < 25:
+            assert got == 0.0  # standing: no touch-down, no reward
+        if got:
+            rewarded.append(got)
+    # The front-right foot was lifted for 15 steps (0.3 s) and put down: at least one positive
+    # touch-down reward of about 0.3 - 0.1 s.
+    assert rewarded and max(rewarded) > 0.15
