@@ -91,7 +91,7 @@ def test_td3_target_policy_smoothing_noise_is_clipped_per_dimension():
     assert 0.185 < std < 0.2, std
 
 
-def test_sac_critic_target_bootstraps_only_through_non_terminal():
+def test_sac_critic_loss_is_the_soft_td_error_with_min_of_twin_targets():
     algo = _algo("sac")
     term = torch.tensor([1.0, 0.0] * 32)
     batch = _batch(terminated=term)
@@ -105,8 +105,49 @@ def test_sac_critic_target_bootstraps_only_through_non_terminal():
         q = algo.critic(batch.obs, algo.actor.to_unit(batch.action))
         expected = ((q - y) ** 2).mean(1).sum()
     torch.testing.assert_close(loss, expected)
-    # terminal rows: target is the reward alone
-    assert torch.equal(y[term == 1], batch.reward[term == 1])
+
+
+@pytest.mark.parametrize("name", ["sac", "td3", "ddpg"])
+def test_terminal_transitions_do_not_bootstrap_and_others_do(name):
+    # All rows terminal: the TD target is the reward alone, so the loss is
+    # sum_k mean (Q_k(s, a) - r)^2 whatever the next observation and the target networks hold.
+    algo = _algo(name)
+    batch = _batch(terminated=torch.ones(64))
+    with torch.no_grad():
+        q = algo.critic(batch.obs, algo.actor.to_unit(batch.action))
+    expected = ((q - batch.reward) ** 2).mean(1).sum()
+    loss, _ = algo.critic_loss(batch)
+    torch.testing.assert_close(loss, expected)
+    moved = batch._replace(next_obs=batch.next_obs * 100 + 3)
+    with torch.no_grad():
+        for p in algo.critic_target.parameters():
+            p.add_(1.0)
+    torch.testing.assert_close(algo.critic_loss(moved)[0], expected)
+    # Non-terminal rows (truncated ones included: the buffer never passes truncation) do
+    # bootstrap: the same change of next observation and target critics changes the loss.
+    live = batch._replace(terminated=torch.zeros(64))
+    live_moved = moved._replace(terminated=torch.zeros(64))
+    torch.manual_seed(1)
+    l1 = algo.critic_loss(live)[0]
+    torch.manual_seed(1)
+    l2 = algo.critic_loss(live_moved)[0]
+    assert not torch.allclose(l1, l2)
+
+
+def test_sac_actor_loss_uses_alpha_log_prob_minus_min_of_twin_critics():
+    algo = _algo("sac", alpha=0.3, autotune_alpha=False)
+    batch = _batch()
+    torch.manual_seed(3)
+    loss, log_prob = algo.actor_loss(batch)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        a, lp, _ = algo.actor(batch.obs)
+        q = algo.critic(batch.obs, algo.actor.to_unit(a))
+    torch.testing.assert_close(log_prob.detach(), lp)
+    torch.testing.assert_close(loss.detach(), (0.3 * lp - q.min(0).values).mean())
+    # The twin critics disagree, so the min differs from either one alone or their mean.
+    for other in (q[0], q[1], q.mean(0)):
+        assert not torch.allclose(loss.detach(), (0.3 * lp - other).mean())
 
 
 def test_sac_temperature_moves_towards_target_entropy():
