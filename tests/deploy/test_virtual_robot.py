@@ -48,8 +48,12 @@ def test_protocol_v1_state_machine(robot: VirtualRobot):
     nan[0] = np.nan
     assert ask(robot, P.Command(6, 1, nan), t + 0.05) == P.Error(6, 6)
     np.testing.assert_array_equal(robot.sim.ctrl_servo_rad, before)
-    # READ does not feed the watchdog: 150 ms later it has tripped.
-    st = ask(robot, P.Read(7), t + 0.2)
+    # The accepted COMMAND at t + 0.02 fed the watchdog: 110 ms after HELLO it is still armed.
+    # READ does not feed it, nor do the refused COMMANDs at t + 0.04 and t + 0.05: 110 ms after
+    # the last accepted COMMAND it has tripped.
+    st = ask(robot, P.Read(7), t + 0.11)
+    assert st.has(P.Status.ARMED) and not st.has(P.Status.WATCHDOG_TRIPPED)
+    st = ask(robot, P.Read(12), t + 0.13)
     assert st.has(P.Status.WATCHDOG_TRIPPED) and not st.has(P.Status.ARMED)
     assert robot.sim.passive and robot.record.watchdog_trips == 1
     assert ask(robot, P.Command(8, 1, DEFAULT), t + 0.21) == P.Error(8, 5)
@@ -59,6 +63,21 @@ def test_protocol_v1_state_machine(robot: VirtualRobot):
     assert st.has(P.Status.ESTOPPED) and not st.has(P.Status.ARMED) and robot.sim.passive
     assert ask(robot, P.Command(11, 1, DEFAULT), t + 0.24) == P.Error(11, 5)
     assert robot.record.estops == 1
+
+
+def test_watchdog_counts_from_hello_and_passive_commands_feed_it():
+    robot = VirtualRobot(mode="stepped", watchdog_ms=100)
+    t = 50.0
+    assert isinstance(ask(robot, P.Hello(1), t), P.Info)
+    assert ask(robot, P.Read(2), t + 0.09).has(P.Status.ARMED)
+    st = ask(robot, P.Read(3), t + 0.11)  # 110 ms after HELLO, nothing fed it
+    assert st.has(P.Status.WATCHDOG_TRIPPED) and not st.has(P.Status.ARMED)
+    assert isinstance(ask(robot, P.Hello(4), t + 0.2), P.Info)
+    st = ask(robot, P.Command(5, 0, DEFAULT), t + 0.28)  # mode 0: passive, still armed
+    assert st.has(P.Status.ARMED) and robot.sim.passive
+    st = ask(robot, P.Read(6), t + 0.36)  # 160 ms after HELLO, 80 ms after the COMMAND
+    assert st.has(P.Status.ARMED) and not st.has(P.Status.WATCHDOG_TRIPPED)
+    assert robot.record.watchdog_trips == 1
 
 
 @pytest.mark.parametrize(
