@@ -41,7 +41,7 @@ import numpy as np
 
 from deploy import protocol as P
 from deploy.link import LinkError, SerialLink
-from deploy.safety import Fault, SafetyConfig, SafetyFault, SafetyLayer
+from deploy.safety import Fault, SafetyConfig, SafetyFault, SafetyLayer, SafetyViolation
 from envs.interface import QUADRUPED_INTERFACE, RobotInterface, quadruped_obs
 
 __all__ = [
@@ -504,11 +504,15 @@ def _stop(
     if estop:
         msg: P.Message = P.Estop()
     else:
-        # Mode 0 ignores the targets; still send a safe pose, never garbage.
+        # Mode 0 ignores the targets; still send a safe pose, never garbage. The guard cannot
+        # refuse a target the safety layer made, but this runs in ``finally:`` and must not raise
+        # (the robot would get no stop frame at all): fall back to the default pose.
+        body = np.asarray(robot.default_pose_rad, dtype=np.float32)
         if last_target is not None and safety is not None:
-            body = safety.guard(last_target)
-        else:
-            body = np.asarray(robot.default_pose_rad, dtype=np.float32)
+            try:
+                body = safety.guard(last_target)
+            except SafetyViolation:
+                pass
         msg = P.Command(0, P.Mode.PASSIVE, body)
     kind = "estop" if estop else "passive"
     for _ in range(3):

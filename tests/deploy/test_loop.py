@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 from deploy_test_helpers import assert_targets_within_limits
 
+from deploy import protocol as P
 from deploy.link import SerialLink
-from deploy.loop import DeadlineClock, LoopConfig, Phase, run_deploy
+from deploy.loop import DeadlineClock, LoopConfig, Phase, _stop, run_deploy
 from deploy.policy import OnnxPolicy, PolicyMismatchError
-from deploy.safety import Fault, SafetyConfig
+from deploy.safety import Fault, SafetyConfig, SafetyLayer
+from envs.interface import QUADRUPED_INTERFACE
 
 SHORT = SafetyConfig(ramp_s=0.3, hold_s=0.2)
 
@@ -170,3 +172,36 @@ def test_deadline_clock_does_not_drift():
     # deadline schedule ends on time (up to whole periods skipped on a loaded machine).
     end_error = (wakes[-1] - t0) - 0.005 * (100 + clock.skipped)
     assert abs(end_error) < 0.004, (end_error, clock.misses, clock.skipped)
+
+
+class _RecordingLink:
+    """Stands in for a SerialLink: records what is sent, answers with a STATE."""
+
+    def __init__(self):
+        self.sent: list = []
+
+    def exchange(self, msg, timeout_s=None):
+        self.sent.append(msg)
+        q = np.zeros(12, dtype=np.float32)
+        return P.State(1, 0, 0, q, q, [1, 0, 0, 0], [0, 0, 0], [0, 0, 9.81])
+
+
+def test_stop_never_raises_and_sends_passive_or_estop():
+    arr = QUADRUPED_INTERFACE.arrays()
+    safety = SafetyLayer(arr["joint_low_rad"].astype(np.float32).astype(np.float64),
+                         arr["joint_high_rad"].astype(np.float32).astype(np.float64),
+                         arr["default_pose_rad"], 0.02)
+    link = _RecordingLink()
+    inside = arr["default_pose_rad"] + 0.01
+    assert _stop(link, True, False, inside, safety, QUADRUPED_INTERFACE) == "passive"
+    assert link.sent[-1].mode == P.Mode.PASSIVE
+    np.testing.assert_array_equal(link.sent[-1].target_rad, inside.astype(np.float32))
+    # A target the guard refuses (NaN, out of the limits) must not escape the finally: path:
+    # the passive COMMAND carries the default pose instead.
+    for bad in (np.full(12, np.nan), arr["joint_high_rad"] + 1.0):
+        assert _stop(link, True, False, bad, safety, QUADRUPED_INTERFACE) == "passive"
+        np.testing.assert_array_equal(link.sent[-1].target_rad,
+                                      arr["default_pose_rad"].astype(np.float32))
+    assert _stop(link, True, True, bad, safety, QUADRUPED_INTERFACE) == "estop"
+    assert isinstance(link.sent[-1], P.Estop)
+    assert _stop(link, False, True, bad, safety, QUADRUPED_INTERFACE).startswith("none")
