@@ -10,8 +10,8 @@ Run directory::
     run_dir/
       config.json              resolved TrainConfig (+ robotac version)
       tb/                      TensorBoard event files (CleanRL tag names)
-      episodes.csv             global_step, env, episodic_return, episodic_length
-      eval.csv                 global_step, mean_return, std_return, episodes
+      episodes.csv             global_step, episodic_return, episodic_length
+      eval.csv                 global_step, mean_return, std_return
       checkpoints/latest.pt    full state (resume)
       checkpoints/best.pt      actor + normalizer of the best evaluation (load_policy)
       learning_curve.png       training and evaluation returns vs env steps
@@ -56,7 +56,7 @@ from robotac.env_utils import (
     make_vector_env,
 )
 
-__all__ = ["train", "evaluate", "RunDirError", "TrainResult"]
+__all__ = ["train", "evaluate", "transition_next_obs", "RunDirError", "TrainResult"]
 
 
 class RunDirError(FileExistsError):
@@ -132,6 +132,31 @@ def evaluate(
             if terminated or truncated:
                 break
     return returns
+
+
+def transition_next_obs(next_obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    """The next observation of each env's transition under same-step autoreset.
+
+    With ``AutoresetMode.SAME_STEP`` a vector env that ends an episode returns the *reset*
+    observation of the next episode in ``next_obs`` and the episode's last observation in
+    ``info["final_obs"][i]`` (flagged by ``info["_final_obs"][i]``). The replay buffer needs the
+    latter: a truncated transition bootstraps from it.
+
+    Args:
+        next_obs: ``(num_envs, obs_dim)`` observations returned by ``envs.step``.
+        info: The info dict returned by the same ``envs.step``.
+
+    Returns:
+        ``next_obs`` itself when no episode ended, else a copy with the final observations of
+        the envs that ended put in their rows.
+    """
+    ended = info.get("_final_obs")
+    if ended is None or not np.any(ended):
+        return next_obs
+    real_next = next_obs.copy()
+    for i in np.flatnonzero(ended):
+        real_next[i] = info["final_obs"][i]
+    return real_next
 
 
 def _rng_state() -> dict[str, Any]:
@@ -347,12 +372,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             else:
                 action = algo.act(obs_norm(obs_t), explore=True).cpu().numpy()
             next_obs, reward, terminated, truncated, info = envs.step(action)
-            real_next = next_obs
-            if "_final_obs" in info and info["_final_obs"].any():
-                real_next = next_obs.copy()
-                for i in np.flatnonzero(info["_final_obs"]):
-                    real_next[i] = info["final_obs"][i]
-            buffer.add(obs, action, reward, real_next, terminated, truncated)
+            buffer.add(obs, action, reward, transition_next_obs(next_obs, info), terminated,
+                       truncated)
 
             # --- bookkeeping -------------------------------------------------------------
             st.global_step += n

@@ -10,8 +10,8 @@ import torch
 from policies.networks import DeterministicActor, RunningNorm, SquashedGaussianActor
 from robotac.checkpoint import CheckpointError, load_checkpoint, load_policy
 from robotac.config import ConfigError, TrainConfig, resolved, validate
-from robotac.env_utils import EnvError, check_spaces
-from robotac.train import RunDirError, train
+from robotac.env_utils import EnvError, check_spaces, episode_seed, make_vector_env
+from robotac.train import RunDirError, train, transition_next_obs
 
 
 def _cfg(run_dir, **kw) -> TrainConfig:
@@ -22,6 +22,38 @@ def _cfg(run_dir, **kw) -> TrainConfig:
     )
     base.update(kw)
     return TrainConfig(**base)
+
+
+def test_transition_next_obs_takes_the_final_obs_of_envs_that_ended():
+    # Same-step autoreset: the step that ends an episode returns the reset obs of the next one;
+    # the stored transition must end in the episode's last obs instead.
+    envs = make_vector_env("Pendulum-v1", {"max_episode_steps": 3}, 2, seed=0)
+    action = np.zeros((2, 1), dtype=np.float32)
+    try:
+        envs.reset()
+        for _ in range(2):
+            next_obs, _, _, truncated, info = envs.step(action)
+            assert not truncated.any()
+            assert transition_next_obs(next_obs, info) is next_obs
+        next_obs, _, terminated, truncated, info = envs.step(action)
+    finally:
+        envs.close()
+    assert truncated.all() and not terminated.any()
+    real = transition_next_obs(next_obs, info)
+    for i in range(2):
+        # The same episode replayed in a single env: its third obs is the transition's end.
+        single = gym.make("Pendulum-v1")
+        single.reset(seed=episode_seed(0, i, 0))
+        for _ in range(3):
+            final, *_ = single.step(action[i])
+        single.close()
+        np.testing.assert_array_equal(real[i], final)
+        assert not np.allclose(real[i], next_obs[i])  # next_obs holds the reset obs
+    # Only the rows of envs that ended are replaced.
+    info = {"final_obs": info["final_obs"], "_final_obs": np.array([False, True])}
+    mixed = transition_next_obs(next_obs, info)
+    np.testing.assert_array_equal(mixed[0], next_obs[0])
+    np.testing.assert_array_equal(mixed[1], real[1])
 
 
 @pytest.fixture(scope="module")
