@@ -48,6 +48,13 @@ def _polyak(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) 
     torch._foreach_lerp_(target, online, tau)
 
 
+def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One gradient step of ``opt`` on ``loss`` (gradients set to ``None`` first)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def _adam(params: list[nn.Parameter] | list[torch.Tensor], lr: float, fused: bool):
     """Adam, fused into one kernel when asked (measured faster on CPU, docs/benchmarks.md)."""
     return torch.optim.Adam(params, lr=lr, fused=fused or None)
@@ -229,23 +236,17 @@ class SAC(OffPolicyAlgo):
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step of the critics, and of actor and alpha every ``policy_delay``."""
         qf_loss, q_mean = self.critic_loss(batch)
-        self.critic_opt.zero_grad(set_to_none=True)
-        qf_loss.backward()
-        self.critic_opt.step()
+        _step(self.critic_opt, qf_loss)
 
         if self.n_updates % self.policy_delay == 0:
             self._set_critic_grad(False)
             actor_loss, log_prob = self.actor_loss(batch)
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
+            _step(self.actor_opt, actor_loss)
             self._set_critic_grad(True)
             log_prob = log_prob.detach()
             if self.autotune:
                 alpha_loss = (-self.log_alpha.exp() * (log_prob + self.target_entropy)).mean()
-                self.alpha_opt.zero_grad(set_to_none=True)
-                alpha_loss.backward()
-                self.alpha_opt.step()
+                _step(self.alpha_opt, alpha_loss)
             self._last_actor_metrics = {
                 "losses/actor_loss": actor_loss.detach(),
                 "charts/entropy": -log_prob.mean(),
@@ -347,15 +348,11 @@ class _DeterministicAlgo(OffPolicyAlgo):
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Critic step; every ``policy_delay`` critic steps an actor step and target updates."""
         qf_loss, q_mean = self.critic_loss(batch)
-        self.critic_opt.zero_grad(set_to_none=True)
-        qf_loss.backward()
-        self.critic_opt.step()
+        _step(self.critic_opt, qf_loss)
         if self.n_updates % self.policy_delay == 0:
             self._set_critic_grad(False)
             actor_loss = self.actor_loss(batch)
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
+            _step(self.actor_opt, actor_loss)
             self._set_critic_grad(True)
             _polyak(self._critic_target_params, self._critic_params, self.tau)
             _polyak(self._actor_target_params, self._actor_params, self.tau)
