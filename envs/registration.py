@@ -55,20 +55,24 @@ def register_envs() -> None:
             pass
 
 
+def _float32_box(space: gym.Space) -> gym.spaces.Box:
+    """The ``Box`` ``space`` with float32 bounds and dtype."""
+    assert isinstance(space, gym.spaces.Box)
+    return gym.spaces.Box(
+        low=space.low.astype(np.float32),
+        high=space.high.astype(np.float32),
+        shape=space.shape,
+        dtype=np.float32,
+    )
+
+
 class _Float32Observation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Cast a ``Box`` observation (and its space) to float32."""
 
     def __init__(self, env: gym.Env) -> None:
         gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
-        space = env.observation_space
-        assert isinstance(space, gym.spaces.Box)
-        self.observation_space = gym.spaces.Box(
-            low=space.low.astype(np.float32),
-            high=space.high.astype(np.float32),
-            shape=space.shape,
-            dtype=np.float32,
-        )
+        self.observation_space = _float32_box(env.observation_space)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         return np.asarray(observation, dtype=np.float32)
@@ -80,14 +84,7 @@ class _Float32Action(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     def __init__(self, env: gym.Env) -> None:
         gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
-        space = env.action_space
-        assert isinstance(space, gym.spaces.Box)
-        self.action_space = gym.spaces.Box(
-            low=space.low.astype(np.float32),
-            high=space.high.astype(np.float32),
-            shape=space.shape,
-            dtype=np.float32,
-        )
+        self.action_space = _float32_box(env.action_space)
 
     def action(self, action: np.ndarray) -> np.ndarray:
         return np.asarray(action, dtype=self.env.action_space.dtype)
