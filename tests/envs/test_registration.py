@@ -49,8 +49,11 @@ def test_async_vector_env(env_id: str) -> None:
         assert not np.array_equal(obs[0], obs[1])
         for _ in range(3):
             obs, rewards, term, trunc, infos = venv.step(venv.action_space.sample())
-        assert rewards.shape == (2,) and np.isfinite(rewards).all()
-        assert infos["reward_terms"] is not None
+            assert rewards.shape == (2,) and np.isfinite(rewards).all()
+            # The per-env reward terms come back through the worker processes and add up.
+            terms = {k: v for k, v in infos["reward_terms"].items() if not k.startswith("_")}
+            assert terms
+            np.testing.assert_allclose(sum(terms.values()), rewards, rtol=1e-6, atol=1e-12)
     finally:
         venv.close()
 
