@@ -17,6 +17,7 @@ from gymnasium import spaces
 
 from envs.interface import QUADRUPED_INTERFACE, ObsLayout, quadruped_obs
 from envs.quadruped_sim import QuadrupedSim
+from envs.rendering import close_renderer, render_rgb_array
 
 __all__ = [
     "DEFAULT_COMMAND_RANGES",
@@ -577,25 +578,9 @@ class QuadrupedEnv(gym.Env):
         Raises:
             RuntimeError: when no OpenGL backend is available, naming the fix.
         """
-        if self.render_mode is None:
-            gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
-            return None
-        if self._renderer is None:
-            try:
-                import mujoco
-
-                self._renderer = mujoco.Renderer(self.sim.model, self.height, self.width)
-            except Exception as e:  # noqa: BLE001 (GL backends fail with many types)
-                raise RuntimeError(
-                    f"MuJoCo could not create an OpenGL context ({type(e).__name__}: {e}). "
-                    "For headless rendering set MUJOCO_GL=osmesa (apt-get install libosmesa6) "
-                    "or MUJOCO_GL=egl (a GPU with EGL) before importing mujoco."
-                ) from e
-        self.sim.forward()
-        self._renderer.update_scene(self.sim.data, camera="track")
-        return self._renderer.render()
+        if self.render_mode is not None:
+            self.sim.forward()
+        return render_rgb_array(self, self.sim.model, self.sim.data, "track")
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        close_renderer(self)

@@ -12,6 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.interface import ObsBlock, ObsLayout, RobotInterface
+from envs.rendering import close_renderer, render_rgb_array
 
 __all__ = ["REACH7_OBS_LAYOUT", "Reach7Env", "reach7_interface"]
 
@@ -259,22 +260,7 @@ class Reach7Env(gym.Env):
         Raises:
             RuntimeError: when no OpenGL backend is available, naming the fix.
         """
-        if self.render_mode is None:
-            gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
-            return None
-        if self._renderer is None:
-            try:
-                self._renderer = mujoco.Renderer(self.model, self.height, self.width)
-            except Exception as e:  # noqa: BLE001
-                raise RuntimeError(
-                    f"MuJoCo could not create an OpenGL context ({type(e).__name__}: {e}). "
-                    "For headless rendering set MUJOCO_GL=osmesa (apt-get install libosmesa6) "
-                    "or MUJOCO_GL=egl before importing mujoco."
-                ) from e
-        self._renderer.update_scene(self.data, camera="side")
-        return self._renderer.render()
+        return render_rgb_array(self, self.model, self.data, "side")
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        close_renderer(self)

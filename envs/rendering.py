@@ -1,0 +1,53 @@
+"""Offscreen ``rgb_array`` rendering shared by the project's MuJoCo envs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+__all__ = ["render_rgb_array", "close_renderer"]
+
+
+def render_rgb_array(
+    env: Any, model: mujoco.MjModel, data: mujoco.MjData, camera: str
+) -> np.ndarray | None:
+    """Render ``camera`` of ``env`` as ``(env.height, env.width, 3)`` uint8 RGB.
+
+    The ``mujoco.Renderer`` is created on the first call and kept in ``env._renderer``
+    (:func:`close_renderer` frees it).
+
+    Args:
+        env: The env: ``render_mode``, ``width``, ``height`` [px] and ``_renderer`` attributes.
+        model, data: The MuJoCo model and its current data.
+        camera: Name of the camera in the MJCF.
+
+    Returns:
+        The image, or ``None`` (with a warning) when ``env.render_mode`` is ``None``.
+
+    Raises:
+        RuntimeError: when no OpenGL backend is available, naming the fix.
+    """
+    if env.render_mode is None:
+        gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
+        return None
+    if env._renderer is None:
+        try:
+            env._renderer = mujoco.Renderer(model, env.height, env.width)
+        except Exception as e:  # noqa: BLE001 (GL backends fail with many types)
+            raise RuntimeError(
+                f"MuJoCo could not create an OpenGL context ({type(e).__name__}: {e}). "
+                "For headless rendering set MUJOCO_GL=osmesa (apt-get install libosmesa6) "
+                "or MUJOCO_GL=egl (a GPU with EGL) before importing mujoco."
+            ) from e
+    env._renderer.update_scene(data, camera=camera)
+    return env._renderer.render()
+
+
+def close_renderer(env: Any) -> None:
+    """Free ``env._renderer`` if :func:`render_rgb_array` created one."""
+    if env._renderer is not None:
+        env._renderer.close()
+        env._renderer = None
