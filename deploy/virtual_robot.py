@@ -85,9 +85,13 @@ class RobotRecord:
     errors_sent: dict[str, int] = field(default_factory=dict)
     position_commands: int = 0
     passive_commands: int = 0
+    #: Element-wise min/max of the position targets applied (accepted COMMANDs only).
     target_min_rad: list[float] | None = None
     target_max_rad: list[float] | None = None
-    targets_outside_limits_applied: int = 0
+    #: COMMANDs received (either mode, armed or not) with a target outside the joint limits or
+    #: non-finite: what a host must never send (position mode refuses them with ERROR 6).
+    targets_out_of_range_received: int = 0
+    #: COMMANDs received (either mode) with a NaN/inf target.
     non_finite_targets: int = 0
     watchdog_trips: int = 0
     estops: int = 0
@@ -270,23 +274,21 @@ class VirtualRobot:
 
     def _command(self, msg: P.Command, now: float | None) -> P.Message:
         target = msg.target_rad
+        r = self.record
+        finite = bool(np.isfinite(target).all())
+        inside = finite and bool((target >= self.low32).all() and (target <= self.high32).all())
+        r.non_finite_targets += not finite
+        r.targets_out_of_range_received += not inside
         if msg.mode == P.Mode.POSITION:
             if not self.armed:
                 return self._error(msg.seq, P.ErrorCode.NOT_ARMED)
-            finite = np.isfinite(target)
-            if not finite.all():
-                self.record.non_finite_targets += 1
-            inside = finite.all() and (target >= self.low32).all() and (target <= self.high32).all()
             if not inside:
                 return self._error(msg.seq, P.ErrorCode.TARGET_OUT_OF_RANGE)
-            self.record.position_commands += 1
-            r = self.record
+            r.position_commands += 1
             r.target_min_rad = (target.astype(float).tolist() if r.target_min_rad is None
                                 else np.minimum(r.target_min_rad, target).astype(float).tolist())
             r.target_max_rad = (target.astype(float).tolist() if r.target_max_rad is None
                                 else np.maximum(r.target_max_rad, target).astype(float).tolist())
-            if ((target < self.low32) | (target > self.high32)).any():  # cannot happen: checked
-                r.targets_outside_limits_applied += 1
             self.sim.set_targets(target.astype(np.float64))
             self._set_passive(False)
         else:

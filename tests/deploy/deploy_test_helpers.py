@@ -42,9 +42,14 @@ def make_standing_policy(path: Path, *, interface_dict: dict | None = None, seed
 
 
 def assert_targets_within_limits(record: dict) -> None:
-    """Robot side: every applied position target lay inside the joint limits."""
-    assert record["targets_outside_limits_applied"] == 0
+    """Robot side: no COMMAND carried a target outside the joint limits or a NaN/inf.
+
+    The virtual robot counts such targets on arrival, in either mode and armed or not, and
+    refuses them in position mode with ERROR 6; so no refusal may appear either.
+    """
+    assert record["targets_out_of_range_received"] == 0
     assert record["non_finite_targets"] == 0
+    assert record["errors_sent"].get("TARGET_OUT_OF_RANGE", 0) == 0
     if record["target_min_rad"] is not None:
         lo, hi = np.asarray(record["joint_low_rad"]), np.asarray(record["joint_high_rad"])
         assert (np.asarray(record["target_min_rad"]) >= lo).all()

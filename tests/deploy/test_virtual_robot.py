@@ -48,6 +48,8 @@ def test_protocol_v1_state_machine(robot: VirtualRobot):
     nan[0] = np.nan
     assert ask(robot, P.Command(6, 1, nan), t + 0.05) == P.Error(6, 6)
     np.testing.assert_array_equal(robot.sim.ctrl_servo_rad, before)
+    assert robot.record.targets_out_of_range_received == 2
+    assert robot.record.non_finite_targets == 1
     # The accepted COMMAND at t + 0.02 fed the watchdog: 110 ms after HELLO it is still armed.
     # READ does not feed it, nor do the refused COMMANDs at t + 0.04 and t + 0.05: 110 ms after
     # the last accepted COMMAND it has tripped.
