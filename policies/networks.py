@@ -294,6 +294,7 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: (n, batch, in_features) -> (n, batch, out_features)``, member ``k`` on ``x[k]``."""
         return torch.baddbmm(self.bias, x, self.weight)
 
     def extra_repr(self) -> str:

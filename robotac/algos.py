@@ -113,6 +113,7 @@ class OffPolicyAlgo:
         raise NotImplementedError
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Named optimizers saved in checkpoints."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
@@ -125,6 +126,12 @@ class OffPolicyAlgo:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (resume continues bitwise on CPU).
+
+        Raises:
+            KeyError: if a module or optimizer of this algorithm is missing from ``state``.
+            RuntimeError: (torch) if a network's parameter shapes differ.
+        """
         for k, m in self.modules().items():
             m.load_state_dict(state["modules"][k])
         for k, o in self.optimizers().items():
@@ -149,6 +156,12 @@ class OffPolicyAlgo:
         raise NotImplementedError
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient update on ``batch`` (normalized observations, actions in env units).
+
+        Returns:
+            0-d tensors keyed by TensorBoard tag (``losses/qf_loss``, ``losses/actor_loss``...);
+            read them only when logging (reading syncs a GPU).
+        """
         raise NotImplementedError
 
 
