@@ -97,6 +97,15 @@ class LoopConfig:
             raise ValueError(f"duration_s must be >= 0, got {self.duration_s}")
         if len(self.command) != 3:
             raise ValueError(f"command must be (vx, vy, yaw_rate), got {self.command}")
+        if self.reply_timeout_s is not None and not self.reply_timeout_s > 0:
+            raise ValueError(
+                f"reply_timeout_s must be > 0 [s] (or None for 60 % of the period), got "
+                f"{self.reply_timeout_s}"
+            )
+        if not self.spin_s >= 0:
+            raise ValueError(f"spin_s must be >= 0 [s], got {self.spin_s}")
+        if self.hello_attempts < 1:
+            raise ValueError(f"hello_attempts must be >= 1, got {self.hello_attempts}")
 
     @property
     def period_s(self) -> float:

@@ -205,3 +205,14 @@ def test_stop_never_raises_and_sends_passive_or_estop():
     assert _stop(link, True, True, bad, safety, QUADRUPED_INTERFACE) == "estop"
     assert isinstance(link.sent[-1], P.Estop)
     assert _stop(link, False, True, bad, safety, QUADRUPED_INTERFACE).startswith("none")
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [({"rate_hz": 0}, "rate_hz"), ({"duration_s": -1}, "duration_s"),
+     ({"command": (0.5, 0.0)}, "command"), ({"reply_timeout_s": 0.0}, "reply_timeout_s"),
+     ({"spin_s": -0.001}, "spin_s"), ({"hello_attempts": 0}, "hello_attempts")],
+)
+def test_loop_config_names_the_bad_setting(kw, match):
+    with pytest.raises(ValueError, match=match):
+        LoopConfig(**kw)
