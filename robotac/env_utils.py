@@ -91,7 +91,12 @@ def check_spaces(env: gym.Env, env_id: str) -> tuple[int, np.ndarray, np.ndarray
             "gymnasium.wrappers.RescaleAction or declare the actuators' ctrlrange."
         )
     if not np.all(high > low):
-        raise EnvError(f"env {env_id!r} action space has high <= low in some dimension: {a_space}")
+        bad = np.flatnonzero(~(high > low)).tolist()
+        raise EnvError(
+            f"env {env_id!r} action space has high <= low in dimensions {bad} ({a_space}); "
+            "squashed actors need high > low in every dimension: fix the env's action bounds "
+            "(the actuators' ctrlrange)"
+        )
     if not isinstance(o_space, gym.spaces.Box) or len(o_space.shape) != 1:
         raise EnvError(
             f"env {env_id!r} has observation space {o_space}; the trainers need a flat 1-D Box "
@@ -147,7 +152,12 @@ def actor_bounds(
         default = np.asarray(interface.default_pose_rad, dtype=np.float32)
         low, high = np.maximum(low, default - radius), np.minimum(high, default + radius)
     if not np.all(high > low):
-        raise EnvError(f"env {env_id!r}: joint limits and action space do not overlap")
+        bad = np.flatnonzero(~(high > low)).tolist()
+        raise EnvError(
+            f"env {env_id!r}: actor_bounds={which!r} leaves an empty range in dimensions {bad} "
+            "(the robot's joint limits and the action space do not overlap there); use "
+            "--actor-bounds action_space"
+        )
     return low, high
 
 

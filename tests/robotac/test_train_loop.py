@@ -169,6 +169,14 @@ def test_discrete_and_unbounded_action_spaces_are_refused(tmp_path):
     with pytest.raises(EnvError, match=r"unbounded action space \(dimensions \[1\]"):
         check_spaces(Unbounded(), "Unbounded-v0")
 
+    class Empty(gym.Env):
+        observation_space = gym.spaces.Box(-1, 1, (3,), np.float32)
+        action_space = gym.spaces.Box(np.array([-1, 2, 0], np.float32),
+                                      np.array([1, 2, 1], np.float32))
+
+    with pytest.raises(EnvError, match=r"high <= low in dimensions \[1\].*ctrlrange"):
+        check_spaces(Empty(), "Empty-v0")
+
 
 def test_resume_refuses_another_env_or_algorithm(sac_run):
     run_dir, _ = sac_run
