@@ -214,13 +214,18 @@ class SafetyLayer:
         """Last check before a target is encoded: return it as float32 or refuse it.
 
         Raises:
-            SafetyViolation: if any entry is non-finite or outside ``[low, high]`` after the
-                float32 conversion of the wire.
+            SafetyViolation: if the shape is not ``(n_joints,)``, or any entry is non-finite or
+                outside ``[low, high]`` after the float32 conversion of the wire.
         """
         t32 = np.asarray(target_rad, dtype=np.float32)
+        if t32.shape != self.low.shape:
+            raise SafetyViolation(
+                f"target has shape {t32.shape}, the robot has {self.n_joints} joints; it was not "
+                "sent"
+            )
         t64 = t32.astype(np.float64)
         ok = np.isfinite(t64) & (t64 >= self.low) & (t64 <= self.high)
-        if t32.shape != self.low.shape or not ok.all():
+        if not ok.all():
             raise SafetyViolation(
                 f"target {np.round(t64, 4).tolist()} violates the safe bounds at joints "
                 f"{np.flatnonzero(~ok).tolist()}; it was not sent"

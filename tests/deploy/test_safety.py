@@ -1,0 +1,129 @@
+"""The safety layer (DESIGN.md contract 7): clamp, rate limit, NaN guard, wire guard, states."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from deploy import protocol as P
+from deploy.safety import Fault, SafetyConfig, SafetyFault, SafetyLayer, SafetyViolation, tilt_rad
+from envs.interface import QUADRUPED_INTERFACE
+
+ARR = QUADRUPED_INTERFACE.arrays()
+# Safe bounds are float32 values (OnnxPolicy.safe_bounds rounds them inward to float32).
+LOW = ARR["joint_low_rad"].astype(np.float32).astype(np.float64)
+HIGH = ARR["joint_high_rad"].astype(np.float32).astype(np.float64)
+DEFAULT = ARR["default_pose_rad"]
+PERIOD_S = 0.02
+
+
+def _layer(**cfg) -> SafetyLayer:
+    return SafetyLayer(LOW, HIGH, DEFAULT, PERIOD_S, SafetyConfig(**cfg))
+
+
+def _state(status=0, quat=(1.0, 0.0, 0.0, 0.0), q=None) -> P.State:
+    q = DEFAULT if q is None else q
+    return P.State(1, 0, status, q, np.zeros(12), quat, [0, 0, 0], [0, 0, 9.81])
+
+
+def test_filter_clamps_per_joint_then_rate_limits():
+    s = _layer(max_rate_rad_s=10.0)  # 0.2 rad per 20 ms step
+    wild = np.where(np.arange(12) % 2 == 0, 100.0, -100.0)
+    target = DEFAULT.copy()
+    for _ in range(100):
+        new = s.filter(wild, target)
+        assert (np.abs(new - target) <= 0.2 + 1e-12).all()
+        assert (new >= LOW).all() and (new <= HIGH).all()
+        target = new
+    # It settles on each joint's own limit, the high one or the low one.
+    np.testing.assert_array_equal(target, np.where(np.arange(12) % 2 == 0, HIGH, LOW))
+    assert s.n_clamped == 100 and s.n_rate_limited > 0
+
+
+def test_rate_limit_reaches_a_near_target_in_one_step():
+    s = _layer(max_rate_rad_s=10.0)
+    near = np.clip(DEFAULT + 0.05, LOW, HIGH)
+    np.testing.assert_array_equal(s.filter(near, DEFAULT), near)
+    assert s.n_rate_limited == 0 and s.n_clamped == 0
+
+
+def test_non_finite_action_is_a_fault_naming_the_joints():
+    s = _layer()
+    a = DEFAULT.copy()
+    a[[3, 7]] = [np.nan, np.inf]
+    with pytest.raises(SafetyFault, match=r"joints \[3, 7\]") as info:
+        s.filter(a, DEFAULT)
+    assert info.value.fault is Fault.NON_FINITE_ACTION and s.n_non_finite == 1
+    with pytest.raises(ValueError, match="shape"):
+        s.filter(DEFAULT[:11], DEFAULT)
+
+
+def test_wire_guard_refuses_what_must_not_be_sent():
+    s = _layer()
+    # The bounds themselves survive the float32 encoding of the wire.
+    np.testing.assert_array_equal(s.guard(HIGH), HIGH.astype(np.float32))
+    np.testing.assert_array_equal(s.guard(LOW), LOW.astype(np.float32))
+    for bad in (HIGH + 1e-3, LOW - 1e-3, np.where(np.arange(12) == 5, np.nan, DEFAULT)):
+        with pytest.raises(SafetyViolation, match="not sent"):
+            s.guard(bad)
+    with pytest.raises(SafetyViolation, match="shape"):
+        s.guard(DEFAULT[:11])
+
+
+def test_ramp_goes_linearly_from_the_measured_pose_to_the_default_pose():
+    s = _layer(ramp_s=2.0)
+    start = np.clip(DEFAULT + 0.3, LOW, HIGH)
+    np.testing.assert_allclose(s.ramp_target(start, 0.0), start)
+    np.testing.assert_allclose(s.ramp_target(start, 1.0), (start + DEFAULT) / 2)
+    np.testing.assert_allclose(s.ramp_target(start, 5.0), DEFAULT)
+    # A measured pose outside the limits starts from its clamp, never outside.
+    outside = s.ramp_target(HIGH + 1.0, 0.0)
+    np.testing.assert_array_equal(outside, HIGH)
+
+
+@pytest.mark.parametrize(
+    ("status", "fault"),
+    [(P.Status.SERVO_FAULT | P.Status.ARMED, Fault.SERVO_FAULT),
+     (P.Status.ESTOPPED, Fault.ROBOT_ESTOPPED),
+     (P.Status.WATCHDOG_TRIPPED, Fault.WATCHDOG)],
+)
+def test_status_bits_stop_the_run(status, fault):
+    with pytest.raises(SafetyFault) as info:
+        _layer().check_state(_state(int(status)))
+    assert info.value.fault is fault
+
+
+def test_non_finite_or_zero_readings_and_tilt():
+    s = _layer(tilt_limit_rad=math.radians(30))
+    s.check_state(_state(int(P.Status.ARMED)))  # upright, armed: fine
+    q = DEFAULT.copy()
+    q[0] = np.nan
+    for st in (_state(q=q), _state(quat=(0.0, 0.0, 0.0, 0.0))):
+        with pytest.raises(SafetyFault) as info:
+            s.check_state(st)
+        assert info.value.fault is Fault.NON_FINITE_STATE
+    for deg, tilted in ((25, False), (35, True)):
+        half = math.radians(deg) / 2
+        quat = (math.cos(half), math.sin(half), 0.0, 0.0)  # roll about the body x axis
+        assert tilt_rad(quat) == pytest.approx(math.radians(deg))
+        if tilted:
+            with pytest.raises(SafetyFault, match="35.0 deg > 30.0 deg") as info:
+                s.check_state(_state(quat=quat))
+            assert info.value.fault is Fault.TILT
+        else:
+            s.check_state(_state(quat=quat))
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="max_rate_rad_s"):
+        SafetyConfig(max_rate_rad_s=0)
+    with pytest.raises(ValueError, match="tilt_limit_rad"):
+        SafetyConfig(tilt_limit_rad=4.0)
+    with pytest.raises(ValueError, match="default pose .* outside the safe bounds"):
+        SafetyLayer(LOW, HIGH, HIGH + 0.1, PERIOD_S)
+    with pytest.raises(ValueError, match="empty safe bounds at joints"):
+        SafetyLayer(HIGH, LOW, DEFAULT, PERIOD_S)
+    with pytest.raises(ValueError, match="control_period_s"):
+        SafetyLayer(LOW, HIGH, DEFAULT, 0.0)
