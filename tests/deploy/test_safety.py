@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from deploy import protocol as P
+from deploy.policy import OnnxPolicy
 from deploy.safety import Fault, SafetyConfig, SafetyFault, SafetyLayer, SafetyViolation, tilt_rad
 from envs.interface import QUADRUPED_INTERFACE
 
@@ -127,3 +129,20 @@ def test_bad_settings_are_named():
         SafetyLayer(HIGH, LOW, DEFAULT, PERIOD_S)
     with pytest.raises(ValueError, match="control_period_s"):
         SafetyLayer(LOW, HIGH, DEFAULT, 0.0)
+
+
+def test_safe_bounds_are_the_intersection_of_policy_bounds_and_robot_limits():
+    # A policy squashed into default pose +- 0.2 rad (narrower than the limits at most joints,
+    # wider at none), on a robot whose INFO reports the interface's limits.
+    policy = SimpleNamespace(action_low=DEFAULT - 0.2, action_high=np.minimum(DEFAULT + 0.2,
+                                                                               2 * np.pi))
+    info = P.Info(1, 1, 1, 100, ARR["joint_low_rad"], ARR["joint_high_rad"])
+    low, high = OnnxPolicy.safe_bounds(policy, info)
+    want_low = np.maximum(policy.action_low, info.joint_min_rad.astype(np.float64))
+    want_high = np.minimum(policy.action_high, info.joint_max_rad.astype(np.float64))
+    assert (low >= want_low).all() and (high <= want_high).all()  # never outside either side
+    np.testing.assert_allclose(low, want_low, atol=1e-6)  # and only float32 rounding inside
+    np.testing.assert_allclose(high, want_high, atol=1e-6)
+    assert (low.astype(np.float32).astype(np.float64) == low).all()  # survive the wire
+    assert (high.astype(np.float32).astype(np.float64) == high).all()
+    assert (want_low > info.joint_min_rad).any()  # the policy side does bind somewhere
