@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 
-__all__ = ["render_rgb_array", "close_renderer"]
+__all__ = ["render_rgb_array", "close_renderer", "gl_backend_problem"]
+
+_GL_FIX = (
+    "For headless rendering set MUJOCO_GL=osmesa (apt-get install libosmesa6) or MUJOCO_GL=egl "
+    "(a GPU with EGL) before importing mujoco."
+)
+
+
+def gl_backend_problem() -> str | None:
+    """Why MuJoCo cannot open an OpenGL context here, if that is known before trying.
+
+    MuJoCo's default backend on Linux, GLFW, needs a display; without one, creating a
+    ``mujoco.Renderer`` aborts the whole process instead of raising. This catches that case.
+
+    Returns:
+        A message naming the problem and the fix, or ``None`` when no problem is known.
+    """
+    backend = os.environ.get("MUJOCO_GL", "").strip().lower()
+    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if sys.platform.startswith("linux") and backend in ("", "glfw") and headless:
+        return (
+            f"MuJoCo's OpenGL backend is GLFW (MUJOCO_GL={backend or 'unset'}) and there is no "
+            f"display (DISPLAY is unset), so rendering cannot work. {_GL_FIX}"
+        )
+    return None
 
 
 def render_rgb_array(
@@ -34,13 +60,14 @@ def render_rgb_array(
         gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
         return None
     if env._renderer is None:
+        problem = gl_backend_problem()
+        if problem is not None:
+            raise RuntimeError(problem)
         try:
             env._renderer = mujoco.Renderer(model, env.height, env.width)
         except Exception as e:  # noqa: BLE001 (GL backends fail with many types)
             raise RuntimeError(
-                f"MuJoCo could not create an OpenGL context ({type(e).__name__}: {e}). "
-                "For headless rendering set MUJOCO_GL=osmesa (apt-get install libosmesa6) "
-                "or MUJOCO_GL=egl (a GPU with EGL) before importing mujoco."
+                f"MuJoCo could not create an OpenGL context ({type(e).__name__}: {e}). {_GL_FIX}"
             ) from e
     env._renderer.update_scene(data, camera=camera)
     return env._renderer.render()

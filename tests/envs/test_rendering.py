@@ -45,3 +45,23 @@ def test_render_without_render_mode_warns_and_returns_none(cls) -> None:
     env.reset(seed=0)
     with pytest.warns(UserWarning, match="render_mode"):
         assert env.render() is None
+
+
+@pytest.mark.parametrize("cls", ENVS, ids=lambda c: c.__name__)
+def test_render_with_glfw_and_no_display_raises_instead_of_aborting(
+    cls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GLFW without a display aborts the process inside mujoco.Renderer: never get there."""
+
+    def must_not_be_called(*args: object, **kwargs: object) -> None:
+        raise AssertionError("mujoco.Renderer was created without a usable GL backend")
+
+    monkeypatch.setattr(mujoco, "Renderer", must_not_be_called)
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    env = cls(render_mode="rgb_array")
+    env.reset(seed=0)
+    with pytest.raises(RuntimeError, match=r"no display.*MUJOCO_GL=osmesa.*libosmesa6"):
+        env.render()
