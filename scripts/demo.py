@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                 "rtt_ms_p99", "deadline_misses", "overruns", "drops", "error_replies",
                 "stop_reason", "stopped_with"):
         if key in summary:
-            print(f"deploy {key:<22} {summary[key]}")
+            v = summary[key]
+            print(f"deploy {key:<22} {f'{v:.3f}' if isinstance(v, float) else v}")
     return 0
 
 
