@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+# scripts/deploy.py would shadow the deploy package: put the repository root first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 
 def load_policy_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
     """Return ``obs (45,) float32 -> action (12,)`` and the env kwargs the policy was trained on."""
