@@ -35,18 +35,10 @@ def load_policy_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.
 
         policy = OnnxPolicy(args.onnx)
         return policy, dict(policy.metadata.get("env_kwargs") or {})
-    import torch
-
     from robotac.checkpoint import load_policy
 
     bundle = load_policy(args.run, args.which)
-
-    @torch.no_grad()
-    def act(obs: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).unsqueeze(0)
-        return bundle.actor.deterministic(bundle.obs_norm(x))[0].numpy()
-
-    return act, dict(bundle.env_kwargs)
+    return bundle.act, dict(bundle.env_kwargs)
 
 
 def evaluate_gait(
