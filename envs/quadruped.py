@@ -420,10 +420,11 @@ class QuadrupedEnv(gym.Env):
         reward_terms: dict[str, float] | None = None,
         v: np.ndarray | None = None,
         height: float | None = None,
+        contacts: np.ndarray | None = None,
     ) -> dict[str, Any]:
         v = self.sim.base_lin_vel_body_m_s if v is None else v
         height = self.sim.body_height_m if height is None else height
-        contacts = self.sim.foot_contacts()
+        contacts = self.sim.foot_contacts() if contacts is None else contacts
         info: dict[str, Any] = {
             "command": self.command.copy(),
             "base_lin_vel_m_s": v,
@@ -568,7 +569,7 @@ class QuadrupedEnv(gym.Env):
         reward = float(sum(terms.values()))
         self._prev_action = a
         obs = self._observe()
-        info = self._info(terms, v, height)
+        info = self._info(terms, v, height, contact.copy())
         info["tilt_rad"] = tilt
         return obs, reward, terminated, False, info
 
