@@ -8,8 +8,9 @@ mapped to the bounds per dimension,
 
     a = low + (high - low) * (tanh(u) + 1) / 2  =  center + half_range * tanh(u),
 
-never clipped. Bounds are registered buffers, so they travel with the ``state_dict`` and into the
-exported ONNX graph.
+never clipped (a final clamp to ``[low, high]`` removes only the float32 rounding of this map at
+``tanh(u) = +-1``, see :meth:`BoundedActionMixin.from_unit`). Bounds are registered buffers, so
+they travel with the ``state_dict`` and into the exported ONNX graph.
 """
 
 from __future__ import annotations
@@ -156,8 +157,9 @@ class BoundedActionMixin(nn.Module):
         return int(self.action_low.shape[0])
 
     def squash(self, u: torch.Tensor) -> torch.Tensor:
-        """``a = low + (high - low) * (tanh(u) + 1) / 2``, per dimension. ``(..., act_dim)``."""
-        return self.action_center + self.action_half_range * torch.tanh(u)
+        """``a = low + (high - low) * (tanh(u) + 1) / 2``, per dimension: :meth:`from_unit` of
+        ``tanh(u)``. ``u: (..., act_dim)`` float32 -> ``(..., act_dim)`` in ``[low, high]``."""
+        return self.from_unit(torch.tanh(u))
 
     def to_unit(self, action: torch.Tensor) -> torch.Tensor:
         """Map an action in env units to ``[-1, 1]`` per dimension: ``(a - center) / half_range``.
@@ -168,8 +170,22 @@ class BoundedActionMixin(nn.Module):
         return (action - self.action_center) / self.action_half_range
 
     def from_unit(self, unit_action: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`to_unit`: ``center + half_range * x``. ``(..., act_dim)`` -> same."""
-        return self.action_center + self.action_half_range * unit_action
+        """Inverse of :meth:`to_unit`: ``low + (high - low) * (x + 1) / 2``, per dimension.
+
+        Computed as ``low + half_range * (x + 1)`` and clamped to ``[low, high]``: in float32 the
+        affine map alone lands up to ~6e-8 outside a bound at ``x = +-1`` (``center +
+        half_range * x`` does so on 4 of the quadruped's 12 joint ranges), and an action outside
+        the bounds would be clamped again by the env or the deploy safety layer. The clamp moves
+        no value by more than that rounding; it is not how the actor meets its bounds (tanh is).
+
+        Args:
+            unit_action: ``(..., act_dim)`` float32 in ``[-1, 1]``.
+
+        Returns:
+            ``(..., act_dim)`` in env units, within ``[action_low, action_high]``.
+        """
+        a = self.action_low + self.action_half_range * (unit_action + 1.0)
+        return torch.clamp(a, self.action_low, self.action_high)
 
 
 class DeterministicActor(BoundedActionMixin):

@@ -180,3 +180,26 @@ def test_export_refuses_inconsistent_metadata():
         make_metadata(env_id="x", algo="sac", obs_dim=45, action_low=[0] * 3,
                       action_high=[1] * 3, interface=QUADRUPED_INTERFACE.to_dict(),
                       robotac_version="t")
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_exported_saturated_actor_stays_exactly_within_joint_limits(algo, tmp_path):
+    """|u| = 50 on the quadruped's joint_limits bounds: onnxruntime's actions lie in [low, high]
+    (float32 ``center + half * tanh(u)`` alone misses ``low`` by ~6e-8 on 4 of 12 joints)."""
+    low = np.maximum(ARR["joint_low_rad"], ARR["action_low_rad"]).astype(np.float32)
+    high = np.minimum(ARR["joint_high_rad"], ARR["action_high_rad"]).astype(np.float32)
+    cls = SquashedGaussianActor if algo == "sac" else DeterministicActor
+    actor = cls(45, low, high, (32,)).eval()
+    last = actor.head if algo == "sac" else actor.net[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias[:12] = torch.tensor([-50.0, 50.0] * 6)
+    norm = RunningNorm(45)
+    meta = make_metadata(env_id=ENV_ID, algo=algo, obs_dim=45, action_low=low, action_high=high,
+                         interface=QUADRUPED_INTERFACE.to_dict(), robotac_version="test")
+    path = export_onnx(actor, norm, tmp_path / "saturated.onnx", meta)
+    a = onnx_actions(path, np.random.default_rng(0).standard_normal((16, 45)).astype(np.float32))
+    assert a.dtype == np.float32 and a.shape == (16, 12)
+    assert (a >= low).all() and (a <= high).all(), (a - low).min()
+    np.testing.assert_array_equal(a[:, 0::2], np.broadcast_to(low[0::2], (16, 6)))
+    assert (high[1::2] - a[:, 1::2]).max() <= 5e-7

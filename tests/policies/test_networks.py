@@ -176,3 +176,37 @@ def test_ensemble_linear_init_matches_nn_linear_range():
     bound = 1 / math.sqrt(64)
     assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound
     assert not torch.equal(layer.weight[0], layer.weight[1])
+
+
+def _quadruped_joint_limits() -> tuple[np.ndarray, np.ndarray]:
+    """The quadruped actor's bounds with ``actor_bounds=joint_limits`` (float32, as trained)."""
+    from envs.interface import QUADRUPED_INTERFACE
+
+    arr = QUADRUPED_INTERFACE.arrays()
+    low = np.maximum(arr["joint_low_rad"], arr["action_low_rad"]).astype(np.float32)
+    high = np.minimum(arr["joint_high_rad"], arr["action_high_rad"]).astype(np.float32)
+    return low, high
+
+
+@pytest.mark.parametrize("cls", [DeterministicActor, SquashedGaussianActor])
+def test_saturated_actions_never_leave_the_bounds_by_a_rounding(cls):
+    """At |u| = 50, tanh(u) = +-1 and float32 ``center + half * tanh(u)`` misses ``low`` by
+    ~6e-8 rad on 4 of the quadruped's 12 joints; the squash must land exactly in the bounds."""
+    low, high = _quadruped_joint_limits()
+    actor = cls(45, low, high, hidden=(16,))
+    u = torch.tensor([[-50.0] * 12, [50.0] * 12, [-1e4] * 12])
+    a = actor.squash(u)
+    lo, hi = torch.as_tensor(low), torch.as_tensor(high)
+    assert (a >= lo).all() and (a <= hi).all(), (a[0] - lo, a[1] - hi)
+    # Saturation reaches the bounds: low exactly, high to within one float32 rounding.
+    assert torch.equal(a[0], lo) and torch.equal(a[2], lo)
+    assert (hi - a[1]).max() <= 5e-7
+    # The same through the actors' outputs: a saturating last layer.
+    last = actor.net[-1] if cls is DeterministicActor else actor.head
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(-50.0)
+    obs = torch.randn(8, 45)
+    outs = [actor.deterministic(obs)] + ([] if cls is DeterministicActor else [actor(obs)[0]])
+    for out in outs:
+        assert torch.equal(out, lo.expand(8, 12)), out[0] - lo
