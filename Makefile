@@ -2,10 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.robotac-installed
-export MUJOCO_GL ?= osmesa
-export PYOPENGL_PLATFORM ?= osmesa
+# MuJoCo's OpenGL backend is chosen at run time by `import envs` (envs/gl.py), not here.
 
-.PHONY: install demo test lint bench clean
+.PHONY: install gl demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,10 +16,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# Headless rendering (libosmesa6) where this user may install it; a one-line note otherwise.
+gl:
+	@bash scripts/install_gl.sh $(PY)
+
+demo: $(STAMP) gl
 	$(PY) scripts/demo.py
 
-test: $(STAMP)
+test: $(STAMP) gl
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

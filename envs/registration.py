@@ -1,8 +1,16 @@
 """Gymnasium registration of robotac's envs, and :func:`make_env`, the one way trainers build envs.
 
-``envs/__init__.py`` stays import-light (``deploy/`` imports ``envs.interface`` on a machine without
-gymnasium or MuJoCo), so nothing registers on ``import envs``: call :func:`register_envs` (or just
-:func:`make_env`, which calls it).
+Following Gymnasium's convention (``import shimmy``, ``import ale_py``), the package that owns the
+``robotac/`` namespace registers its ids on import::
+
+    import gymnasium
+    import robotac  # registers robotac/Quadruped-v0 and robotac/Reach7-v0
+
+    env = gymnasium.make("robotac/Quadruped-v0")
+
+(``gymnasium.make("robotac:robotac/Quadruped-v0")`` does the import itself.) ``envs/__init__.py``
+stays import-light (``deploy/`` imports ``envs.interface`` on a machine without gymnasium or
+MuJoCo), so ``import envs`` registers nothing; :func:`register_envs` and :func:`make_env` do.
 
 Ids:
 
@@ -29,11 +37,16 @@ ENV_IDS: tuple[str, ...] = ("robotac/Quadruped-v0", "robotac/Reach7-v0")
 _DM_CONTROL_PREFIX = "dm_control/"
 
 
-def register_envs() -> None:
+def register_envs(dm_control: bool = True) -> None:
     """Register ``robotac/Quadruped-v0``, ``robotac/Reach7-v0`` and shimmy's dm_control ids.
 
-    Idempotent: a second call does nothing. The dm_control ids are registered only when shimmy
-    and dm_control are installed (extra ``train``).
+    Idempotent: a second call does nothing. Registering imports no MuJoCo (entry points are
+    strings, resolved by ``gymnasium.make``).
+
+    Args:
+        dm_control: Also ``import shimmy``, which registers the ``dm_control/`` ids when shimmy
+            and dm_control are installed (extra ``train``). ``import robotac`` passes ``False``:
+            that namespace is shimmy's, and importing dm_control costs seconds.
     """
     registry = gym.envs.registration.registry
     if "robotac/Quadruped-v0" not in registry:
@@ -48,7 +61,7 @@ def register_envs() -> None:
             entry_point="envs.reach7:Reach7Env",
             max_episode_steps=200,
         )
-    if "dm_control/walker-walk-v0" not in registry:
+    if dm_control and "dm_control/walker-walk-v0" not in registry:
         try:
             import shimmy  # noqa: F401  (registers the dm_control ids on import)
         except ImportError:
@@ -109,7 +122,7 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
         gymnasium.error.Error: for an unknown id (Gymnasium's message lists close matches).
         TypeError: for keyword arguments the env does not take (listing the valid ones).
     """
-    register_envs()
+    register_envs(dm_control=env_id.startswith(_DM_CONTROL_PREFIX))
     env = gym.make(env_id, **kwargs)
     if env_id.startswith(_DM_CONTROL_PREFIX):
         if isinstance(env.observation_space, gym.spaces.Dict):

@@ -10,29 +10,30 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-__all__ = ["render_rgb_array", "close_renderer", "gl_backend_problem"]
+from envs.gl import GL_FIX, gl_problem
 
-_GL_FIX = (
-    "For headless rendering set MUJOCO_GL=osmesa (apt-get install libosmesa6) or MUJOCO_GL=egl "
-    "(a GPU with EGL) before importing mujoco."
-)
+__all__ = ["render_rgb_array", "close_renderer", "gl_backend_problem"]
 
 
 def gl_backend_problem() -> str | None:
     """Why MuJoCo cannot open an OpenGL context here, if that is known before trying.
 
-    MuJoCo's default backend on Linux, GLFW, needs a display; without one, creating a
-    ``mujoco.Renderer`` aborts the whole process instead of raising. This catches that case.
+    Two cases are known: the backend chosen at import (:func:`envs.gl.configure_gl`) found no
+    usable GL library; or MuJoCo's backend is GLFW and there is no display, where creating a
+    ``mujoco.Renderer`` would abort the whole process instead of raising.
 
     Returns:
         A message naming the problem and the fix, or ``None`` when no problem is known.
     """
+    problem = gl_problem()
+    if problem is not None:
+        return problem
     backend = os.environ.get("MUJOCO_GL", "").strip().lower()
     headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    if sys.platform.startswith("linux") and backend in ("", "glfw") and headless:
+    if sys.platform.startswith("linux") and backend in ("", "glfw", "glx") and headless:
         return (
             f"MuJoCo's OpenGL backend is GLFW (MUJOCO_GL={backend or 'unset'}) and there is no "
-            f"display (DISPLAY is unset), so rendering cannot work. {_GL_FIX}"
+            f"display (DISPLAY is unset), so rendering cannot work; {GL_FIX}"
         )
     return None
 
@@ -67,7 +68,7 @@ def render_rgb_array(
             env._renderer = mujoco.Renderer(model, env.height, env.width)
         except Exception as e:  # noqa: BLE001 (GL backends fail with many types)
             raise RuntimeError(
-                f"MuJoCo could not create an OpenGL context ({type(e).__name__}: {e}). {_GL_FIX}"
+                f"MuJoCo could not create an OpenGL context ({type(e).__name__}: {e}); {GL_FIX}"
             ) from e
     env._renderer.update_scene(data, camera=camera)
     return env._renderer.render()

@@ -55,7 +55,6 @@ def make_env(env_id: str, **env_kwargs: Any) -> gym.Env:
     reg = _registration()
     try:
         if reg is not None:
-            reg.register_envs()
             return reg.make_env(env_id, **env_kwargs)
         return gym.make(env_id, **env_kwargs)
     except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound,

@@ -39,7 +39,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("MUJOCO_GL", "osmesa")
 
 
 def _pcts(x: np.ndarray) -> tuple[float, float]:

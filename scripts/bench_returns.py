@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import subprocess
 import sys
 import time
@@ -105,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("extra", nargs="*", help="extra flags for robotac train (after --)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MUJOCO_GL", "osmesa")
 
     jobs = [(a, e, s) for e in args.envs for a in args.algos for s in args.seeds]
     running: list[tuple[tuple, subprocess.Popen]] = []

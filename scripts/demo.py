@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from envs.gl import configure_gl
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RECIPE = ROOT / "recipes" / "quadruped_demo.yaml"
@@ -53,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
 
-    os.environ.setdefault("MUJOCO_GL", "osmesa")
-    os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+    gl = configure_gl()  # chooses MUJOCO_GL for this machine; the steps inherit it
     run_dir = (args.out / f"demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     robotac = [sys.executable, "-m", "robotac.cli"]
 
@@ -89,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if videos:
         print(f"evaluation video   {videos[-1]}")
     else:
-        print("evaluation video   none: no OpenGL backend (apt-get install libosmesa6, "
-              "MUJOCO_GL=osmesa)")
+        print(f"evaluation video   none: {gl.problem or 'see the train step output'}")
     print(f"checkpoints        {run_dir / 'checkpoints'}")
     print(f"ONNX policy        {onnx_path}")
     print(f"deploy log         {deploy_log}")

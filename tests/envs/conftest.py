@@ -2,8 +2,4 @@
 
 from __future__ import annotations
 
-import os
-
-# Headless rendering: must be set before mujoco is first imported in this process.
-os.environ.setdefault("MUJOCO_GL", "osmesa")
-os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+import envs  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)

@@ -1,10 +1,6 @@
 """Markers and rendering backend of the trainer tests."""
 
-import os
-
-# Headless MuJoCo rendering (the GL backend is fixed when mujoco is first imported).
-os.environ.setdefault("MUJOCO_GL", "osmesa")
-os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+import envs  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)
 
 
 def pytest_configure(config):

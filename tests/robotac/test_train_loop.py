@@ -1,6 +1,7 @@
 """The training loop's outputs, load_policy's contract, and clear errors on bad input."""
 
 import json
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -79,6 +80,15 @@ def test_run_directory_layout(sac_run):
     assert [r.split(",")[0] for r in (run_dir / "eval.csv").read_text().splitlines()[1:]] == [
         "200", "400"]
     assert not list((run_dir / "checkpoints").glob("*.tmp"))  # atomic writes leave no temp
+    # Readable by another user or a deploy service (mkstemp's 0600 is not kept), umask 022.
+    for rel in ("checkpoints/latest.pt", "checkpoints/best.pt"):
+        assert (run_dir / rel).stat().st_mode & 0o777 == 0o666 & ~_umask(), rel
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_tensorboard_tags_follow_cleanrl(sac_run):
@@ -229,6 +239,10 @@ def test_same_seed_same_run(tmp_path):
 
 def test_evaluation_video_with_software_gl(tmp_path):
     """In a subprocess with MUJOCO_GL=osmesa (the GL backend is fixed at MuJoCo's import)."""
+    from envs.gl import choose_gl_backend
+
+    if choose_gl_backend({"MUJOCO_GL": "osmesa"}).problem is not None:
+        pytest.skip("libOSMesa is not installed here (apt-get install libosmesa6)")
     import os
     import subprocess
     import sys
