@@ -260,6 +260,9 @@ def export_onnx(
         os.close(fd)
         try:
             onnx.save_model(model, tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # the usual 0644, not mkstemp's 0600
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -60,8 +60,19 @@ def checkpoint_path(run_dir: str | Path, which: str) -> Path:
     return Path(run_dir) / "checkpoints" / f"{which}.pt"
 
 
+def default_file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open()`` would give a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically (temporary file in its dir, then ``os.replace``)."""
+    """Write ``payload`` to ``path`` atomically (temporary file in its dir, then ``os.replace``).
+
+    The file gets the usual mode (``0o666`` less the umask, 0644 by default), not ``mkstemp``'s
+    0600, so another user or a deploy service can read it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -70,6 +81,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

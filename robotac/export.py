@@ -59,7 +59,9 @@ def export_bundle(bundle: PolicyBundle, out: str | Path, source: str | None = No
     Args:
         bundle: From :func:`robotac.checkpoint.load_policy`.
         out: ``.onnx`` file to write (atomically).
-        source: Where the policy came from (run directory), recorded in the metadata.
+        source: Where the policy came from: a run name, recorded as ``source_run``. A path is
+            reduced to its last component (the run directory's name), so the file carries
+            nothing of the machine it was made on.
 
     Returns:
         ``out`` as a :class:`Path`.
@@ -75,7 +77,7 @@ def export_bundle(bundle: PolicyBundle, out: str | Path, source: str | None = No
         env_kwargs=bundle.env_kwargs,
         normalizer=bundle.obs_norm,
         extra={
-            "source_run": source,
+            "source_run": None if source is None else Path(source).name,
             "global_step": int(bundle.global_step),
             "eval_return": bundle.eval_return,
             "hidden": list(bundle.config.get("hidden", [])),
@@ -102,7 +104,8 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, which: str = 
     bundle = load_policy(run_dir, which)
     if out is None:
         out = (run_dir.parent if run_dir.is_file() else run_dir) / "policy.onnx"
-    return export_bundle(bundle, out, source=str(run_dir))
+    run_name = (run_dir.parent.parent if run_dir.is_file() else run_dir).resolve().name
+    return export_bundle(bundle, out, source=run_name)
 
 
 def _make_env(env_id: str, env_kwargs: dict[str, Any]):

@@ -29,8 +29,6 @@ from policies.networks import DeterministicActor, RunningNorm, SquashedGaussianA
 from robotac.checkpoint import FORMAT, PolicyBundle, load_policy, save_checkpoint
 from robotac.export import check_parity, episode_parity, export_run, main
 
-os.environ.setdefault("MUJOCO_GL", "osmesa")
-
 ARR = QUADRUPED_INTERFACE.arrays()
 ENV_ID = "robotac/Quadruped-v0"
 ENV_KWARGS = {"fixed_command": (0.3, 0.0, 0.0)}
@@ -140,6 +138,11 @@ def test_export_run_and_cli_from_a_checkpoint(tmp_path):
     np.testing.assert_allclose(onnx_actions(path, obs),
                                torch_actions(bundle.actor, bundle.obs_norm, obs), atol=1e-5)
     assert read_metadata(path)["global_step"] == 77
+    # A run name, not an absolute path of the machine it was made on; the usual file mode.
+    assert read_metadata(path)["source_run"] == "run"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
     out = tmp_path / "elsewhere" / "x.onnx"
     assert main(["--run", str(run), "--out", str(out)]) == 0 and out.is_file()
     assert main(["--run", str(tmp_path / "nope")]) == 1
