@@ -314,10 +314,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     logger.rewrite_csvs(st)
     bar = None
     if cfg.progress:
-        from tqdm import tqdm
+        from robotac.progress import progress_bar
 
-        bar = tqdm(total=cfg.total_steps, initial=st.global_step, unit="step", dynamic_ncols=True,
-                   desc=f"{cfg.algo} {cfg.env_id}")
+        bar = progress_bar(cfg.total_steps, st.global_step, desc=f"{cfg.algo} {cfg.env_id}")
 
     def make_payload(kind: str, eval_return: float | None) -> dict[str, Any]:
         payload = {
@@ -517,7 +516,15 @@ def _record_video(run_dir, actor, obs_norm, cfg: TrainConfig, device) -> None:
 
     At most ``cfg.video_frames`` frames: an episode of ``T`` steps is rendered every
     ``k = ceil(T / video_frames)`` steps and written at ``render_fps / k`` (real-time playback).
+    Where no OpenGL backend exists (:func:`envs.gl.gl_problem`), prints one line with the reason
+    and the fix instead.
     """
+    from envs.gl import gl_problem
+
+    problem = gl_problem()
+    if problem is not None:
+        print(f"no evaluation video: {problem}")
+        return
     try:
         env = make_env(cfg.env_id, render_mode="rgb_array", **cfg.env_kwargs)
     except Exception as e:  # noqa: BLE001 - any failure only costs the video, and is reported
@@ -543,8 +550,7 @@ def _record_video(run_dir, actor, obs_norm, cfg: TrainConfig, device) -> None:
         imageio.mimsave(run_dir / "videos" / "eval.mp4", frames, fps=fps)
         print(f"evaluation video: {run_dir / 'videos' / 'eval.mp4'} ({len(frames)} frames)")
     except Exception as e:  # noqa: BLE001
-        print(f"no evaluation video: rendering failed ({type(e).__name__}: {e}); set "
-              "MUJOCO_GL=osmesa or egl for headless MuJoCo rendering")
+        print(f"no evaluation video: rendering failed ({type(e).__name__}: {e})")
     finally:
         env.close()
 
