@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -85,3 +87,49 @@ def test_bench_script_runs(capsys: pytest.CaptureFixture[str], monkeypatch) -> N
         assert env_id in out
     ant_line = next(line for line in out.splitlines() if line.startswith("Ant-v5"))
     assert ant_line.split()[-1] == "1.00"
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_import_robotac_registers_its_ids_as_gymnasium_expects() -> None:
+    """A fresh interpreter: ``import robotac`` then ``gymnasium.make`` (Gymnasium's convention)."""
+    proc = _python(
+        """
+        import sys
+        import gymnasium
+        assert "robotac/Quadruped-v0" not in gymnasium.registry
+        import robotac
+        env = gymnasium.make("robotac/Quadruped-v0")
+        obs, _ = env.reset(seed=0)
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        print(obs.shape, env.spec.max_episode_steps, sorted(gymnasium.registry.keys() & {
+            "robotac/Quadruped-v0", "robotac/Reach7-v0"}), "dm_control" in sys.modules)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    # Both ids; shimmy's dm_control namespace is not robotac's to import.
+    assert proc.stdout.split() == ["(45,)", "1000", "['robotac/Quadruped-v0',",
+                                   "'robotac/Reach7-v0']", "False"]
+
+
+def test_import_robotac_works_with_only_the_base_dependencies() -> None:
+    """The robot's computer has numpy, onnxruntime and pyserial: no gymnasium, torch or mujoco."""
+    proc = _python(
+        """
+        import importlib.abc, sys
+        BLOCKED = ("torch", "mujoco", "gymnasium", "dm_control", "shimmy")
+        class Blocker(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
+        sys.meta_path.insert(0, Blocker())
+        import robotac
+        print(robotac.__version__)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0.1.0"

@@ -27,6 +27,14 @@ def test_shipped_policy_matches_the_quadruped_interface():
     assert config["env_kwargs"] == policy.metadata["env_kwargs"]
 
 
+def test_shipped_policy_carries_nothing_of_the_machine_it_was_made_on():
+    policy = OnnxPolicy(PRETRAINED / "quadruped_sac.onnx")
+    assert policy.metadata["source_run"] == "quadruped-walk-sac"
+    text = json.dumps(policy.metadata)
+    for fragment in ('"/tmp', '"/home', '"/root', '"/work', '"/Users'):
+        assert fragment not in text, fragment
+
+
 def test_shipped_policy_walks_forward_in_the_env():
     """5 s at a commanded 0.5 m/s: no fall, mean forward velocity above 0.35 m/s (the full
     10-episode figure, 0.44 m/s, is in quadruped_sac.gait.json and docs/benchmarks.md)."""
