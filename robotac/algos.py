@@ -12,8 +12,12 @@ Conventions shared by all three:
 * :meth:`update` returns its scalars as 0-d tensors and never calls ``.item()``: there is no
   CPU-GPU synchronisation in the update path; the loop reads the scalars every ``log_every``
   steps.
-* Exploration never leaves the action space and never clips: noise is added to the pre-tanh
-  output ``u`` and squashed like the actor's own action, ``a = center + half_range * tanh(u + n)``.
+* TD3/DDPG exploration noise and TD3's target-policy smoothing act on the squashed action in
+  half-range units and are clipped there: ``a = from_unit(clip(tanh(u) + n, -1, 1))``, so
+  ``n ~ N(0, sigma^2)`` moves the action by ``sigma`` half-ranges wherever the actor is, as in
+  Fujimoto et al. 2018 (Algorithm 1, sec. 6.1) and its reference code. Noise added before the
+  tanh would vanish as the actor saturates (std 0.001 half-ranges at ``u = 3`` for
+  ``sigma = 0.1``). The actor's own action is squashed, never clipped.
 """
 
 from __future__ import annotations
@@ -320,35 +324,51 @@ class _DeterministicAlgo(OffPolicyAlgo):
 
     @torch.no_grad()
     def act(self, obs, explore):
-        """Deterministic action; with ``explore``, ``center + half_range * tanh(u + n)``.
+        """Deterministic action; with ``explore``, ``from_unit(clip(tanh(u) + n, -1, 1))``.
 
-        ``n ~ N(0, exploration_noise^2)`` i.i.d. (Fujimoto et al. 2018, sec. 6.1; Gaussian
-        exploration instead of DDPG's original OU), or with ``ou_noise`` the Ornstein-Uhlenbeck
-        process ``n <- n - theta * n + sigma * N(0, 1)`` (Lillicrap et al. 2016, sec. 3; ``dt = 1``
-        step). Noise is added before the tanh, so the action stays inside the bounds without
-        clipping; near ``u = 0`` an ``n`` of 0.1 moves the action by 0.1 half-ranges, as the TD3
-        paper's ``N(0, 0.1 * max_action)``.
+        The behaviour policy ``mu(s) + N`` of Lillicrap et al. 2016 (sec. 3, eq. 7) and Fujimoto
+        et al. 2018 (Algorithm 1), with the noise in units of each dimension's half-range and the
+        sum clipped to the bounds as in the TD3 reference code (and CleanRL, SB3):
+        ``n ~ N(0, exploration_noise^2)`` i.i.d. (TD3 paper sec. 6.1: ``N(0, 0.1 * max_action)``),
+        or with ``ou_noise`` (DDPG only) the Ornstein-Uhlenbeck process
+        ``n <- n - theta * n + exploration_noise * N(0, 1)`` (Lillicrap et al. 2016, sec. 3 and
+        supplementary sec. 7; ``dt = 1`` step), added after the squash as well.
+
+        Args:
+            obs: ``(batch, obs_dim)`` float32 normalized observations; with OU noise
+                ``batch <= num_envs`` (row ``i`` uses env ``i``'s noise state).
+            explore: Add exploration noise.
+
+        Returns:
+            ``(batch, act_dim)`` actions in env units, within ``[action_low, action_high]``.
         """
-        u = self.actor.pre_squash(obs)
+        t = torch.tanh(self.actor.pre_squash(obs))
         if not explore:
-            return self.actor.squash(u)
-        eps = torch.randn_like(u)
+            return self.actor.from_unit(t)
+        eps = torch.randn_like(t)
         if self.ou:
             self.noise_state.add_(-self.ou_theta * self.noise_state + self.exploration_noise * eps)
-            noise = self.noise_state[: u.shape[0]]
+            noise = self.noise_state[: t.shape[0]]
         else:
             noise = self.exploration_noise * eps
-        return self.actor.squash(u + noise)
+        return self.actor.from_unit(torch.clamp(t + noise, -1.0, 1.0))
+
+    def target_unit_action(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """The target actor's ``mu'(s') = tanh(u')`` in the critics' ``[-1, 1]`` units (DDPG).
+
+        ``next_obs: (B, obs_dim)`` float32 normalized -> ``(B, act_dim)`` in ``[-1, 1]``.
+        """
+        return torch.tanh(self.actor_target.pre_squash(next_obs))
 
     def target_action(self, next_obs: torch.Tensor) -> torch.Tensor:
-        """Action of the target actor at ``next_obs`` (DDPG: ``mu'(s')``)."""
-        return self.actor_target(next_obs)
+        """:meth:`target_unit_action` in env units, ``(B, act_dim)`` within the bounds."""
+        return self.actor.from_unit(self.target_unit_action(next_obs))
 
     def critic_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """TD loss with target ``y = r + gamma (1 - terminated) min_k Q'_k(s', a')``."""
         with torch.no_grad():
-            next_action = self.target_action(batch.next_obs)
-            q_next = self.critic_target(batch.next_obs, self.actor.to_unit(next_action))
+            next_unit_action = self.target_unit_action(batch.next_obs)
+            q_next = self.critic_target(batch.next_obs, next_unit_action)
             y = batch.reward + self.gamma * (1.0 - batch.terminated) * q_next.min(dim=0).values
         q = self.critic(batch.obs, self.actor.to_unit(batch.action))  # (n_critics, B)
         loss = ((q - y) ** 2).mean(dim=1).sum()
@@ -380,9 +400,9 @@ class TD3(_DeterministicAlgo):
     Error in Actor-Critic Methods", Algorithm 1).
 
     * Clipped double Q (eq. 10): ``y = r + gamma (1 - terminated) min_{k=1,2} Q'_k(s', a~)``.
-    * Target-policy smoothing (eq. 15): ``a~ = clip(mu'(s') + clip(eps, -c, c), low, high)``,
-      ``eps ~ N(0, sigma^2)``, with ``sigma = target_policy_noise * half_range`` and
-      ``c = target_noise_clip * half_range`` per dimension (paper: 0.2 and 0.5 of max_action).
+    * Target-policy smoothing (eq. 14-15): ``a~ = clip(mu'(s') + clip(eps, -c, c), low, high)``,
+      ``eps ~ N(0, sigma^2)``, computed after the tanh in half-range units (``sigma =
+      target_policy_noise``, ``c = target_noise_clip``; paper: 0.2 and 0.5 of max_action).
     * Delayed updates (sec. 5.2): actor (ascending ``Q_1(s, mu(s))``, DPG of Silver et al. 2014)
       and all targets every ``policy_delay = 2`` critic updates.
     """
@@ -395,15 +415,25 @@ class TD3(_DeterministicAlgo):
         self.target_policy_noise = float(cfg.target_policy_noise)
         self.target_noise_clip = float(cfg.target_noise_clip)
 
-    def target_action(self, next_obs: torch.Tensor) -> torch.Tensor:
-        """Smoothed target action ``a~`` of eq. 15, ``(B, act_dim)`` in env units."""
-        a = self.actor_target(next_obs)
-        half = self.actor.action_half_range
-        noise = (torch.randn_like(a) * self.target_policy_noise).clamp(
+    def target_unit_action(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """Smoothed target action ``a~`` of eq. 14-15 in the critics' ``[-1, 1]`` units.
+
+        ``a~ = clip(tanh(u') + clip(eps, -c, c), -1, 1)``, ``eps ~ N(0, target_policy_noise^2)``,
+        ``c = target_noise_clip``: the noise is added after the squash, in half-range units, so it
+        does not vanish where the target actor saturates; the clip to the action range is
+        Algorithm 1's (Fujimoto et al. 2018). No gradient flows through the target.
+
+        Args:
+            next_obs: ``(B, obs_dim)`` float32 normalized observations.
+
+        Returns:
+            ``(B, act_dim)`` in ``[-1, 1]`` (:meth:`target_action` maps it to env units).
+        """
+        t = torch.tanh(self.actor_target.pre_squash(next_obs))
+        eps = (torch.randn_like(t) * self.target_policy_noise).clamp(
             -self.target_noise_clip, self.target_noise_clip
         )
-        # The clip to the bounds is the paper's; no gradient flows through the target.
-        return torch.clamp(a + noise * half, self.actor.action_low, self.actor.action_high)
+        return torch.clamp(t + eps, -1.0, 1.0)
 
 
 class DDPG(_DeterministicAlgo):

@@ -92,10 +92,12 @@ class TrainConfig:
     """SAC: target entropy is ``-target_entropy_scale * action_dim`` nats."""
     # TD3 / DDPG
     exploration_noise: float = 0.1
-    """TD3/DDPG: std of the Gaussian exploration noise added to the pre-tanh action, in units of
-    each dimension's half-range (0.1 = TD3 paper's 0.1 * max_action)."""
+    """TD3/DDPG: std of the Gaussian exploration noise added to the squashed action, in units of
+    each dimension's half-range (0.1 = TD3 paper's 0.1 * max_action); the sum is clipped to the
+    bounds."""
     ou_noise: bool = False
-    """DDPG: use Ornstein-Uhlenbeck exploration noise (theta 0.15, sigma ``exploration_noise``)."""
+    """DDPG: use Ornstein-Uhlenbeck exploration noise (theta 0.15, sigma ``exploration_noise``),
+    added to the squashed action like the Gaussian noise."""
     ou_theta: float = 0.15
     """DDPG: mean-reversion rate of the Ornstein-Uhlenbeck process (per env step)."""
     target_policy_noise: float = 0.2

@@ -43,7 +43,7 @@ def test_polyak_update_is_the_convex_combination():
 
 
 @pytest.mark.parametrize("name,n_critics", [("sac", 2), ("td3", 2), ("ddpg", 1)])
-def test_exploration_stays_within_bounds_without_clipping(name, n_critics):
+def test_exploration_stays_within_bounds(name, n_critics):
     algo = _algo(name, exploration_noise=0.5)
     assert algo.critic.n_critics == n_critics
     low, high = torch.as_tensor(LOW), torch.as_tensor(HIGH)
@@ -52,11 +52,52 @@ def test_exploration_stays_within_bounds_without_clipping(name, n_critics):
         for _ in range(200):
             a = algo.act(obs, explore=True)
             assert a.shape == (3, 3) and (a >= low).all() and (a <= high).all()
-    # With moderate inputs the noisy actions are spread and strictly inside (no pile-up at the
-    # bounds as clipping would produce).
     a = torch.stack([algo.act(torch.zeros(3, OBS_DIM), explore=True) for _ in range(300)])
-    assert ((a > low) & (a < high)).all()
     assert (a.std(dim=(0, 1)) > 0).all()
+    if name == "sac":  # squashed samples: strictly inside, no pile-up at the bounds
+        assert ((a > low) & (a < high)).all()
+
+
+def _saturate(actor: torch.nn.Module, u: list[float]) -> None:
+    """Make the deterministic actor output the pre-squash ``u`` whatever the observation."""
+    with torch.no_grad():
+        actor.net[-1].weight.zero_()
+        actor.net[-1].bias.copy_(torch.tensor(u))
+
+
+@pytest.mark.parametrize("name", ["td3", "ddpg"])
+@pytest.mark.parametrize("u", [0.0, 1.5, 3.0, -3.0])
+def test_exploration_noise_does_not_vanish_when_the_actor_saturates(name, u):
+    """Gaussian exploration is ``clip(tanh(u) + N(0, sigma^2), -1, 1)`` in half-ranges (TD3
+    paper and reference code): at u = 3 its std is that of a normal clipped 0.005 from its mean,
+    0.058 half-ranges for sigma 0.1 (noise before the tanh gave 0.001)."""
+    sigma = 0.1
+    algo = _algo(name, exploration_noise=sigma)
+    _saturate(algo.actor, [u, -u, u])
+    torch.manual_seed(1)
+    a = algo.act(torch.zeros(20_000, OBS_DIM), explore=True)
+    half = torch.as_tensor((HIGH - LOW) / 2)
+    unit_std = (a.std(dim=0) / half).numpy()
+    rng = np.random.default_rng(0)
+    t = np.tanh(np.float32([u, -u, u]))
+    ref = np.clip(t + sigma * rng.standard_normal((200_000, 3)), -1, 1).std(axis=0)
+    np.testing.assert_allclose(unit_std, ref, rtol=0.05)
+    assert (unit_std > 0.5 * sigma).all()
+    # Clipped, not spread beyond the bounds; the mean moves inward only by the clipped mass.
+    low, high = torch.as_tensor(LOW), torch.as_tensor(HIGH)
+    assert (a >= low).all() and (a <= high).all()
+
+
+def test_ddpg_ou_noise_is_added_after_the_squash():
+    algo = _algo("ddpg", ou_noise=True, exploration_noise=0.2)
+    _saturate(algo.actor, [3.0, -3.0, 0.0])
+    obs = torch.zeros(3, OBS_DIM)
+    for _ in range(50):
+        a = algo.act(obs, explore=True)
+        expected = torch.clamp(torch.tanh(torch.tensor([3.0, -3.0, 0.0])) + algo.noise_state,
+                               -1, 1)
+        torch.testing.assert_close(algo.actor.to_unit(a), expected, atol=1e-5, rtol=0)
+    assert algo.noise_state.abs().max() > 0.1  # the OU state did move the action
 
 
 def test_ddpg_ou_noise_is_correlated_and_reset_per_env():
@@ -89,6 +130,27 @@ def test_td3_target_policy_smoothing_noise_is_clipped_per_dimension():
     inside = (clean - low > 0.5 * half) & (high - clean > 0.5 * half)
     std = noise_units[inside].std().item()
     assert 0.185 < std < 0.2, std
+
+
+def test_td3_smoothing_is_in_squashed_units_after_the_tanh_and_clipped():
+    """y = r + gamma * min_k Q'_k(s', clip(tanh(u') + clip(eps, -c, c), -1, 1)) (Fujimoto et al.
+    2018, eq. 14-15, Algorithm 1), with the smoothing intact where the target actor saturates."""
+    algo = _algo("td3", target_policy_noise=0.2, target_noise_clip=0.5)
+    _saturate(algo.actor_target, [3.0, -3.0, 0.5])
+    batch = _batch(n=4096)
+    torch.manual_seed(5)
+    loss, _ = algo.critic_loss(batch)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        t = torch.tanh(algo.actor_target.pre_squash(batch.next_obs))
+        eps = (torch.randn_like(t) * 0.2).clamp(-0.5, 0.5)
+        smoothed = torch.clamp(t + eps, -1, 1)
+        qn = algo.critic_target(batch.next_obs, smoothed).min(0).values
+        y = batch.reward + 0.99 * qn
+        q = algo.critic(batch.obs, algo.actor.to_unit(batch.action))
+        expected = ((q - y) ** 2).mean(1).sum()
+    torch.testing.assert_close(loss, expected)
+    assert smoothed.abs().max() <= 1 and (smoothed.std(0) > 0.1).all()
 
 
 def test_sac_critic_loss_is_the_soft_td_error_with_min_of_twin_targets():
