@@ -313,6 +313,14 @@ class EnsembleLinear(nn.Module):
         """``x: (n, batch, in_features) -> (n, batch, out_features)``, member ``k`` on ``x[k]``."""
         return torch.baddbmm(self.bias, x, self.weight)
 
+    def forward_member(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Member ``k`` alone: ``x: (batch, in_features) -> (batch, out_features)``.
+
+        Uses the slices ``weight[k]``, ``bias[k]`` of the ensemble's parameters (no copy), in one
+        ``torch.addmm``; gradients reach member ``k`` only.
+        """
+        return torch.addmm(self.bias[k], x, self.weight[k])
+
     def extra_repr(self) -> str:
         n, i, o = self.weight.shape
         return f"n={n}, in_features={i}, out_features={o}"
@@ -357,6 +365,26 @@ class QEnsemble(nn.Module):
         x = x.unsqueeze(0).expand(self.n_critics, *x.shape)
         for i, layer in enumerate(self.layers):
             x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x.squeeze(-1)
+
+    def q1(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The first member's Q-value alone, ``forward(obs, action)[0]`` at a 1/n_critics of the
+        cost: TD3's and DDPG's actor losses use only ``Q_1`` (Fujimoto et al. 2018, Algorithm 1;
+        Lillicrap et al. 2016, Algorithm 1).
+
+        Args:
+            obs: ``(batch, obs_dim)``.
+            action: ``(batch, action_dim)`` in ``[-1, 1]`` units.
+
+        Returns:
+            ``(batch,)`` Q_1 estimates (equal to ``forward(obs, action)[0]`` up to float32
+            rounding: ``addmm`` on member 0's weight slices instead of the batched ``baddbmm``).
+        """
+        x = torch.cat([obs, action], dim=-1)
+        for i, layer in enumerate(self.layers):
+            x = layer.forward_member(x, 0)
             if i < len(self.layers) - 1:
                 x = F.relu(x)
         return x.squeeze(-1)

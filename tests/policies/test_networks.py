@@ -210,3 +210,16 @@ def test_saturated_actions_never_leave_the_bounds_by_a_rounding(cls):
     outs = [actor.deterministic(obs)] + ([] if cls is DeterministicActor else [actor(obs)[0]])
     for out in outs:
         assert torch.equal(out, lo.expand(8, 12)), out[0] - lo
+
+
+@pytest.mark.parametrize("n_critics", [1, 2])
+def test_q1_is_the_first_member_alone(n_critics):
+    torch.manual_seed(4)
+    q = QEnsemble(5, 3, hidden=(16, 16), n_critics=n_critics)
+    obs, act = torch.randn(64, 5), torch.rand(64, 3) * 2 - 1
+    q1 = q.q1(obs, act)
+    assert q1.shape == (64,)
+    torch.testing.assert_close(q1, q(obs, act)[0])
+    q1.sum().backward()  # gradients reach member 0 only
+    assert all(layer.weight.grad[0].abs().sum() > 0 for layer in q.layers)
+    assert all(layer.weight.grad[1:].abs().sum() == 0 for layer in q.layers)

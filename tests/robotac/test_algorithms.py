@@ -275,3 +275,25 @@ def test_state_dict_round_trip_restores_everything():
     mb = b.update(_batch(seed=7))
     assert all(torch.equal(ma[k], mb[k]) for k in ma)
     assert b.n_updates == a.n_updates == 4
+
+
+@pytest.mark.parametrize("name", ["td3", "ddpg"])
+def test_deterministic_actor_loss_runs_q1_only(name):
+    """The DPG loss is -mean Q_1(s, mu(s)); the other critic is not evaluated (TD3 Alg. 1)."""
+    algo = _algo(name)
+    batch = _batch()
+    algo._set_critic_grad(False)
+    reference = -algo.critic(batch.obs, algo.actor.to_unit(algo.actor(batch.obs)))[0].mean()
+    reference.backward()
+    ref_grads = [p.grad.clone() for p in algo.actor.parameters()]
+    algo.actor.zero_grad(set_to_none=True)
+
+    def every_critic(*args, **kwargs):
+        raise AssertionError("the actor loss evaluated every critic, it needs Q_1 only")
+
+    algo.critic.forward = every_critic
+    loss = algo.actor_loss(batch)
+    loss.backward()
+    torch.testing.assert_close(loss, reference)
+    for g, r in zip((p.grad for p in algo.actor.parameters()), ref_grads, strict=True):
+        torch.testing.assert_close(g, r)
