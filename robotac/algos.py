@@ -32,7 +32,7 @@ from policies.networks import DeterministicActor, QEnsemble, SquashedGaussianAct
 from robotac.buffer import Batch
 from robotac.config import TrainConfig
 
-__all__ = ["OffPolicyAlgo", "SAC", "TD3", "DDPG", "make_algo", "polyak_update"]
+__all__ = ["OffPolicyAlgo", "SAC", "TD3", "DDPG", "ALGORITHMS", "make_algo", "polyak_update"]
 
 
 @torch.no_grad()
@@ -70,11 +70,20 @@ class OffPolicyAlgo:
     Args:
         obs_dim: Observation size.
         action_low, action_high: ``(act_dim,)`` per-dimension bounds of the Box action space.
-        cfg: Training config (learning rates, ``gamma``, ``tau``, noise, ``policy_delay``...).
+        cfg: Training config (learning rates, ``gamma``, ``tau``, noise, ``policy_delay``...);
+            ``policy_delay=None`` takes the algorithm's :attr:`default_policy_delay`.
         num_envs: Number of envs acting in parallel (size of per-env exploration state).
+
+    Raises:
+        ValueError: if ``policy_delay < 1``, or ``ou_noise`` is set for an algorithm that does
+            not use Ornstein-Uhlenbeck noise (only DDPG does).
     """
 
     name = ""
+    #: Critic updates per actor update when ``cfg.policy_delay`` is None.
+    default_policy_delay = 1
+    #: Whether ``cfg.ou_noise`` selects this algorithm's exploration noise.
+    uses_ou_noise = False
     actor: DeterministicActor | SquashedGaussianActor
 
     def __init__(self, obs_dim, action_low, action_high, cfg: TrainConfig, num_envs: int = 1):
@@ -83,7 +92,15 @@ class OffPolicyAlgo:
         self.obs_dim = int(obs_dim)
         self.gamma = float(cfg.gamma)
         self.tau = float(cfg.tau)
-        self.policy_delay = int(cfg.policy_delay or 1)
+        delay = self.default_policy_delay if cfg.policy_delay is None else int(cfg.policy_delay)
+        if delay < 1:
+            raise ValueError(f"{self.name}: policy_delay must be >= 1, got {delay}")
+        if cfg.ou_noise and not self.uses_ou_noise:
+            raise ValueError(
+                f"ou_noise=True is not used by {self.name.upper()} (Ornstein-Uhlenbeck "
+                "exploration is DDPG's); drop ou_noise or use algo='ddpg'"
+            )
+        self.policy_delay = delay
         self.num_envs = num_envs
         self.n_updates = 0
 
@@ -294,7 +311,7 @@ class _DeterministicAlgo(OffPolicyAlgo):
         self.actor_opt = _adam(list(self.actor.parameters()), cfg.actor_lr, cfg.fused_adam)
         self.critic_opt = _adam(list(self.critic.parameters()), cfg.critic_lr, cfg.fused_adam)
         self.exploration_noise = float(cfg.exploration_noise)
-        self.ou = bool(cfg.ou_noise) and self.name == "ddpg"
+        self.ou = bool(cfg.ou_noise)
         self.ou_theta = float(cfg.ou_theta)
         self.noise_state = torch.zeros(num_envs, act_dim, device=dev)
         self._last_actor_metrics: dict[str, torch.Tensor] = {}
@@ -410,11 +427,14 @@ class TD3(_DeterministicAlgo):
       ``eps ~ N(0, sigma^2)``, computed after the tanh in half-range units (``sigma =
       target_policy_noise``, ``c = target_noise_clip``; paper: 0.2 and 0.5 of max_action).
     * Delayed updates (sec. 5.2): actor (ascending ``Q_1(s, mu(s))``, DPG of Silver et al. 2014)
-      and all targets every ``policy_delay = 2`` critic updates.
+      and all targets every ``policy_delay`` critic updates, 2 unless the config says otherwise
+      (the paper's d = 2).
+    * Exploration: Gaussian only; a config with ``ou_noise`` is refused (ValueError).
     """
 
     name = "td3"
     n_critics = 2
+    default_policy_delay = 2
 
     def __init__(self, obs_dim, action_low, action_high, cfg: TrainConfig, num_envs: int = 1):
         super().__init__(obs_dim, action_low, action_high, cfg, num_envs)
@@ -454,6 +474,11 @@ class DDPG(_DeterministicAlgo):
 
     name = "ddpg"
     n_critics = 1
+    uses_ou_noise = True
+
+
+#: The algorithm classes by ``TrainConfig.algo`` name.
+ALGORITHMS: dict[str, type[OffPolicyAlgo]] = {"sac": SAC, "td3": TD3, "ddpg": DDPG}
 
 
 def make_algo(cfg: TrainConfig, obs_dim: int, action_low, action_high, num_envs: int):
@@ -462,7 +487,6 @@ def make_algo(cfg: TrainConfig, obs_dim: int, action_low, action_high, num_envs:
     Raises:
         ValueError: for an unknown algorithm name.
     """
-    classes = {"sac": SAC, "td3": TD3, "ddpg": DDPG}
-    if cfg.algo not in classes:
-        raise ValueError(f"unknown algorithm {cfg.algo!r}; choose one of {sorted(classes)}")
-    return classes[cfg.algo](obs_dim, action_low, action_high, cfg, num_envs)
+    if cfg.algo not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {cfg.algo!r}; choose one of {sorted(ALGORITHMS)}")
+    return ALGORITHMS[cfg.algo](obs_dim, action_low, action_high, cfg, num_envs)

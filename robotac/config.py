@@ -4,7 +4,8 @@ Defaults follow the papers and CleanRL (``sac_continuous_action.py``, ``td3_cont
 ``ddpg_continuous_action.py``): Adam with learning rate 3e-4, batch 256, two hidden layers of
 256 units, ``gamma = 0.99``, Polyak ``tau = 0.005``, 5000 random warm-up steps, one gradient update
 per env step. The per-algorithm fields (``policy_delay``, ``target_policy_noise``, ...) are ignored
-by the algorithms that do not use them; ``None`` picks the algorithm's own default
+by the algorithms that do not use them, except ``ou_noise``, which only DDPG accepts (a switch
+that would silently do nothing is refused); ``None`` picks the algorithm's own default
 (:func:`resolved`).
 """
 
@@ -96,8 +97,9 @@ class TrainConfig:
     each dimension's half-range (0.1 = TD3 paper's 0.1 * max_action); the sum is clipped to the
     bounds."""
     ou_noise: bool = False
-    """DDPG: use Ornstein-Uhlenbeck exploration noise (theta 0.15, sigma ``exploration_noise``),
-    added to the squashed action like the Gaussian noise."""
+    """DDPG only (refused with TD3 and SAC): Ornstein-Uhlenbeck exploration noise (theta
+    ``ou_theta``, sigma ``exploration_noise``), added to the squashed action like the Gaussian
+    noise."""
     ou_theta: float = 0.15
     """DDPG: mean-reversion rate of the Ornstein-Uhlenbeck process (per env step)."""
     target_policy_noise: float = 0.2
@@ -163,9 +165,18 @@ SESSION_FIELDS = frozenset(
 
 
 def resolved(cfg: TrainConfig) -> TrainConfig:
-    """Fill the algorithm-dependent defaults (``algo``, ``policy_delay``) and return a copy."""
+    """Fill the algorithm-dependent defaults (``algo``, ``policy_delay``) and return a copy.
+
+    ``policy_delay`` comes from the algorithm class (``default_policy_delay``: TD3 2, SAC and
+    DDPG 1), where an algorithm built from an unresolved config finds it too; an unknown
+    ``algo`` is left for :func:`validate` to refuse.
+    """
+    from robotac.algos import ALGORITHMS  # algos imports this module
+
     algo = cfg.algo or "sac"
-    delay = cfg.policy_delay if cfg.policy_delay is not None else (2 if algo == "td3" else 1)
+    delay = cfg.policy_delay
+    if delay is None and algo in ALGORITHMS:
+        delay = ALGORITHMS[algo].default_policy_delay
     return dataclasses.replace(cfg, algo=algo, policy_delay=delay, hidden=tuple(cfg.hidden))
 
 
@@ -209,6 +220,9 @@ def validate(cfg: TrainConfig) -> None:
         raise bad("ou_theta", "must be in (0, 1]")
     if cfg.policy_delay is not None and cfg.policy_delay < 1:
         raise bad("policy_delay", "must be >= 1")
+    if cfg.ou_noise and cfg.algo != "ddpg":
+        raise bad("ou_noise", f"Ornstein-Uhlenbeck exploration is DDPG's, {cfg.algo} would "
+                  "ignore it; drop --ou-noise or use --algo ddpg")
     if not cfg.hidden or any(h < 1 for h in cfg.hidden):
         raise bad("hidden", "needs at least one layer, every width >= 1")
     if cfg.batch_size > cfg.buffer_size:

@@ -1,6 +1,7 @@
 """SAC / TD3 / DDPG updates do what the papers say: targets, smoothing, temperature, bounds."""
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -297,3 +298,25 @@ def test_deterministic_actor_loss_runs_q1_only(name):
     torch.testing.assert_close(loss, reference)
     for g, r in zip((p.grad for p in algo.actor.parameters()), ref_grads, strict=True):
         torch.testing.assert_close(g, r)
+
+
+def test_policy_delay_default_lives_in_the_algorithm():
+    """A TD3 built from an unresolved config (policy_delay None) delays its actor by 2."""
+    cfg = TrainConfig(env_id="x", algo="td3", hidden=(32, 32))
+    assert cfg.policy_delay is None
+    assert TD3(OBS_DIM, LOW, HIGH, cfg).policy_delay == 2
+    for cls in (SAC, DDPG):
+        assert cls(OBS_DIM, LOW, HIGH, dataclasses.replace(cfg, algo=cls.name)).policy_delay == 1
+    assert TD3(OBS_DIM, LOW, HIGH, dataclasses.replace(cfg, policy_delay=3)).policy_delay == 3
+    assert resolved(cfg).policy_delay == 2  # the recorded config says what ran
+    assert resolved(dataclasses.replace(cfg, algo="ddpg")).policy_delay == 1
+    with pytest.raises(ValueError, match="policy_delay must be >= 1"):
+        TD3(OBS_DIM, LOW, HIGH, dataclasses.replace(cfg, policy_delay=0))
+
+
+@pytest.mark.parametrize("cls", [TD3, SAC])
+def test_ou_noise_is_refused_where_it_would_be_ignored(cls):
+    cfg = TrainConfig(env_id="x", algo=cls.name, hidden=(32, 32), ou_noise=True)
+    with pytest.raises(ValueError, match=r"ou_noise=True is not used by .*use algo='ddpg'"):
+        cls(OBS_DIM, LOW, HIGH, cfg)
+    assert DDPG(OBS_DIM, LOW, HIGH, dataclasses.replace(cfg, algo="ddpg")).ou

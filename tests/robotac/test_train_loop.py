@@ -153,6 +153,8 @@ def test_existing_run_directory_is_never_overwritten(sac_run):
         ({"actor_lr": float("nan")}, "actor_lr"),
         ({"hidden": ()}, "hidden"),
         ({"env_id": None}, "no environment"),
+        ({"algo": "td3", "ou_noise": True}, r"ou_noise=True .*DDPG's.*--algo ddpg"),
+        ({"algo": "sac", "ou_noise": True}, r"ou_noise=True .*DDPG's"),
     ],
 )
 def test_out_of_range_config_is_a_clear_error(tmp_path, change, match):
