@@ -108,14 +108,16 @@ class TrainConfig:
     """TD3: the smoothing noise is clipped to +-this, in units of each dimension's half-range."""
     # runtime
     device: str = "cpu"
-    """Torch device: ``cpu``, ``cuda`` or ``cuda:N``."""
+    """Torch device: ``cpu``, ``cuda`` or ``cuda:N``. Changes the trajectory, so a resume keeps
+    the run's device."""
     num_threads: int = 1
     """torch intra-op threads (1 is fastest for 256x256 MLPs on small CPUs; see docs)."""
     fused_adam: bool = True
     """Use ``torch.optim.Adam(fused=True)`` (one kernel per optimizer; measured about 5-10%
     faster per SAC update on CPU, docs/benchmarks.md)."""
     compile: bool = False
-    """``torch.compile`` the update (pays only for long runs; see docs/benchmarks.md)."""
+    """``torch.compile`` the update (pays only for long runs; see docs/benchmarks.md). Changes
+    the trajectory (inductor's random numbers differ), so a resume keeps the run's setting."""
     # outputs
     run_dir: str | None = None
     """Run directory (default ``runs/<env>__<algo>__<seed>__<time>``); never overwritten."""
@@ -146,10 +148,14 @@ class TrainConfig:
 
 
 # Fields that may differ between a run and its resumption (they do not change the trajectory).
+# Not among them: ``compile`` (inductor draws its random numbers differently from eager torch;
+# issue 12's review measured a critic loss of 4.4472 compiled and 4.2814 eager from the same seed)
+# and ``device`` (CPU and CUDA kernels and RNG streams differ). A resume inherits both from the
+# run and refuses a change (robotac.train). ``num_threads`` stays: 5 SAC updates at 1 and at 2
+# threads gave bitwise equal critics on the 2-core development VM (2026-11-30).
 SESSION_FIELDS = frozenset(
     {
         "total_steps",
-        "device",
         "num_threads",
         "progress",
         "video",
@@ -159,9 +165,13 @@ SESSION_FIELDS = frozenset(
         "resume",
         "run_dir",
         "log_every",
-        "compile",
     }
 )
+#: Why a setting outside SESSION_FIELDS that one might expect to be session-only is not.
+TRAJECTORY_NOTES = {
+    "compile": "torch.compile (inductor) draws random numbers differently from eager torch",
+    "device": "CPU and CUDA kernels and random number streams differ",
+}
 
 
 def resolved(cfg: TrainConfig) -> TrainConfig:

@@ -41,6 +41,7 @@ from robotac.algos import OffPolicyAlgo, make_algo
 from robotac.buffer import ReplayBuffer
 from robotac.config import (
     SESSION_FIELDS,
+    TRAJECTORY_NOTES,
     ConfigError,
     TrainConfig,
     resolved,
@@ -238,9 +239,12 @@ def train(cfg: TrainConfig) -> TrainResult:
             and not same(getattr(cfg, k), getattr(defaults, k)) and not same(getattr(cfg, k), v)
         ]
         if conflicts:
+            why = "".join(f"; {k} changes the trajectory: {note}"
+                          for k, note in TRAJECTORY_NOTES.items()
+                          if any(c.startswith(f"{k}=") for c in conflicts))
             raise ConfigError(
-                f"cannot resume {run_dir} with changed settings: {', '.join(conflicts)}; only "
-                f"{sorted(SESSION_FIELDS)} may change on resume"
+                f"cannot resume {run_dir} with changed settings: {', '.join(conflicts)}{why}; "
+                f"only {sorted(SESSION_FIELDS)} may change on resume"
             )
         merged = {k: (getattr(cfg, k) if k in SESSION_FIELDS else v) for k, v in saved.items()}
         merged["hidden"] = tuple(merged["hidden"])
@@ -251,6 +255,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     torch.set_num_threads(cfg.num_threads)
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
+        if resume_ckpt is not None:
+            raise ConfigError(
+                f"run {run_dir} was trained on device={cfg.device} and torch finds no CUDA GPU "
+                f"here; it resumes only on {cfg.device} ({TRAJECTORY_NOTES['device']})"
+            )
         raise ConfigError(
             f"device={cfg.device} was requested but torch finds no CUDA GPU: use --device cpu"
         )

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from robotac.checkpoint import load_checkpoint
-from robotac.config import TrainConfig
+from robotac.config import ConfigError, TrainConfig
 from robotac.train import train
 
 
@@ -73,3 +73,19 @@ def test_async_envs_resume_to_the_same_parameters_as_sync(tmp_path):
     b = _all_tensors(load_checkpoint(tmp_path / "async" / "checkpoints" / "latest.pt"))
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
     assert straight.global_step == 600
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"compile": True}, r"compile=True \(run has False\); compile changes the trajectory"),
+    ({"device": "cuda"}, r"device='cuda' \(run has 'cpu'\); device changes the trajectory"),
+])
+def test_resume_refuses_a_changed_compile_or_device(tmp_path, change, match):
+    """compile and device change the trajectory (inductor's RNG; other kernels), so they are not
+    session settings: a resume that changes them is refused, naming the setting."""
+    train(_cfg(tmp_path / "b", "td3", stop_after_steps=500))
+    before = (tmp_path / "b" / "checkpoints" / "latest.pt").read_bytes()
+    resume = dataclasses.replace(_cfg(tmp_path / "b", "td3", total_steps=500, **change),
+                                 resume=str(tmp_path / "b"), run_dir=None)
+    with pytest.raises(ConfigError, match=match):
+        train(resume)
+    assert (tmp_path / "b" / "checkpoints" / "latest.pt").read_bytes() == before
