@@ -101,6 +101,9 @@ def test_cli_virtual_and_ctrl_c_leave_the_robot_passive(standing_policy, tmp_pat
          "--duration-s", "20", "--ramp-s", "0.3", "--hold-s", "0.2",
          "--virtual-args", f"--report {report}"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell's background job (nohup, `cmd &`) inherits SIGINT ignored, and Python then
+        # installs no KeyboardInterrupt handler: give the child the default, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout.readline().startswith("virtual robot on /dev/pts/")
     time.sleep(2.0)
