@@ -3,10 +3,16 @@
     python -m deploy --policy policy.onnx --port /dev/ttyACM0 [--baud 1000000] [--rate-hz 50]
                      [--duration-s 10] [--command 0.5,0,0] [--log run.npz]
     python -m deploy --virtual [--policy FILE] ...   # start the virtual robot, connect via its pty
+    python -m deploy --link sts --port /dev/ttyUSB0 --imu-port /dev/ttyUSB1 \
+                     --calibration calibration/sts_quadruped.json     # Feetech STS bus + BNO08x
+    python -m deploy --virtual --link sts ...        # the STS bus emulator on two ptys
 
-Needs only the base dependencies (numpy, onnxruntime, pyserial, cobs); ``--virtual`` also needs
-mujoco in the virtual robot's process. Exit status: 0 run completed, 1 could not start (bad
-policy, port, mismatch), 2 stopped on a fault, 130 interrupted.
+``--link`` picks the robot link (``v1``: protocol v1 to a microcontroller, the default; ``sts``:
+a Feetech STS servo bus driven directly, see ``deploy/sts.py``); it is recorded in the summary
+(``link_kind``) and the log. Needs only the base dependencies (numpy, onnxruntime, pyserial,
+cobs), plus ``feetech-servo-sdk`` for ``--link sts`` (``pip install 'robotac[sts]'``);
+``--virtual`` also needs mujoco in the robot's process. Exit status: 0 run completed, 1 could
+not start (bad policy, port, calibration, mismatch), 2 stopped on a fault, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from deploy.link import DEFAULT_BAUD, LinkError, SerialLink
@@ -49,7 +56,8 @@ def _command(text: str) -> tuple[float, float, float]:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="robotac deploy",
-        description="Drive a robot with an exported ONNX policy over robot link protocol v1.",
+        description="Drive a robot with an exported ONNX policy over a robot link (protocol v1 "
+                    "or a Feetech STS servo bus).",
     )
     ap.add_argument("--policy", type=Path, default=None,
                     help=f"exported .onnx policy (default: {DEFAULT_POLICY} when it exists)")
@@ -57,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--port", default=None, help="serial device, e.g. /dev/ttyACM0")
     target.add_argument("--virtual", action="store_true",
                         help="start the virtual robot (MuJoCo) and connect through its pty")
+    ap.add_argument("--link", choices=("v1", "sts"), default="v1",
+                    help="robot link: v1 = protocol v1 to a microcontroller (default); sts = a "
+                         "Feetech STS servo bus driven directly, with a BNO08x RVC IMU")
+    ap.add_argument("--calibration", type=Path, default=None,
+                    help="--link sts: calibration file from `robotac calibrate` (default "
+                         "calibration/sts_quadruped.json; --virtual: the emulator's)")
+    ap.add_argument("--imu-port", default=None,
+                    help="--link sts: serial device of the BNO08x in UART-RVC mode")
     ap.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="baud rate (default 1000000)")
     ap.add_argument("--rate-hz", type=float, default=None,
                     help="control rate [Hz] (default: the policy's, 1 / control period)")
@@ -78,30 +94,62 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--virtual-mode", choices=("realtime", "stepped"), default="realtime",
                     help="virtual robot physics: wall clock, or one control period per COMMAND")
     ap.add_argument("--virtual-args", default="",
-                    help="extra arguments of the virtual robot, e.g. '--corrupt 0.01'")
+                    help="extra arguments of the virtual robot (or, with --link sts, of the bus "
+                         "emulator), e.g. '--corrupt 0.01' or '--fault overheat'")
     return ap
 
 
-def start_virtual_robot(extra: list[str]) -> tuple[subprocess.Popen, str]:
-    """Start ``python -m deploy.virtual_robot`` and read the pty path it prints.
+def start_virtual_robot(extra: list[str], module: str = "deploy.virtual_robot",
+                        keys: tuple[str, ...] = ("PORT",)) -> tuple[subprocess.Popen, str]:
+    """Start ``python -m <module>`` (the virtual robot, or the STS bus emulator) and read the
+    ``KEY value`` lines it prints first.
+
+    Returns:
+        ``(process, port)``; the values of the other ``keys`` are in ``process.robot_lines``.
 
     Raises:
-        RuntimeError: if it exits without printing its ``PORT`` line.
+        RuntimeError: if it exits without printing its lines.
     """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deploy.virtual_robot", *extra],
+        [sys.executable, "-m", module, *extra],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
         start_new_session=True,  # a terminal's Ctrl-C reaches the host only; it stops the robot
     )
     assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise RuntimeError(
-            f"virtual robot did not start (exit {proc.poll()}, said {line!r}); it needs mujoco "
-            "and the envs package: pip install -e '.[train]'"
-        )
-    return proc, line.split(maxsplit=1)[1].strip()
+    lines: dict[str, str] = {}
+    for key in keys:
+        line = proc.stdout.readline()
+        if not line.startswith(key + " "):
+            proc.kill()
+            raise RuntimeError(
+                f"{module} did not start (exit {proc.poll()}, said {line!r}); it needs mujoco "
+                "and the envs package: pip install -e '.[train]'"
+            )
+        lines[key] = line.split(maxsplit=1)[1].strip()
+    proc.robot_lines = lines  # type: ignore[attr-defined]
+    return proc, lines[keys[0]]
+
+
+def open_link(args: argparse.Namespace, port: str, imu_port: str | None,
+              calibration: Path | None):
+    """The :class:`~deploy.robot_link.RobotLink` that ``--link`` names.
+
+    Raises:
+        LinkError: the port cannot be opened, the SDK is missing, the calibration is refused.
+    """
+    if args.link == "v1":
+        return SerialLink(port, args.baud)
+    from deploy.calibration import DEFAULT_CALIBRATION_PATH, Calibration, CalibrationError
+    from deploy.sts import StsBusLink
+
+    try:
+        cal = Calibration.load(calibration or DEFAULT_CALIBRATION_PATH)
+    except CalibrationError as exc:
+        raise LinkError(str(exc)) from exc
+    if imu_port is None:
+        raise LinkError("--link sts needs --imu-port DEVICE (the BNO08x in UART-RVC mode): the "
+                        "policy observes the body's orientation and angular velocity")
+    return StsBusLink(port, cal, imu_port, baud=args.baud)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,18 +192,33 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     robot_proc = None
     port = args.port
+    imu_port, calibration = args.imu_port, args.calibration
+    tmp_dir = None
     try:
-        if args.virtual:
+        if args.virtual and args.link == "sts":
+            extra = ["--mode", args.virtual_mode, *args.virtual_args.split()]
+            if calibration is None:
+                tmp_dir = tempfile.TemporaryDirectory(prefix="robotac_sts_")
+                extra += ["--write-calibration", str(Path(tmp_dir.name) / "calibration.json")]
+            keys = ("PORT", "IMU", "CALIBRATION") if calibration is None else ("PORT", "IMU")
+            robot_proc, port = start_virtual_robot(extra, "deploy.sts_emulator", keys)
+            lines = robot_proc.robot_lines  # type: ignore[attr-defined]
+            imu_port = lines["IMU"]
+            calibration = Path(lines["CALIBRATION"]) if "CALIBRATION" in lines else calibration
+            print(f"STS bus emulator on {port}, IMU on {imu_port}, calibration {calibration} "
+                  f"(pid {robot_proc.pid})")
+        elif args.virtual:
             extra = ["--mode", args.virtual_mode, *args.virtual_args.split()]
             robot_proc, port = start_virtual_robot(extra)
             print(f"virtual robot on {port} (pid {robot_proc.pid})")
         try:
-            link = SerialLink(port, args.baud)
+            link = open_link(args, port, imu_port, calibration)
         except LinkError as exc:
             print(f"robotac deploy: {exc}", file=sys.stderr)
             return 1
         print(f"policy {policy_path} ({policy.metadata.get('algo')}, "
-              f"{policy.metadata.get('env_id')}) -> {port} at {rate_hz:g} Hz for "
+              f"{policy.metadata.get('env_id')}) -> {port} (link {args.link}) at {rate_hz:g} Hz "
+              f"for "
               f"{args.duration_s:g} s, command {args.command}")
         try:
             result = run_deploy(link, policy, config)
@@ -171,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                 robot_proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 robot_proc.kill()
+        if tmp_dir is not None:
+            tmp_dir.cleanup()
     s = result.summary
     print(f"stop: {result.stop_reason}; robot left {result.stopped_with}")
     if s.get("steps"):

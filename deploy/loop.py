@@ -41,6 +41,7 @@ import numpy as np
 
 from deploy import protocol as P
 from deploy.link import LinkError, SerialLink
+from deploy.robot_link import LinkFault, RobotLink, as_robot_link, hello
 from deploy.safety import Fault, SafetyConfig, SafetyFault, SafetyLayer, SafetyViolation
 from envs.interface import QUADRUPED_INTERFACE, RobotInterface, quadruped_obs
 
@@ -262,25 +263,6 @@ def summarize(log: dict[str, np.ndarray], period_s: float) -> dict[str, Any]:
     return out
 
 
-def hello(link: SerialLink, attempts: int = 3, timeout_s: float = 0.2) -> P.Info:
-    """Send HELLO until INFO arrives (this arms the robot).
-
-    Raises:
-        LinkError: if no INFO arrives after ``attempts`` tries, naming what came instead.
-    """
-    last: object = None
-    for _ in range(attempts):
-        reply = link.exchange(P.Hello(), timeout_s=timeout_s)
-        if isinstance(reply, P.Info):
-            return reply
-        last = reply
-    raise LinkError(
-        f"robot on {link.port!r} did not answer HELLO with INFO after {attempts} tries "
-        f"(last reply: {last!r}); check power, port, baud rate, and that the firmware speaks "
-        "protocol v1"
-    )
-
-
 class _Log:
     """Per-step log rows, turned into arrays at the end."""
 
@@ -322,7 +304,7 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def run_deploy(
-    link: SerialLink,
+    link: RobotLink | SerialLink,
     policy: Any,
     config: LoopConfig,
     robot: RobotInterface = QUADRUPED_INTERFACE,
@@ -331,7 +313,9 @@ def run_deploy(
     """Run the phases on a connected robot and stop it safely, whatever happens.
 
     Args:
-        link: An open :class:`SerialLink`.
+        link: A :class:`~deploy.robot_link.RobotLink` (protocol v1, STS bus, in-process
+            virtual robot); an open :class:`SerialLink` is wrapped in a
+            :class:`~deploy.robot_link.V1Link`.
         policy: A :class:`deploy.policy.OnnxPolicy` (or any object with its ``interface``,
             ``obs_dim``, ``__call__``, ``check_robot`` and ``safe_bounds``).
         config: :class:`LoopConfig`.
@@ -352,6 +336,7 @@ def run_deploy(
         LinkError: the robot never answered HELLO.
         Exception: any unexpected error, re-raised after the ESTOP in ``finally:``.
     """
+    link = as_robot_link(link)
     period = config.period_s
     timeout = config.reply_timeout_s or max(0.6 * period, 0.002)
     n = robot.n_joints
@@ -381,12 +366,13 @@ def run_deploy(
     gc.freeze()
     gc.disable()
     try:
-        info = hello(link, config.hello_attempts)
-        link.n_joints = info.n_joints
+        info = link.connect(config.hello_attempts)
         policy.check_robot(info, robot)
         low, high = policy.safe_bounds(info)
         safety = SafetyLayer(low, high, robot.arrays()["default_pose_rad"], period, config.safety)
-        state = link.exchange(P.Read(), timeout_s=0.2)
+        state = link.read(0.2)
+        if isinstance(state, LinkFault):
+            raise SafetyFault(state.fault, state.detail)
         if not isinstance(state, P.State):
             raise LinkError(f"robot did not answer READ with STATE (got {state!r})")
         safety.check_state(state)
@@ -432,7 +418,7 @@ def run_deploy(
                             infer_s, float("nan"), time.perf_counter() - t_wake)
                     raise
             wire = safety.guard(target)
-            reply = link.exchange(P.Command(0, P.Mode.POSITION, wire), timeout_s=timeout)
+            reply = link.command(wire, timeout)
             rtt = link.last_rtt_s if reply is not None else float("nan")
             last_target = target
             if isinstance(reply, P.State):
@@ -446,6 +432,8 @@ def run_deploy(
             else:
                 log.add(t, phase, late, obs, action, wire, 2 if reply is not None else 1, 0, 0,
                         *nan_state, infer_s, rtt, time.perf_counter() - t_wake)
+                if isinstance(reply, LinkFault):
+                    raise SafetyFault(reply.fault, reply.detail)
                 if isinstance(reply, P.Error) and reply.code == P.ErrorCode.NOT_ARMED:
                     raise SafetyFault(Fault.NOT_ARMED)
                 if isinstance(reply, P.Error) and reply.code == P.ErrorCode.TARGET_OUT_OF_RANGE:
@@ -481,7 +469,8 @@ def run_deploy(
             {
                 "deadline_misses_clock": clock.misses,
                 "skipped_periods": clock.skipped,
-                "link": link.stats.as_dict(),
+                "link": link.stats_dict(),
+                "link_kind": link.kind,
                 "fault": fault.name if fault else None,
                 "stop_reason": stop_reason,
                 "stopped_with": stopped_with,
@@ -492,7 +481,7 @@ def run_deploy(
             }
         )
         if config.log_path is not None and arrays["t_s"].size:
-            _save_npz(Path(config.log_path), arrays)
+            _save_npz(Path(config.log_path), {**arrays, "link_kind": np.array(link.kind)})
     if failure is not None:
         raise failure
     return DeployResult(summary, arrays, fault, stop_reason, stopped_with, info,
@@ -500,33 +489,32 @@ def run_deploy(
 
 
 def _stop(
-    link: SerialLink,
+    link: RobotLink | SerialLink,
     link_alive: bool,
     estop: bool,
     last_target: np.ndarray | None,
     safety: SafetyLayer | None,
     robot: RobotInterface,
 ) -> str:
-    """Stop the robot: ESTOP after a fault, else a passive COMMAND; retried once. Never raises."""
+    """Stop the robot: ESTOP after a fault, else a passive COMMAND; retried. Never raises."""
+    link = as_robot_link(link)
     if not link_alive:
-        return "none (port gone; the robot's watchdog makes it passive)"
-    if estop:
-        msg: P.Message = P.Estop()
-    else:
+        return getattr(link, "port_lost_note",
+                       "none (port gone; the robot's watchdog makes it passive)")
+    body = np.asarray(robot.default_pose_rad, dtype=np.float32)
+    if not estop:
         # Mode 0 ignores the targets; still send a safe pose, never garbage. The guard cannot
         # refuse a target the safety layer made, but this runs in ``finally:`` and must not raise
         # (the robot would get no stop frame at all): fall back to the default pose.
-        body = np.asarray(robot.default_pose_rad, dtype=np.float32)
         if last_target is not None and safety is not None:
             try:
                 body = safety.guard(last_target)
             except SafetyViolation:
                 pass
-        msg = P.Command(0, P.Mode.PASSIVE, body)
     kind = "estop" if estop else "passive"
     for _ in range(3):
         try:
-            reply = link.exchange(msg, timeout_s=0.1)
+            reply = link.estop(0.1) if estop else link.passive(body, 0.1)
         except LinkError:
             return "none (port failed while stopping; the robot's watchdog makes it passive)"
         except Exception:  # noqa: BLE001 - the stop path must not raise

@@ -44,12 +44,17 @@ class Fault(enum.Enum):
     OUT_OF_RANGE = "robot refused a COMMAND with ERROR 6 (target out of range)"
     LINK_LOST = "no valid reply from the robot for too many control periods"
     LINK_ERROR = "serial port failed or vanished"
+    SERVO_ALARM = "a servo reports a fault (error bits, temperature or supply voltage)"
+    SERVO_SILENT = "a servo stopped answering on the bus"
+    CORRUPT_REPLY = "a reply from the robot failed its checksum"
+    IMU_LOST = "the IMU stopped sending (or sent only corrupt packets)"
 
 
 #: Faults after which the host sends ESTOP (rather than a passive COMMAND) when stopping.
 ESTOP_FAULTS = frozenset(
     {Fault.TILT, Fault.SERVO_FAULT, Fault.NON_FINITE_STATE, Fault.OUT_OF_RANGE, Fault.LINK_LOST,
-     Fault.NON_FINITE_ACTION}
+     Fault.NON_FINITE_ACTION, Fault.SERVO_SILENT, Fault.CORRUPT_REPLY, Fault.IMU_LOST,
+     Fault.SERVO_ALARM}
 )
 
 

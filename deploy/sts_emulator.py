@@ -1,0 +1,709 @@
+"""Feetech STS servo-bus emulator (12 STS3215 on MuJoCo physics) plus a BNO08x RVC IMU stream.
+
+``python -m deploy.sts_emulator`` opens two pseudo-terminals and prints their paths, one line
+each: ``PORT /dev/pts/N`` (the servo bus) and ``IMU /dev/pts/M`` (the IMU), then
+``CALIBRATION <file>`` when ``--write-calibration`` is given. It answers the STS protocol on the
+bus exactly as twelve servos would (as far as the host uses it), driving
+:class:`envs.quadruped_sim.QuadrupedSim` (the physics the policy was trained on):
+
+- packets ``FF FF ID LEN INST params CHK`` (``CHK = ~sum(ID..params) & 0xFF``); a packet with
+  a bad checksum is ignored, as a servo does; status packets ``FF FF ID LEN ERR data CHK``;
+- instructions PING, READ, WRITE, SYNC_READ (0x82, replies in the order of the IDs asked),
+  SYNC_WRITE (0x83, no reply); broadcast ID 0xFE gets no reply;
+- a 256-byte control table per servo: model 777, ID, baud, return delay, position, voltage and
+  temperature limits, Torque_Enable (40), Goal_Position (42, clipped to the servo's
+  Min/Max_Position_Limit as the servo does), Torque_Limit (48), Present_Position (56),
+  Present_Speed (58, sign-magnitude bit 15), Present_Load (60, bit 10), Present_Voltage (62,
+  0.1 V), Present_Temperature (63, C);
+- the status error byte: voltage outside the voltage limits (bit0), temperature above the limit
+  (bit2), injected overload (bit5);
+- the mechanical truth (:class:`HardwareTruth`): which servo ID sits on which joint, its direction
+  and zero offset, and how the IMU is mounted. ``robotac calibrate`` must find them;
+  ``--write-calibration`` writes the exact calibration for ``robotac deploy --virtual --link sts``;
+- a wrong baud rate: the host's setting of the pty (termios speed) is compared with the bus's;
+  bytes at another rate are dropped, as framing garbage would be on a real bus;
+- wire timing (``--wire-baud``, default 1,000,000): replies leave no earlier than the bytes
+  would take on a half-duplex 8N1 wire at that rate (10 bits a byte) plus each servo's return
+  delay, so round trips through the pty are comparable with a real bus;
+- physics in real time (``--mode realtime``) or one control period per goal sync write
+  (``--mode stepped``, deterministic);
+- the IMU: one RVC packet per 10 ms of simulated time (yaw/pitch/roll and the accelerometer of
+  the MuJoCo IMU site, rotated into the IMU's mounting), on the second pty;
+- fault injection (``--fault KIND --fault-servo ID --fault-after-s S``, counted from the first
+  torque enable): ``silent`` (the servo stops answering), ``checksum`` (its replies carry a bad
+  checksum), ``overheat`` (80 C), ``undervolt`` (8.0 V), ``overload`` (error bit 5), ``unplug``
+  (both ptys close), ``imu_silent``;
+- a stand (:attr:`StsBusEmulator.stand`, for calibration): the body is held in the air (level or
+  tilted) and limp joints stay where the "operator" puts them.
+
+The report (``--report``, JSON, on exit) records what reached the bus: goal writes per servo,
+goals outside the true joint limits (must stay 0), the first torque-off after an injected fault
+and its delay, the body's forward velocity per goal write (sim-to-sim), counts per instruction.
+
+With :mod:`deploy.virtual_robot`, the only modules of ``deploy/`` that import mujoco (through
+``envs.quadruped_sim``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import select
+import signal
+import sys
+import termios
+import threading
+import time
+import tty
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deploy.calibration import (
+    STS3215_MODEL,
+    TICKS_PER_RAD,
+    Calibration,
+    JointCalibration,
+    imu_axes_matrix,
+)
+from deploy.imu import RVC_PERIOD_S, encode_rvc, matrix_to_euler_zyx, quat_wxyz_to_matrix
+from deploy.sts import BAUD_INDEX, LOAD_SIGN_BIT, SPEED_SIGN_BIT, to_sign_magnitude
+from envs.quadruped_sim import QuadrupedSim
+
+__all__ = ["HardwareTruth", "EmulatorFaults", "StsBusEmulator", "checksum", "status_packet",
+           "instruction_packet", "open_pty", "main", "FAULT_KINDS"]
+
+FAULT_KINDS = ("silent", "checksum", "overheat", "undervolt", "overload", "unplug", "imu_silent")
+INST_PING, INST_READ, INST_WRITE, INST_SYNC_READ, INST_SYNC_WRITE = 0x01, 0x02, 0x03, 0x82, 0x83
+BROADCAST = 0xFE
+STALL_TORQUE_NM = 2.9
+#: Present_Voltage and Present_Temperature of a healthy servo on a 12 V supply.
+NOMINAL_VOLTAGE_DV = 120
+NOMINAL_TEMPERATURE_C = 38
+
+
+def checksum(body: bytes | bytearray) -> int:
+    """STS checksum: ``~sum(ID, LEN, INST/ERR, params) & 0xFF``."""
+    return (~sum(body)) & 0xFF
+
+
+def status_packet(sid: int, error: int, data: bytes = b"") -> bytes:
+    """A servo's status packet ``FF FF ID LEN ERR data CHK``."""
+    body = bytes([sid, len(data) + 2, error]) + bytes(data)
+    return b"\xff\xff" + body + bytes([checksum(body)])
+
+
+def instruction_packet(sid: int, inst: int, params: bytes = b"") -> bytes:
+    """A host instruction packet ``FF FF ID LEN INST params CHK`` (for tests)."""
+    body = bytes([sid, len(params) + 2, inst]) + bytes(params)
+    return b"\xff\xff" + body + bytes([checksum(body)])
+
+
+@dataclass(frozen=True)
+class HardwareTruth:
+    """How the emulated robot is built (what calibration must discover).
+
+    Attributes:
+        ids: ``(12,)`` servo ID per joint, joint order.
+        direction: ``(12,)`` +1 when the servo's ticks grow with the joint angle.
+        zero_ticks: ``(12,)`` raw position at joint angle 0 [ticks].
+        imu_axes: Body axis -> IMU axis (the IMU's mounting), e.g. ``("+y", "-x", "+z")``.
+    """
+
+    ids: tuple[int, ...] = tuple(range(1, 13))
+    direction: tuple[int, ...] = (1, 1, 1, 1, -1, -1, -1, 1, 1, -1, -1, -1)
+    zero_ticks: tuple[float, ...] = (2101, 1987, 2130, 1950, 2075, 2011, 2160, 1938, 2049, 2008,
+                                     2122, 1969)
+    imu_axes: tuple[str, str, str] = ("+y", "-x", "+z")
+
+    def calibration(self, sim: QuadrupedSim | None = None) -> Calibration:
+        """The exact calibration of this hardware (limits from the robot interface)."""
+        from envs.interface import QUADRUPED_INTERFACE as itf
+
+        arr = itf.arrays()
+        joints = {n: JointCalibration(self.ids[k], self.direction[k], float(self.zero_ticks[k]),
+                                      float(arr["joint_low_rad"][k]),
+                                      float(arr["joint_high_rad"][k]))
+                  for k, n in enumerate(itf.joint_names)}
+        return Calibration(joints=joints, imu_axes=self.imu_axes)
+
+
+@dataclass
+class EmulatorFaults:
+    """One injected fault (``kind`` in :data:`FAULT_KINDS`, ``None``: none).
+
+    Attributes:
+        kind: What goes wrong.
+        servo_id: Which servo (for servo faults).
+        after_s: When, counted from the first torque enable [s].
+    """
+
+    kind: str | None = None
+    servo_id: int = 5
+    after_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind is not None and self.kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {FAULT_KINDS}, got {self.kind!r}")
+
+
+@dataclass
+class BusRecord:
+    """What the emulated bus saw (written as JSON by ``--report``)."""
+
+    packets_rx: int = 0
+    bad_checksums_rx: int = 0
+    wrong_baud_bytes: int = 0
+    by_instruction: dict[str, int] = field(default_factory=dict)
+    goal_writes: int = 0
+    #: Goal_Position values outside the true joint limits (converted to ticks): must stay 0.
+    goals_outside_limits: int = 0
+    goal_min_rad: list[float] | None = None
+    goal_max_rad: list[float] | None = None
+    torque_on: list[bool] = field(default_factory=list)
+    first_torque_on_s: float | None = None
+    torque_off_events_s: list[float] = field(default_factory=list)
+    fault_kind: str | None = None
+    fault_active_s: float | None = None
+    #: First time after the fault that every servo had its torque off [s since boot].
+    torque_off_after_fault_s: float | None = None
+    goal_writes_after_fault: int = 0
+    imu_packets: int = 0
+    physics_steps: int = 0
+    sim_time_s: float = 0.0
+    vx_body_m_s: list[float] = field(default_factory=list)
+
+    def count(self, name: str) -> None:
+        self.by_instruction[name] = self.by_instruction.get(name, 0) + 1
+
+
+class StsBusEmulator:
+    """Twelve emulated STS3215 servos and a BNO08x RVC on :class:`QuadrupedSim`.
+
+    Args:
+        truth: The hardware (:class:`HardwareTruth`).
+        mode: ``"realtime"`` or ``"stepped"`` (one control period per goal sync write).
+        baud: The bus's baud rate (host settings at another rate are not understood).
+        wire_baud: Pace replies as on a wire at this rate; 0 disables the pacing.
+        faults: :class:`EmulatorFaults`.
+        stand: Hold the body in the air (calibration); limp joints keep their pose.
+        sim: Physics; a fresh standing :class:`QuadrupedSim` by default.
+    """
+
+    def __init__(self, truth: HardwareTruth | None = None, mode: str = "realtime",
+                 baud: int = 1_000_000, wire_baud: int = 1_000_000,
+                 faults: EmulatorFaults | None = None, stand: bool = False,
+                 sim: QuadrupedSim | None = None):
+        if mode not in ("realtime", "stepped"):
+            raise ValueError(f"mode must be 'realtime' or 'stepped', got {mode!r}")
+        if baud not in BAUD_INDEX:
+            raise ValueError(f"baud must be one of {sorted(BAUD_INDEX)}, got {baud}")
+        self.truth = truth or HardwareTruth()
+        self.mode = mode
+        self.baud = baud
+        self.wire_baud = int(wire_baud)
+        self.faults = faults or EmulatorFaults()
+        self.sim = sim or QuadrupedSim()
+        self.sim.reset()
+        self.n = self.sim.interface.n_joints
+        arr = self.sim.interface.arrays()
+        self.dir = np.array(self.truth.direction, dtype=np.float64)
+        self.zero = np.array(self.truth.zero_ticks, dtype=np.float64)
+        lo = self._ticks_of_q(arr["joint_low_rad"] - np.pi)
+        hi = self._ticks_of_q(arr["joint_high_rad"] - np.pi)
+        self.true_tick_lo, self.true_tick_hi = np.minimum(lo, hi), np.maximum(lo, hi)
+        self.imu_m = imu_axes_matrix(self.truth.imu_axes)
+        self.mem: dict[int, bytearray] = {}
+        self.joint_of: dict[int, int] = {}
+        for k, sid in enumerate(self.truth.ids):
+            self.mem[sid] = self._factory_table(sid)
+            self.joint_of[sid] = k
+        self.torque = np.zeros(self.n, dtype=bool)
+        self.target = arr["default_pose_rad"].copy()
+        self.sim.set_passive(True)
+        self.record = BusRecord(torque_on=[False] * self.n, fault_kind=self.faults.kind)
+        self.t_boot = time.monotonic()
+        self.fault_on = False
+        self._buf = bytearray()
+        self.wire_free = 0.0
+        self.reply_ready_at = 0.0
+        self.imu_out = bytearray()
+        self.imu_index = 0
+        self.next_imu_sim_t = self.sim.time_s
+        self.last_step_wall = -math.inf
+        self.last_imu_wall = -math.inf
+        self.t_phys_anchor = time.monotonic()
+        self.sim_t_anchor = self.sim.time_s
+        self.unplugged = False
+        # The stand (calibration): body held at this pose; limp joints held at ``hold_q``.
+        self.stand = stand
+        self.stand_quat = np.array([1.0, 0.0, 0.0, 0.0])
+        self.hold_q = self.sim.q_joint_rad.copy()
+        self.lock = threading.RLock()
+        if stand:
+            self._hold_stand()
+
+    # -------------------------------------------------------------- control table
+    def _factory_table(self, sid: int) -> bytearray:
+        m = bytearray(256)
+        m[0], m[1] = 3, 10                                   # firmware 3.10
+        m[3:5] = STS3215_MODEL.to_bytes(2, "little")
+        m[5] = sid
+        m[6] = BAUD_INDEX[self.baud]
+        m[7] = 0                                             # return delay [2 us]
+        m[9:11] = (0).to_bytes(2, "little")
+        m[11:13] = (4095).to_bytes(2, "little")
+        m[13] = 70                                           # max temperature [C]
+        m[14] = 140                                          # max voltage [0.1 V]
+        m[15] = 40                                           # min voltage [0.1 V]
+        m[16:18] = (1000).to_bytes(2, "little")
+        m[48:50] = (1000).to_bytes(2, "little")
+        m[62] = NOMINAL_VOLTAGE_DV
+        m[63] = NOMINAL_TEMPERATURE_C
+        return m
+
+    def _ticks_of_q(self, q: np.ndarray) -> np.ndarray:
+        return self.zero + self.dir * np.asarray(q) * TICKS_PER_RAD
+
+    def _refresh_present(self) -> None:
+        """Write the physics state into every servo's present registers."""
+        self.sim.forward()
+        q = self.sim.q_joint_rad
+        dq = self.sim.dq_joint_rad_s
+        tau = self.sim.joint_torques_nm
+        ticks = np.clip(np.rint(self._ticks_of_q(q)), 0, 4095).astype(int)
+        speed = np.rint(self.dir * dq * TICKS_PER_RAD).astype(int)
+        load = np.rint(self.dir * tau / STALL_TORQUE_NM * 1000).astype(int)
+        for sid, k in self.joint_of.items():
+            m = self.mem[sid]
+            m[56:58] = int(ticks[k]).to_bytes(2, "little")
+            m[58:60] = to_sign_magnitude(int(speed[k]), SPEED_SIGN_BIT).to_bytes(2, "little")
+            m[60:62] = to_sign_magnitude(int(load[k]), LOAD_SIGN_BIT).to_bytes(2, "little")
+            m[66] = int(abs(speed[k]) > 20)
+
+    def _error_byte(self, sid: int) -> int:
+        m = self.mem[sid]
+        e = 0
+        if not m[15] <= m[62] <= m[14]:
+            e |= 0x01
+        if m[63] > m[13]:
+            e |= 0x04
+        if self.fault_on and self.faults.kind == "overload" and sid == self.faults.servo_id:
+            e |= 0x20
+        return e
+
+    def _write(self, sid: int, addr: int, data: bytes, now: float) -> None:
+        m = self.mem[sid]
+        k = self.joint_of[sid]
+        end = addr + len(data)
+        m[addr:end] = data
+        if addr <= 40 < end:
+            self._set_torque(k, bool(m[40]), now)
+        if addr <= 42 and end >= 44:
+            self._goal(k, sid, int.from_bytes(m[42:44], "little"))
+
+    def _goal(self, k: int, sid: int, ticks: int) -> None:
+        m = self.mem[sid]
+        lo, hi = int.from_bytes(m[9:11], "little"), int.from_bytes(m[11:13], "little")
+        r = self.record
+        r.goal_writes += 1
+        if self.fault_on:
+            r.goal_writes_after_fault += 1
+        if not self.true_tick_lo[k] - 0.5 <= ticks <= self.true_tick_hi[k] + 0.5:
+            r.goals_outside_limits += 1
+        ticks = min(max(ticks, lo), hi)                      # the servo's own angle limits
+        a = math.pi + self.dir[k] * (ticks - self.zero[k]) / TICKS_PER_RAD
+        self.target[k] = a
+        r.goal_min_rad = r.goal_min_rad or [math.inf] * self.n
+        r.goal_max_rad = r.goal_max_rad or [-math.inf] * self.n
+        r.goal_min_rad[k] = min(r.goal_min_rad[k], a)
+        r.goal_max_rad[k] = max(r.goal_max_rad[k], a)
+
+    def _set_torque(self, k: int, on: bool, now: float) -> None:
+        was_any = bool(self.torque.any())
+        self.torque[k] = on
+        self.record.torque_on = self.torque.tolist()
+        t = now - self.t_boot
+        if on and self.record.first_torque_on_s is None:
+            self.record.first_torque_on_s = t
+        if was_any and not self.torque.any():
+            self.record.torque_off_events_s.append(t)
+            if self.fault_on and self.record.torque_off_after_fault_s is None:
+                self.record.torque_off_after_fault_s = t
+        self._apply_torque()
+
+    def _apply_torque(self) -> None:
+        if not self.torque.any():
+            self.sim.set_passive(True)
+            return
+        self.sim.set_passive(False)
+        target = self.target.copy()
+        off = ~self.torque
+        # A limp servo among powered ones: emulated by holding its joint where it is.
+        target[off] = self.sim.q_joint_rad[off] + np.pi
+        self.sim.set_targets(target)
+
+    # -------------------------------------------------------------- packets
+    def feed(self, data: bytes, now: float | None = None) -> bytes:
+        """Process bytes from the host; return the status packets to send back."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            if self.wire_baud:
+                self.wire_free = max(self.wire_free, now) + len(data) * 10.0 / self.wire_baud
+            self._buf += data
+            out = bytearray()
+            buf = self._buf
+            while True:
+                i = buf.find(b"\xff\xff")
+                if i < 0:
+                    del buf[: max(0, len(buf) - 1)]
+                    break
+                del buf[:i]
+                if len(buf) < 4:
+                    break
+                length = buf[3]
+                if buf[2] == 0xFF or length < 2:
+                    del buf[:1]
+                    continue
+                total = length + 4
+                if len(buf) < total:
+                    break
+                pkt = bytes(buf[:total])
+                if checksum(pkt[2:-1]) != pkt[-1]:
+                    self.record.bad_checksums_rx += 1
+                    del buf[:2]
+                    continue
+                del buf[:total]
+                self.record.packets_rx += 1
+                out += self._handle(pkt[2], pkt[4], pkt[5:-1], now)
+            if out and self.wire_baud:
+                self.wire_free += len(out) * 10.0 / self.wire_baud
+                self.reply_ready_at = self.wire_free
+            else:
+                self.reply_ready_at = now
+            return bytes(out)
+
+    def _reply(self, sid: int, data: bytes = b"") -> bytes:
+        if self.fault_on and sid == self.faults.servo_id and self.faults.kind == "silent":
+            return b""
+        pkt = status_packet(sid, self._error_byte(sid), data)
+        if self.wire_baud:
+            self.wire_free += self.mem[sid][7] * 2e-6
+        if self.fault_on and sid == self.faults.servo_id and self.faults.kind == "checksum":
+            pkt = pkt[:-1] + bytes([pkt[-1] ^ 0x5A])
+        return pkt
+
+    def _handle(self, sid: int, inst: int, params: bytes, now: float) -> bytes:
+        names = {INST_PING: "PING", INST_READ: "READ", INST_WRITE: "WRITE",
+                 INST_SYNC_READ: "SYNC_READ", INST_SYNC_WRITE: "SYNC_WRITE"}
+        self.record.count(names.get(inst, f"0x{inst:02X}"))
+        if inst == INST_SYNC_WRITE and len(params) >= 2:
+            addr, n = params[0], params[1]
+            goal = False
+            for j in range(2, len(params) - n, n + 1):
+                s = params[j]
+                if s in self.mem:
+                    self._write(s, addr, params[j + 1: j + 1 + n], now)
+                    goal = goal or addr <= 42 < addr + n
+            if goal:
+                self._after_goal_sync_write()
+            return b""
+        if inst == INST_SYNC_READ and len(params) >= 2:
+            addr, n = params[0], params[1]
+            self._refresh_present()
+            return b"".join(self._reply(s, bytes(self.mem[s][addr:addr + n]))
+                            for s in params[2:] if s in self.mem)
+        if sid not in self.mem:
+            return b""
+        if inst == INST_PING:
+            return self._reply(sid)
+        if inst == INST_READ and len(params) == 2:
+            self._refresh_present()
+            return self._reply(sid, bytes(self.mem[sid][params[0]:params[0] + params[1]]))
+        if inst == INST_WRITE and len(params) >= 2:
+            self._write(sid, params[0], params[1:], now)
+            return self._reply(sid)
+        return b""
+
+    def _after_goal_sync_write(self) -> None:
+        self._apply_torque()
+        if self.torque.any() and len(self.record.vx_body_m_s) < 1_000_000:
+            self.record.vx_body_m_s.append(float(self.sim.base_lin_vel_body_m_s[0]))
+        if self.mode == "stepped":
+            for _ in range(self.sim.n_substeps):
+                self._physics_step(1)
+            self.last_step_wall = time.monotonic()
+
+    # -------------------------------------------------------------- physics and IMU
+    def _hold_stand(self) -> None:
+        d = self.sim.data
+        d.qpos[0:3] = (0.0, 0.0, 0.4)
+        d.qpos[3:7] = self.stand_quat
+        d.qvel[0:6] = 0.0
+        off = ~self.torque
+        if off.any():
+            d.qpos[self.sim.joint_qpos_adr[off]] = self.hold_q[off]
+            d.qvel[self.sim.joint_dof_adr[off]] = 0.0
+        self.hold_q[self.torque] = d.qpos[self.sim.joint_qpos_adr[self.torque]]
+
+    def _physics_step(self, n: int) -> None:
+        for _ in range(n):
+            self.sim.step_physics(1)
+            self.record.physics_steps += 1
+            if self.stand:
+                self._hold_stand()
+            while self.sim.time_s + 1e-9 >= self.next_imu_sim_t:
+                self._emit_imu()
+                self.next_imu_sim_t += RVC_PERIOD_S
+
+    def _emit_imu(self) -> None:
+        if self.fault_on and self.faults.kind == "imu_silent":
+            return
+        r_wb = quat_wxyz_to_matrix(self.sim.base_quat_wxyz)
+        if self.stand:  # held still: the accelerometer reads gravity only
+            accel_b = r_wb.T @ np.array([0.0, 0.0, 9.80665])
+        else:
+            accel_b = self.sim.sensors().accel_m_s2
+        r_wi = r_wb @ self.imu_m
+        yaw, pitch, roll = matrix_to_euler_zyx(r_wi)
+        self.imu_out += encode_rvc(self.imu_index, math.degrees(yaw), math.degrees(pitch),
+                                   math.degrees(roll), self.imu_m.T @ accel_b)
+        self.imu_index = (self.imu_index + 1) & 0xFF
+        self.record.imu_packets += 1
+        self.last_imu_wall = time.monotonic()
+
+    def tick(self, now: float | None = None) -> None:
+        """Advance the clock-driven parts: faults, real-time physics, the idle IMU stream."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            f = self.faults
+            t_on = self.record.first_torque_on_s
+            if (f.kind and not self.fault_on and t_on is not None
+                    and now - self.t_boot >= t_on + f.after_s):
+                self.fault_on = True
+                self.record.fault_active_s = now - self.t_boot
+                if f.kind in ("overheat", "undervolt") and f.servo_id in self.mem:
+                    m = self.mem[f.servo_id]
+                    if f.kind == "overheat":
+                        m[63] = 80
+                    else:
+                        m[62] = 80
+            if self.mode == "realtime":
+                target = self.sim_t_anchor + (now - self.t_phys_anchor)
+                n = int((target - self.sim.time_s) / self.sim.physics_dt_s)
+                if n > 200:  # fell far behind (process stopped): skip, do not burst
+                    self.t_phys_anchor, self.sim_t_anchor, n = now, self.sim.time_s, 0
+                if n > 0:
+                    self._apply_torque()
+                    self._physics_step(n)
+            elif now - self.last_step_wall > 0.03 and now - self.last_imu_wall >= RVC_PERIOD_S:
+                self._emit_imu()  # stepped and idle: keep the stream alive at 100 Hz
+
+    # -------------------------------------------------------------- operator (stand)
+    def place_default_pose(self) -> None:
+        """The operator puts every joint in the default pose (limp joints keep it)."""
+        with self.lock:
+            self.hold_q = self.sim.interface.arrays()["default_pose_rad"] - np.pi
+            self._hold_stand()
+            self.sim.forward()
+
+    def tilt(self, pitch_deg: float = 0.0, roll_deg: float = 0.0) -> None:
+        """The operator tilts the stand: nose down for positive ``pitch_deg``."""
+        from deploy.imu import euler_zyx_to_matrix, matrix_to_quat_wxyz
+
+        with self.lock:
+            r = euler_zyx_to_matrix(0.0, math.radians(pitch_deg), math.radians(roll_deg))
+            self.stand_quat = matrix_to_quat_wxyz(r)
+            self._hold_stand()
+            self.sim.forward()
+
+    # -------------------------------------------------------------- serving
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            self.record.sim_time_s = self.sim.time_s
+            return asdict(self.record)
+
+    def serve(self, bus_fd: int, imu_fd: int, slave_fd: int | None = None,
+              duration_s: float | None = None, stop: list[bool] | None = None,
+              fds_to_close: tuple[int, ...] = ()) -> None:
+        """Answer the bus and stream the IMU until ``duration_s`` or ``stop[0]``.
+
+        Args:
+            bus_fd, imu_fd: pty masters of the bus and the IMU.
+            slave_fd: the bus pty's slave, kept open here, whose termios speed says at which
+                baud rate the host talks (``None``: not checked).
+            fds_to_close: closed on an injected ``unplug`` (the adapter disappears).
+        """
+        stop = stop if stop is not None else [False]
+        t_end = None if duration_s is None else time.monotonic() + duration_s
+        want_speed = getattr(termios, f"B{self.baud}", None)
+        pending: list[tuple[float, bytes]] = []
+        os.set_blocking(imu_fd, False)
+        while not stop[0] and (t_end is None or time.monotonic() < t_end):
+            wait = self.sim.physics_dt_s / 2 if self.mode == "realtime" else 0.002
+            if pending:
+                wait = max(0.0, min(wait, pending[0][0] - time.monotonic() - 2e-4))
+            try:
+                ready, _, _ = select.select([bus_fd], [], [], wait)
+            except InterruptedError:
+                continue
+            now = time.monotonic()
+            if ready:
+                try:
+                    data = os.read(bus_fd, 4096)
+                except OSError:
+                    data = b""
+                    time.sleep(0.001)
+                if data and slave_fd is not None and want_speed is not None:
+                    try:
+                        speed = termios.tcgetattr(slave_fd)[4]
+                    except termios.error:
+                        speed = want_speed
+                    if speed != want_speed:
+                        self.record.wrong_baud_bytes += len(data)
+                        data = b""
+                if data:
+                    reply = self.feed(data, now)
+                    if reply:
+                        pending.append((self.reply_ready_at, reply))
+            self.tick()
+            while pending and time.monotonic() >= pending[0][0] - 2e-4:
+                t_ready, reply = pending.pop(0)
+                while time.monotonic() < t_ready:
+                    pass
+                try:
+                    os.write(bus_fd, reply)
+                except OSError:
+                    pass
+            if self.imu_out:
+                try:
+                    n = os.write(imu_fd, bytes(self.imu_out))
+                    del self.imu_out[:n]
+                except (BlockingIOError, OSError):
+                    if len(self.imu_out) > 4096:
+                        del self.imu_out[:-4096]
+            if self.fault_on and self.faults.kind == "unplug" and not self.unplugged:
+                self.unplugged = True
+                for fd in fds_to_close:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                return
+
+    def start_thread(self) -> tuple[str, str, threading.Event]:
+        """Serve in a daemon thread (tests, calibration). Returns ``(bus, imu, stop_event)``."""
+        bus_m, bus_s, bus_path = open_pty()
+        imu_m, imu_s, imu_path = open_pty()
+        stop = [False]
+        ev = threading.Event()
+
+        def run() -> None:
+            try:
+                self.serve(bus_m, imu_m, bus_s, stop=stop)
+            finally:
+                for fd in (bus_m, bus_s, imu_m, imu_s):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+
+        def watch() -> None:
+            ev.wait()
+            stop[0] = True
+
+        threading.Thread(target=watch, daemon=True).start()
+        return bus_path, imu_path, ev
+
+
+def open_pty() -> tuple[int, int, str]:
+    """A raw pty: ``(master_fd, slave_fd, slave_path)`` (keep the slave open: no EIO while no
+    host is connected)."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    tty.setraw(master)
+    return master, slave, os.ttyname(slave)
+
+
+def _write_report(path: str | None, emu: StsBusEmulator) -> None:
+    if not path:
+        return
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(emu.snapshot(), indent=1))
+    os.replace(tmp, p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m deploy.sts_emulator",
+        description="Emulated Feetech STS servo bus (12 STS3215 on MuJoCo) and BNO08x RVC IMU "
+                    "on two pseudo-terminals.",
+    )
+    ap.add_argument("--mode", choices=("realtime", "stepped"), default="realtime")
+    ap.add_argument("--baud", type=int, default=1_000_000, help="the servos' baud rate")
+    ap.add_argument("--wire-baud", type=int, default=1_000_000,
+                    help="pace replies as on a wire at this rate (0: no pacing)")
+    ap.add_argument("--fault", choices=FAULT_KINDS, default=None, help="inject this fault")
+    ap.add_argument("--fault-servo", type=int, default=5, help="servo ID of the fault")
+    ap.add_argument("--fault-after-s", type=float, default=1.0,
+                    help="fault starts this long after the first torque enable [s]")
+    ap.add_argument("--stand", action="store_true", help="body held in the air (calibration)")
+    ap.add_argument("--write-calibration", default=None,
+                    help="write the exact calibration of the emulated hardware here")
+    ap.add_argument("--report", default=None, help="write the bus record here (JSON) on exit")
+    ap.add_argument("--duration-s", type=float, default=None, help="exit after this long [s]")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT or ``--duration-s``; print ``PORT``, ``IMU`` (and
+    ``CALIBRATION``) lines first."""
+    args = build_parser().parse_args(argv)
+    emu = StsBusEmulator(mode=args.mode, baud=args.baud, wire_baud=args.wire_baud,
+                         faults=EmulatorFaults(args.fault, args.fault_servo, args.fault_after_s),
+                         stand=args.stand)
+    bus_m, bus_s, bus_path = open_pty()
+    imu_m, imu_s, imu_path = open_pty()
+    stop = [False]
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop[0] = True
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    gc.collect()
+    gc.freeze()
+    print(f"PORT {bus_path}", flush=True)
+    print(f"IMU {imu_path}", flush=True)
+    if args.write_calibration:
+        path = emu.truth.calibration().save(args.write_calibration)
+        print(f"CALIBRATION {path}", flush=True)
+    try:
+        emu.serve(bus_m, imu_m, bus_s, args.duration_s, stop,
+                  fds_to_close=(bus_m, bus_s, imu_m, imu_s))
+    finally:
+        _write_report(args.report, emu)
+        for fd in (bus_m, bus_s, imu_m, imu_s):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    r = emu.record
+    print(f"sts emulator: {r.packets_rx} packets, {r.goal_writes} goal writes, "
+          f"{r.goals_outside_limits} outside the limits, fault {r.fault_kind} at "
+          f"{r.fault_active_s}, torque off after it at {r.torque_off_after_fault_s}",
+          file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
