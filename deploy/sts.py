@@ -19,8 +19,10 @@ Each control period (:meth:`StsBusLink.command`):
 Faults returned as :class:`~deploy.robot_link.LinkFault` (the loop stops at once, ESTOP path,
 which releases the torque): a servo's error bits (voltage, angle sensor, overheat, over-current,
 overload), a temperature above or a voltage below the calibration's limits, a servo that does not
-answer within the reply timeout, a status packet with a bad checksum, and an IMU silent for
-``imu_timeout_s``. A failing or vanished port raises :class:`~deploy.link.LinkError` with
+answer within the reply timeout while others do, a status packet with a bad checksum, and an
+IMU silent for ``imu_timeout_s``. A sync read that gets no byte at all back (the whole bus
+silent: servo power off, or a stalled host) is a missed period (``None``), as on protocol v1: the
+loop stops after ``max_consecutive_drops`` of them. A failing or vanished port raises :class:`~deploy.link.LinkError` with
 ``port_lost=True``.
 
 Connect (:meth:`StsBusLink.connect`): ping every calibrated ID (bounded tries; a wrong baud rate
@@ -149,6 +151,12 @@ def _sdk_classes(sdk: Any) -> tuple[type, type]:
         """``PortHandler`` whose packet timeout is :attr:`budget_ms` (set per request)."""
 
         budget_ms = 10.0
+        #: Bytes read since the last :meth:`clearPort` (0 after a timeout: nothing came at all).
+        rx_bytes = 0
+
+        def clearPort(self) -> None:  # noqa: N802 - SDK name; called before every request
+            self.rx_bytes = 0
+            super().clearPort()
 
         def setPacketTimeout(self, packet_length: int) -> None:  # noqa: N802 - SDK name
             self.packet_start_time = self.getCurrentTime()
@@ -160,6 +168,7 @@ def _sdk_classes(sdk: Any) -> tuple[type, type]:
 
         def readPort(self, length: int) -> bytes:  # noqa: N802 - SDK name
             data = self.ser.read(length)
+            self.rx_bytes += len(data)
             if not data:  # wait for bytes instead of spinning; wakes as soon as they come
                 select.select([self.ser.fileno()], [], [], 0.0002)
             return data
@@ -544,6 +553,10 @@ class StsBusLink:
                 return LinkFault(Fault.CORRUPT_REPLY,
                                  f"{who}: status packet failed its checksum or was cut short")
             self.stats["timeouts"] += 1
+            if self.port_handler.rx_bytes == 0:
+                # Nothing at all came back: the whole bus is silent (or the host stalled). A
+                # missed period, as for protocol v1; the loop stops after several in a row.
+                return None
             return LinkFault(Fault.SERVO_SILENT,
                              f"{who} did not answer the sync read within "
                              f"{timeout_s * 1e3:.1f} ms")

@@ -32,7 +32,7 @@ bus exactly as twelve servos would (as far as the host uses it), driving
 - fault injection (``--fault KIND --fault-servo ID --fault-after-s S``, counted from the first
   torque enable): ``silent`` (the servo stops answering), ``checksum`` (its replies carry a bad
   checksum), ``overheat`` (80 C), ``undervolt`` (8.0 V), ``overload`` (error bit 5), ``unplug``
-  (both ptys close), ``imu_silent``;
+  (both ptys close), ``imu_silent``, ``power_off`` (no servo answers any more);
 - a stand (:attr:`StsBusEmulator.stand`, for calibration): the body is held in the air (level or
   tilted) and limp joints stay where the "operator" puts them.
 
@@ -78,7 +78,8 @@ from envs.quadruped_sim import QuadrupedSim
 __all__ = ["HardwareTruth", "EmulatorFaults", "StsBusEmulator", "checksum", "status_packet",
            "instruction_packet", "open_pty", "main", "FAULT_KINDS"]
 
-FAULT_KINDS = ("silent", "checksum", "overheat", "undervolt", "overload", "unplug", "imu_silent")
+FAULT_KINDS = ("silent", "checksum", "overheat", "undervolt", "overload", "unplug", "imu_silent",
+               "power_off")
 INST_PING, INST_READ, INST_WRITE, INST_SYNC_READ, INST_SYNC_WRITE = 0x01, 0x02, 0x03, 0x82, 0x83
 BROADCAST = 0xFE
 STALL_TORQUE_NM = 2.9
@@ -389,7 +390,8 @@ class StsBusEmulator:
             return bytes(out)
 
     def _reply(self, sid: int, data: bytes = b"") -> bytes:
-        if self.fault_on and sid == self.faults.servo_id and self.faults.kind == "silent":
+        if self.fault_on and (self.faults.kind == "power_off" or (
+                sid == self.faults.servo_id and self.faults.kind == "silent")):
             return b""
         pkt = status_packet(sid, self._error_byte(sid), data)
         if self.wire_baud:

@@ -221,3 +221,16 @@ def test_emulator_ignores_a_corrupt_instruction_and_answers_a_ping():
     out = emu.feed(instruction_packet(0xFE, 0x82, bytes([3, 2, 7, 2])))
     assert out == status_packet(7, 0, (777).to_bytes(2, "little")) + status_packet(
         2, 0, (777).to_bytes(2, "little"))
+
+
+def test_a_silent_bus_is_a_missed_period_not_a_named_servo(emulator):
+    """No byte at all back (servo power cut, host stall): ``None``, as a v1 drop; the loop then
+    stops after ``max_consecutive_drops`` periods in a row (test_sts_deploy)."""
+    emu, bus, imu = emulator(faults=EmulatorFaults("power_off", after_s=0.1))
+    with StsBusLink(bus, emu.truth.calibration(), imu) as link:
+        link.connect()
+        time.sleep(0.2)
+        t0 = time.perf_counter()
+        reply = link.command(DEFAULT.astype(np.float32), 0.012)
+        assert emu.fault_on and reply is None and time.perf_counter() - t0 < 0.03
+        assert link.stats["timeouts"] == 1

@@ -1,0 +1,98 @@
+"""``robotac deploy --virtual --link sts`` end to end: the shipped policy through the STS backend,
+the real SDK and the bus emulator on ptys; injected faults stop it within 2 control periods.
+
+The host runs as ``python -m deploy`` with torch, mujoco and gymnasium unimportable (the blocker
+of ``test_light_deps``); the emulator runs the MuJoCo physics in its own process. What reached
+the bus is checked on the emulator's side, from its report.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from deploy_test_helpers import ROOT
+from test_light_deps import BLOCKER
+
+from deploy.cli import DEFAULT_POLICY
+
+PERIOD_S = 0.02
+
+
+def _deploy(tmp_path, *args: str, emulator_args: str = "") -> tuple[subprocess.CompletedProcess,
+                                                                     dict, dict]:
+    summary, report = tmp_path / "summary.json", tmp_path / "bus.json"
+    out = subprocess.run(
+        [sys.executable, "-c", BLOCKER, "--virtual", "--link", "sts", "--ramp-s", "0.5",
+         "--hold-s", "0.3", "--summary", str(summary), "--log", str(tmp_path / "log.npz"),
+         "--virtual-args", f"--report {report} {emulator_args}", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    s = json.loads(summary.read_text()) if summary.is_file() else {}
+    return out, s, json.loads(report.read_text())
+
+
+@pytest.mark.skipif(not DEFAULT_POLICY.is_file(), reason="no shipped policy")
+def test_shipped_policy_walks_through_the_sts_backend(tmp_path):
+    out, s, bus = _deploy(tmp_path, "--duration-s", "3", "--command", "0.5,0,0")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "link sts" in out.stdout and "run completed" in out.stdout
+    assert s["link_kind"] == "sts" and s["fault"] is None and s["stopped_with"] == "passive"
+    assert s["steps"] >= 148 and s["deadline_misses"] == 0 and s["drops"] == 0
+    assert s["link"]["timeouts"] == 0 and s["link"]["corrupt_replies"] == 0
+    log = np.load(tmp_path / "log.npz")
+    assert str(log["link_kind"]) == "sts"
+    # The bus side: every goal inside the true joint limits; torque released at the end; the
+    # robot walked forward (mean body velocity over the last 2 s, command 0.5 m/s).
+    assert bus["goals_outside_limits"] == 0 and bus["goal_writes"] >= 12 * 190
+    assert not any(bus["torque_on"]) and bus["torque_off_events_s"]
+    assert np.mean(bus["vx_body_m_s"][-100:]) > 0.2
+
+
+@pytest.mark.parametrize(("kind", "words"), [
+    ("overheat", "servo 5 (fl_hip_flexion) reports overheat"),
+    ("silent", "servo 5 (fl_hip_flexion) did not answer"),
+    ("checksum", "servo 5 (fl_hip_flexion): status packet failed its checksum"),
+])
+def test_injected_faults_stop_within_two_periods(tmp_path, standing_policy, kind, words):
+    out, s, bus = _deploy(tmp_path, "--policy", str(standing_policy), "--duration-s", "3",
+                          emulator_args=f"--fault {kind} --fault-servo 5 --fault-after-s 1.2")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert words in out.stdout and words in s["stop_reason"] and "robot left estop" in out.stdout
+    latency_periods = (bus["torque_off_after_fault_s"] - bus["fault_active_s"]) / PERIOD_S
+    assert 0 < latency_periods <= 2.0, latency_periods
+    # At most one period's sync write went out after the fault appeared.
+    assert bus["goal_writes_after_fault"] <= 12
+    assert bus["goals_outside_limits"] == 0 and not any(bus["torque_on"])
+
+
+def test_unplugged_adapter_stops_the_loop_cleanly(tmp_path, standing_policy):
+    out, s, bus = _deploy(tmp_path, "--policy", str(standing_policy), "--duration-s", "3",
+                          emulator_args="--fault unplug --fault-after-s 1.0")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    assert s["fault"] == "LINK_ERROR" and "adapter unplugged?" in s["stop_reason"]
+    assert "no link watchdog" in s["stopped_with"]
+    assert s["steps"] < 60  # stopped in the run phase, about 0.2 s after the ramp and hold
+
+
+def test_sts_without_calibration_refuses_and_says_how(tmp_path, standing_policy):
+    r = subprocess.run([sys.executable, "-m", "deploy", "--link", "sts", "--policy",
+                        str(standing_policy), "--port", "/dev/null", "--imu-port", "/dev/null",
+                        "--calibration", str(tmp_path / "none.json")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "no calibration file" in r.stderr and "robotac calibrate --port" in r.stderr
+
+
+def test_servo_power_cut_stops_after_the_missed_periods(tmp_path, standing_policy):
+    """No servo answers any more: 5 missed periods in a row (the loop's setting), then ESTOP."""
+    out, s, bus = _deploy(tmp_path, "--policy", str(standing_policy), "--duration-s", "3",
+                          emulator_args="--fault power_off --fault-after-s 1.2")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert s["fault"] == "LINK_LOST" and "5 periods without a STATE" in s["stop_reason"]
+    latency_periods = (bus["torque_off_events_s"][-1] - bus["fault_active_s"]) / PERIOD_S
+    assert 4 <= latency_periods <= 6.5, latency_periods
