@@ -22,8 +22,8 @@ overload), a temperature above or a voltage below the calibration's limits, a se
 answer within the reply timeout while others do, a status packet with a bad checksum, and an
 IMU silent for ``imu_timeout_s``. A sync read that gets no byte at all back (the whole bus
 silent: servo power off, or a stalled host) is a missed period (``None``), as on protocol v1: the
-loop stops after ``max_consecutive_drops`` of them. A failing or vanished port raises :class:`~deploy.link.LinkError` with
-``port_lost=True``.
+loop stops after ``max_consecutive_drops`` of them. A failing or vanished port raises
+:class:`~deploy.link.LinkError` with ``port_lost=True``.
 
 Connect (:meth:`StsBusLink.connect`): ping every calibrated ID (bounded tries; a wrong baud rate
 or a missing servo is named and nothing moves), check the model number, read the positions (a
