@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import functools
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ import onnx
 import torch
 from torch import nn
 
-from policies.networks import RunningNorm
+from policies.networks import RunningNorm, deterministic_action
 
 __all__ = [
     "METADATA_KEY",
@@ -44,7 +45,7 @@ __all__ = [
     "make_metadata",
     "export_onnx",
     "read_metadata",
-    "torch_actions",
+    "onnx_session",
     "onnx_actions",
     "onnx_parity",
     "random_observations",
@@ -61,7 +62,7 @@ class ExportedPolicy(nn.Module):
 
     The normalizer's statistics are copied into float32 buffers exactly as
     :meth:`RunningNorm.forward` casts them (``mean.float()``, ``sqrt(var + eps).float()``), so
-    the graph computes the same numbers as ``actor.deterministic(obs_norm(obs))``.
+    the graph computes the same numbers as ``deterministic_action(actor, obs_norm, obs)``.
 
     Args:
         actor: A ``DeterministicActor`` or ``SquashedGaussianActor`` (anything with
@@ -283,33 +284,44 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     raise KeyError(f"{path} has no {METADATA_KEY!r} metadata; was it written by robotac export?")
 
 
-@torch.no_grad()
-def torch_actions(actor: nn.Module, obs_norm: RunningNorm, obs: np.ndarray) -> np.ndarray:
-    """Reference: ``actor.deterministic(obs_norm(obs))`` in torch, float32.
+def onnx_session(path: str | Path, threads: int = 1):
+    """An onnxruntime ``InferenceSession`` of an exported file (CPU), built once and reused.
+
+    Sessions are cached by resolved path, file size and modification time and ``threads``, so a
+    file rewritten in place (a new export) gets a new session; the 8 most recent are kept.
 
     Args:
-        obs: ``(batch, obs_dim)`` raw observations.
+        path: Exported ``.onnx`` file.
+        threads: onnxruntime intra-op threads (inter-op: 1).
 
-    Returns:
-        ``(batch, act_dim)`` float32 actions.
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
     """
-    x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
-    was_training = actor.training
-    actor.eval()
-    try:
-        return actor.deterministic(obs_norm(x)).numpy().astype(np.float32)
-    finally:
-        actor.train(was_training)
+    p = Path(path).resolve()
+    st = p.stat()
+    return _cached_session(str(p), st.st_size, st.st_mtime_ns, int(threads))
 
 
-def onnx_actions(path: str | Path, obs: np.ndarray, threads: int = 1) -> np.ndarray:
-    """Run the exported file with onnxruntime: ``(batch, obs_dim) -> (batch, act_dim)`` float32."""
+@functools.lru_cache(maxsize=8)
+def _cached_session(path: str, size: int, mtime_ns: int, threads: int):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_actions(policy, obs: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Run an exported policy with onnxruntime: ``(batch, obs_dim) -> (batch, act_dim)`` float32.
+
+    Args:
+        policy: An ``onnxruntime.InferenceSession``, or the path of an exported file (its
+            session comes from :func:`onnx_session`, built once per file).
+        obs: ``(batch, obs_dim)`` raw observations (cast to float32).
+        threads: Intra-op threads of a session built here.
+    """
+    sess = policy if hasattr(policy, "run") else onnx_session(policy, threads)
     return sess.run(None, {"obs": np.ascontiguousarray(obs, dtype=np.float32)})[0]
 
 
@@ -329,10 +341,11 @@ def onnx_parity(
         ``max |a_onnx - a_torch|`` in action units (rad for servo targets).
     """
     obs = np.asarray(obs, dtype=np.float32)
+    sess = onnx_session(path)
     worst = 0.0
     for i in range(0, len(obs), batch):
         chunk = obs[i : i + batch]
-        diff = np.abs(onnx_actions(path, chunk) - torch_actions(actor, obs_norm, chunk))
+        diff = np.abs(onnx_actions(sess, chunk) - deterministic_action(actor, obs_norm, chunk))
         worst = max(worst, float(diff.max()))
     return worst
 

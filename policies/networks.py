@@ -33,6 +33,7 @@ __all__ = [
     "SquashedGaussianActor",
     "EnsembleLinear",
     "QEnsemble",
+    "deterministic_action",
 ]
 
 #: Bounds of the SAC actor's log standard deviation (CleanRL / SpinningUp values).
@@ -388,3 +389,32 @@ class QEnsemble(nn.Module):
             if i < len(self.layers) - 1:
                 x = F.relu(x)
         return x.squeeze(-1)
+
+
+@torch.no_grad()
+def deterministic_action(
+    actor: DeterministicActor | SquashedGaussianActor, obs_norm: RunningNorm, obs: np.ndarray
+) -> np.ndarray:
+    """The one path from a raw observation to a numpy action: normalizer, deterministic action.
+
+    ``actor.deterministic(obs_norm(obs))`` on the normalizer's device, returned as numpy. The
+    trainer's evaluation and video, ``PolicyBundle.act``, the ONNX parity checks and the
+    benchmarks all call this; the exported graph (``policies.export.ExportedPolicy``) computes
+    the same numbers, which the parity tests measure.
+
+    Args:
+        actor: Trained actor (no train/eval-dependent layers), on the normalizer's device.
+        obs_norm: Its observation normalizer.
+        obs: ``(obs_dim,)`` or ``(batch, obs_dim)`` raw observations, any real dtype (cast to
+            float32), anything ``np.asarray`` accepts.
+
+    Returns:
+        float32 ``(act_dim,)`` or ``(batch, act_dim)`` (as ``obs``) actions in env units, within
+        the actor's bounds.
+
+    Raises:
+        RuntimeError: (torch) if the last axis of ``obs`` is not ``obs_dim``.
+    """
+    x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=obs_norm.mean.device)
+    action = actor.deterministic(obs_norm(x.reshape(-1, *obs_norm.mean.shape))).cpu().numpy()
+    return action[0] if x.ndim == 1 else action

@@ -29,7 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from policies.networks import DeterministicActor, RunningNorm, SquashedGaussianActor
+from policies.networks import (
+    DeterministicActor,
+    RunningNorm,
+    SquashedGaussianActor,
+    deterministic_action,
+)
 
 __all__ = [
     "FORMAT",
@@ -176,14 +181,10 @@ class PolicyBundle:
     global_step: int = 0
     eval_return: float | None = None
 
-    @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic action for raw ``obs`` ``(obs_dim,)`` or ``(batch, obs_dim)``, float32."""
-        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
-        single = x.ndim == 1
-        a = self.actor.deterministic(self.obs_norm(x.reshape(-1, self.obs_dim)))
-        a = a.numpy()
-        return a[0] if single else a
+        """Deterministic action for raw ``obs`` ``(obs_dim,)`` or ``(batch, obs_dim)``: float32
+        ``(act_dim,)`` or ``(batch, act_dim)`` (:func:`policies.networks.deterministic_action`)."""
+        return deterministic_action(self.actor, self.obs_norm, obs)
 
 
 def load_policy(run_dir: str | Path, which: str = "best") -> PolicyBundle:

@@ -29,10 +29,12 @@ import numpy as np
 from policies.export import (
     export_onnx,
     make_metadata,
+    onnx_actions,
     onnx_parity,
+    onnx_session,
     random_observations,
-    torch_actions,
 )
+from policies.networks import deterministic_action
 from robotac.checkpoint import PolicyBundle, load_policy
 
 __all__ = [
@@ -135,7 +137,7 @@ def record_observations(
         ep = 0
         for i in range(n):
             out[i] = obs
-            a = torch_actions(bundle.actor, bundle.obs_norm, obs[None])[0]
+            a = bundle.act(obs)
             a = np.clip(a + action_noise * half * rng.standard_normal(a.shape), low, high)
             obs, _, terminated, truncated, _ = env.step(a.astype(np.float32))
             if terminated or truncated:
@@ -215,18 +217,13 @@ def episode_parity(
         "divergence_step"}``; ``rel_diff = |R_onnx - R_torch| / max(|R_torch|, 1e-8)`` (target
         < 1e-3); ``divergence_step`` is ``None`` when the observations never differ by > 1e-3.
     """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(onnx_path), sess_options=opts,
-                                providers=["CPUExecutionProvider"])
+    sess = onnx_session(onnx_path)
 
     def act_torch(obs: np.ndarray) -> np.ndarray:
-        return torch_actions(bundle.actor, bundle.obs_norm, obs[None])[0]
+        return deterministic_action(bundle.actor, bundle.obs_norm, obs)
 
     def act_onnx(obs: np.ndarray) -> np.ndarray:
-        return sess.run(None, {"obs": np.asarray(obs, dtype=np.float32)[None]})[0][0]
+        return onnx_actions(sess, obs[None])[0]
 
     envs = [_make_env(bundle.env_id, bundle.env_kwargs) for _ in range(2)]
     acts = (act_torch, act_onnx)

@@ -35,7 +35,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from policies.networks import RunningNorm
+from policies.networks import RunningNorm, deterministic_action
 from robotac import checkpoint as ckpt_mod
 from robotac.algos import OffPolicyAlgo, make_algo
 from robotac.buffer import ReplayBuffer
@@ -98,25 +98,23 @@ def _default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{cfg.env_id.replace('/', '_')}__{cfg.algo}__s{cfg.seed}__{stamp}"
 
 
-@torch.no_grad()
 def evaluate(
     actor: torch.nn.Module,
     obs_norm: RunningNorm,
     env: gym.Env,
     episodes: int,
     seed: int,
-    device: torch.device | str = "cpu",
     max_steps: int = 100_000,
 ) -> np.ndarray:
     """Deterministic returns of ``episodes`` episodes; episode ``k`` resets with ``seed + k``.
 
     Args:
-        actor: Actor with ``.deterministic(obs_normalized)``.
-        obs_norm: Normalizer applied to the raw observation.
+        actor: Actor with ``.deterministic(obs_normalized)``, on the normalizer's device.
+        obs_norm: Normalizer applied to the raw observation
+            (:func:`policies.networks.deterministic_action`).
         env: Single (not vector) env.
         episodes: Number of episodes.
         seed: Seed of the first episode.
-        device: Device of actor and normalizer.
         max_steps: Safety cap on steps per episode (for envs without a time limit).
 
     Returns:
@@ -126,9 +124,8 @@ def evaluate(
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         for _ in range(max_steps):
-            x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=device).unsqueeze(0)
-            action = actor.deterministic(obs_norm(x))[0].cpu().numpy()
-            obs, reward, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, _ = env.step(
+                deterministic_action(actor, obs_norm, obs))
             returns[k] += float(reward)
             if terminated or truncated:
                 break
@@ -349,8 +346,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     def run_eval() -> float:
         returns = evaluate(algo.actor, obs_norm, eval_env, cfg.eval_episodes,
-                           seed=episode_seed(cfg.seed, 10_000 + st.n_evals, 0) % 2**31,
-                           device=device)
+                           seed=episode_seed(cfg.seed, 10_000 + st.n_evals, 0) % 2**31)
         st.n_evals += 1
         mean = float(returns.mean())
         st.eval_history.append([st.global_step, mean, float(returns.std())])
@@ -453,7 +449,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         logger.rewrite_csvs(st)
         _plot_curve(run_dir, st, cfg)
         if cfg.video:
-            _record_video(run_dir, algo.actor, obs_norm, cfg, device)
+            _record_video(run_dir, algo.actor, obs_norm, cfg)
         if cfg.export:
             _export(run_dir)
     logger.close()
@@ -520,7 +516,7 @@ def _plot_curve(run_dir: Path, st: LoopState, cfg: TrainConfig) -> None:
     plt.close(fig)
 
 
-def _record_video(run_dir, actor, obs_norm, cfg: TrainConfig, device) -> None:
+def _record_video(run_dir, actor, obs_norm, cfg: TrainConfig) -> None:
     """``videos/eval.mp4`` of one deterministic episode; prints why when it cannot render.
 
     At most ``cfg.video_frames`` frames: an episode of ``T`` steps is rendered every
@@ -546,14 +542,12 @@ def _record_video(run_dir, actor, obs_norm, cfg: TrainConfig, device) -> None:
         horizon = (env.spec.max_episode_steps if env.spec else None) or 1000
         every = max(1, math.ceil(horizon / cfg.video_frames))
         obs, _ = env.reset(seed=cfg.seed)
-        with torch.no_grad():
-            for t in range(horizon):
-                if t % every == 0:
-                    frames.append(env.render())
-                x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=device)[None]
-                obs, _, term, trunc, _ = env.step(actor.deterministic(obs_norm(x))[0].cpu().numpy())
-                if term or trunc:
-                    break
+        for t in range(horizon):
+            if t % every == 0:
+                frames.append(env.render())
+            obs, _, term, trunc, _ = env.step(deterministic_action(actor, obs_norm, obs))
+            if term or trunc:
+                break
         fps = max(1, round((env.metadata.get("render_fps") or 30) / every))
         (run_dir / "videos").mkdir(exist_ok=True)
         imageio.mimsave(run_dir / "videos" / "eval.mp4", frames, fps=fps)

@@ -51,7 +51,7 @@ def bench_inference(n: int, run: str | None, tmp: Path) -> dict:
     from deploy.policy import OnnxPolicy
     from envs.interface import QUADRUPED_INTERFACE
     from policies.export import export_onnx, make_metadata
-    from policies.networks import RunningNorm, SquashedGaussianActor
+    from policies.networks import RunningNorm, SquashedGaussianActor, deterministic_action
 
     torch.set_num_threads(1)
     if run:
@@ -75,8 +75,7 @@ def bench_inference(n: int, run: str | None, tmp: Path) -> dict:
     obs = np.random.default_rng(0).standard_normal((n, 45)).astype(np.float32)
 
     def torch_call(o: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return actor.deterministic(norm(torch.from_numpy(o)[None]))[0].numpy()
+        return deterministic_action(actor, norm, o)
 
     for _ in range(200):  # warm up both
         ort_policy(obs[0])

@@ -21,11 +21,16 @@ from policies.export import (
     make_metadata,
     onnx_actions,
     onnx_parity,
+    onnx_session,
     random_observations,
     read_metadata,
-    torch_actions,
 )
-from policies.networks import DeterministicActor, RunningNorm, SquashedGaussianActor
+from policies.networks import (
+    DeterministicActor,
+    RunningNorm,
+    SquashedGaussianActor,
+    deterministic_action,
+)
 from robotac.checkpoint import FORMAT, PolicyBundle, load_policy, save_checkpoint
 from robotac.export import check_parity, episode_parity, export_run, main
 
@@ -136,7 +141,8 @@ def test_export_run_and_cli_from_a_checkpoint(tmp_path):
     loaded = load_policy(run)
     obs = random_observations(2000, loaded.obs_norm, np.random.default_rng(0))
     np.testing.assert_allclose(onnx_actions(path, obs),
-                               torch_actions(bundle.actor, bundle.obs_norm, obs), atol=1e-5)
+                               deterministic_action(bundle.actor, bundle.obs_norm, obs),
+                               atol=1e-5)
     assert read_metadata(path)["global_step"] == 77
     # A run name, not an absolute path of the machine it was made on; the usual file mode.
     assert read_metadata(path)["source_run"] == "run"
@@ -206,3 +212,37 @@ def test_exported_saturated_actor_stays_exactly_within_joint_limits(algo, tmp_pa
     assert (a >= low).all() and (a <= high).all(), (a - low).min()
     np.testing.assert_array_equal(a[:, 0::2], np.broadcast_to(low[0::2], (16, 6)))
     assert (high[1::2] - a[:, 1::2]).max() <= 5e-7
+
+
+def test_onnx_actions_reuses_one_session_per_file(exported, tmp_path, monkeypatch):
+    """onnx_parity over 3 chunks and repeated onnx_actions build one InferenceSession, not one
+    per call; a file rewritten by a new export gets a new one."""
+    import onnxruntime as ort
+
+    bundle, path = exported
+    built = []
+    real = ort.InferenceSession
+
+    def counting(*args, **kwargs):
+        built.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", counting)
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(path.read_bytes())
+    obs = random_observations(3000, bundle.obs_norm, np.random.default_rng(2))
+    assert onnx_parity(copy, bundle.actor, bundle.obs_norm, obs, batch=1000) <= 1e-5
+    for _ in range(3):
+        onnx_actions(copy, obs[:5])
+    assert len(built) == 1
+    sess = onnx_session(copy)
+    np.testing.assert_array_equal(onnx_actions(sess, obs[:5]), onnx_actions(copy, obs[:5]))
+    assert len(built) == 1
+    # A new export to the same path (another size and mtime) is a new session.
+    meta = read_metadata(path)
+    other = _bundle(bundle.algo, seed=9)
+    export_onnx(other.actor, other.obs_norm, copy, meta)
+    a = onnx_actions(copy, obs[:5])
+    assert len(built) == 2
+    np.testing.assert_allclose(a, deterministic_action(other.actor, other.obs_norm, obs[:5]),
+                               atol=1e-5)

@@ -223,3 +223,32 @@ def test_q1_is_the_first_member_alone(n_critics):
     q1.sum().backward()  # gradients reach member 0 only
     assert all(layer.weight.grad[0].abs().sum() > 0 for layer in q.layers)
     assert all(layer.weight.grad[1:].abs().sum() == 0 for layer in q.layers)
+
+
+def test_one_path_from_raw_obs_to_a_numpy_action():
+    """deterministic_action is actor.deterministic(obs_norm(obs)) as float32 numpy, for one
+    observation or a batch, and the only copy of that path in the code base."""
+    import re
+    from pathlib import Path
+
+    from policies.networks import deterministic_action
+
+    torch.manual_seed(5)
+    actor = SquashedGaussianActor(6, LOW, HIGH, hidden=(16,))
+    norm = RunningNorm(6)
+    norm.update(torch.randn(100, 6, dtype=torch.float64) * 3 + 1)
+    obs = np.random.default_rng(0).normal(1.0, 3.0, (5, 6))  # float64, raw
+    batch = deterministic_action(actor, norm, obs)
+    single = deterministic_action(actor, norm, obs[2])
+    with torch.no_grad():
+        ref = actor.deterministic(norm(torch.as_tensor(obs, dtype=torch.float32))).numpy()
+    assert batch.dtype == np.float32 and batch.shape == (5, 4) and single.shape == (4,)
+    np.testing.assert_array_equal(batch, ref)
+    np.testing.assert_array_equal(single, ref[2])
+    # No other module writes the path again: actor.deterministic(<normalizer>(...)).
+    root = Path(__file__).resolve().parents[2]
+    copy = re.compile(r"\.deterministic\(\s*[\w.]*norm[\w.]*\(")
+    copies = [str(p.relative_to(root)) for d in ("policies", "robotac", "scripts", "deploy")
+              for p in sorted((root / d).rglob("*.py"))
+              if p.name != "networks.py" and copy.search(p.read_text())]
+    assert copies == []
