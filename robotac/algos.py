@@ -469,7 +469,8 @@ class DDPG(_DeterministicAlgo):
     * Actor: deterministic policy gradient ``grad_theta mean Q(s, mu_theta(s))`` (Silver et al.
       2014, "Deterministic Policy Gradient Algorithms", Theorem 1 / eq. 6).
     * Targets: Polyak with ``tau`` after every update. Exploration: Gaussian (CleanRL, TD3 paper)
-      or Ornstein-Uhlenbeck (the original paper), squashed as the actor.
+      or, with ``ou_noise``, Ornstein-Uhlenbeck (the original paper, sec. 3 and supplementary
+      sec. 7), either added to the squashed action in half-range units and clipped to the bounds.
     """
 
     name = "ddpg"
