@@ -75,8 +75,8 @@ from deploy.imu import RVC_PERIOD_S, encode_rvc, matrix_to_euler_zyx, quat_wxyz_
 from deploy.sts import BAUD_INDEX, LOAD_SIGN_BIT, SPEED_SIGN_BIT, to_sign_magnitude
 from envs.quadruped_sim import QuadrupedSim
 
-__all__ = ["HardwareTruth", "EmulatorFaults", "StsBusEmulator", "checksum", "status_packet",
-           "instruction_packet", "open_pty", "main", "FAULT_KINDS"]
+__all__ = ["HardwareTruth", "EmulatorFaults", "StsBusEmulator", "EmulatedOperator", "checksum",
+           "status_packet", "instruction_packet", "open_pty", "main", "FAULT_KINDS"]
 
 FAULT_KINDS = ("silent", "checksum", "overheat", "undervolt", "overload", "unplug", "imu_silent",
                "power_off")
@@ -624,6 +624,56 @@ class StsBusEmulator:
 
         threading.Thread(target=watch, daemon=True).start()
         return bus_path, imu_path, ev
+
+
+class EmulatedOperator:
+    """A scripted person at the emulated robot, answering ``robotac calibrate``'s prompts.
+
+    They act on the simulation (put the legs in the default pose, level or tilt the stand) and
+    look at it (did the joint's angle grow when its servo's ticks grew?), as a person at the
+    real robot would. ``transcript`` keeps the dialogue.
+
+    Args:
+        emu: The emulator, on its stand.
+        tilt_deg: How far they tilt the robot nose down for the IMU check [deg].
+        wrong_direction: Joints for which they answer the direction question wrongly (tests).
+    """
+
+    def __init__(self, emu: StsBusEmulator, tilt_deg: float = 25.0,
+                 wrong_direction: tuple[str, ...] = ()):
+        self.emu = emu
+        self.tilt_deg = tilt_deg
+        self.wrong = set(wrong_direction)
+        self.q_before: dict[int, float] = {}
+        self.transcript: list[str] = []
+
+    def ask(self, key: str, prompt: str) -> str:
+        emu = self.emu
+        names = emu.sim.interface.joint_names
+        answer = ""
+        if key == "assign":
+            answer = "y"
+        elif key == "default_pose":
+            emu.place_default_pose()
+        elif key.startswith("clear:"):
+            k = names.index(key.split(":", 1)[1])
+            with emu.lock:
+                self.q_before[k] = float(emu.sim.q_joint_rad[k])
+        elif key.startswith("moved:"):
+            name = key.split(":", 1)[1]
+            k = names.index(name)
+            with emu.lock:
+                grew = float(emu.sim.q_joint_rad[k]) > self.q_before[k]
+            answer = "y" if grew != (name in self.wrong) else "n"
+        elif key == "level":
+            emu.tilt(0.0, 0.0)
+            time.sleep(0.1)
+        elif key == "tilt":
+            emu.tilt(pitch_deg=self.tilt_deg)
+            time.sleep(0.1)
+        self.transcript.append(prompt + answer)
+        print(prompt + answer, flush=True)
+        return answer
 
 
 def open_pty() -> tuple[int, int, str]:

@@ -7,7 +7,8 @@ Examples::
     robotac train --resume runs/Pendulum-v1__sac__s1__20261121-151500 [--total-steps 20000]
     robotac eval --run runs/... --episodes 10 --which best
     robotac export --run runs/... [--out policy.onnx]              # robotac.export
-    robotac deploy --virtual [--policy FILE]                        # deploy.cli
+    robotac deploy --virtual [--policy FILE] [--link v1|sts]        # deploy.cli
+    robotac calibrate --port /dev/ttyUSB0 --imu-port /dev/ttyUSB1   # deploy.calibrate (STS)
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from pathlib import Path
 
 __all__ = ["main", "parse_train_args", "train_main", "eval_main"]
 
-USAGE = """usage: robotac {train,eval,export,deploy} [options]
+USAGE = """usage: robotac {train,eval,export,deploy,calibrate} [options]
 
   train   train SAC, TD3 or DDPG          (robotac train --help)
   eval    deterministic returns of a run  (robotac eval --help)
   export  export a run's actor to ONNX    (robotac export --help)
   deploy  run a policy on a robot         (robotac deploy --help)
+  calibrate  calibrate an STS servo-bus robot (robotac calibrate --help)
 """
 
 
@@ -157,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             return _delegate("robotac.export", rest, "export")
         if cmd == "deploy":
             return _delegate("deploy.cli", rest, "deploy")
+        if cmd == "calibrate":
+            return _delegate("deploy.calibrate", rest, "calibrate")
     except (ConfigError, EnvError, RunDirError, CheckpointError) as e:
         print(f"robotac {cmd}: error: {e}", file=sys.stderr)
         return 2

@@ -45,6 +45,7 @@ IMPORTS = textwrap.dedent(
                 raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
     sys.meta_path.insert(0, Blocker())
     import deploy.cli, deploy.link, deploy.loop, deploy.policy, deploy.protocol, deploy.safety
+    import deploy.robot_link, deploy.sts, deploy.calibration, deploy.imu, deploy.calibrate
     print(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))
     """
 )

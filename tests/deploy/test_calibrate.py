@@ -1,0 +1,81 @@
+"""``robotac calibrate`` against the STS bus emulator on its stand, with a scripted operator.
+
+The emulated robot's build (servo IDs, directions, zero offsets, a rotated IMU) is the truth the
+procedure must find; the resulting file then drives the bus.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deploy import protocol as P
+from deploy.calibrate import CalibrateError, Calibrator, main
+from deploy.calibration import Calibration
+from deploy.sts import StsBusLink
+from deploy.sts_emulator import EmulatedOperator, StsBusEmulator
+from envs.interface import QUADRUPED_INTERFACE
+
+
+@pytest.fixture
+def stand():
+    emu = StsBusEmulator(stand=True)
+    bus, imu, stop = emu.start_thread()
+    yield emu, bus, imu
+    stop.set()
+
+
+def test_calibration_finds_the_hardware_and_drives_it(stand, tmp_path):
+    emu, bus, imu = stand
+    op = EmulatedOperator(emu)
+    cal_ = Calibrator(bus, imu, op.ask, say=lambda s: None, settle_s=0.25)
+    try:
+        cal = cal_.run(range(1, 16))
+    finally:
+        cal_.close()
+    truth = emu.truth
+    arr = cal.arrays()
+    assert arr["ids"].tolist() == list(truth.ids)
+    assert arr["direction"].tolist() == list(truth.direction)
+    # Zero offsets within 2 ticks (0.003 rad) of the build; the IMU's rotated mounting found.
+    assert np.abs(arr["zero"] - np.array(truth.zero_ticks)).max() <= 2.0
+    assert cal.imu_axes == truth.imu_axes
+    # The servos' own position limits now hold the calibrated range (last line of defence).
+    for sid, k in emu.joint_of.items():
+        lo = int.from_bytes(emu.mem[sid][9:11], "little")
+        hi = int.from_bytes(emu.mem[sid][11:13], "little")
+        assert emu.true_tick_lo[k] - 2 <= lo < hi <= emu.true_tick_hi[k] + 2
+        assert emu.mem[sid][13] == 65 and emu.mem[sid][15] == 100
+    assert not emu.torque.any()  # every servo left limp
+    assert sum("Did " in line for line in op.transcript) == 12
+    # The written file drives the robot: it reads the default pose it was put in.
+    path = cal.save(tmp_path / "cal.json")
+    with StsBusLink(bus, Calibration.load(path), imu) as link:
+        link.connect()
+        state = link.read(0.05)
+        assert isinstance(state, P.State)
+        default = QUADRUPED_INTERFACE.arrays()["default_pose_rad"]
+        assert np.abs(state.q_rad - default).max() < 0.01
+
+
+def test_a_missing_servo_stops_the_procedure_before_anything_moves(stand):
+    emu, bus, imu = stand
+    op = EmulatedOperator(emu)
+    cal_ = Calibrator(bus, imu, op.ask, say=lambda s: None)
+    try:
+        with pytest.raises(CalibrateError, match=r"found 11 servo\(s\).*needs 12"):
+            cal_.run(range(1, 12))  # ID 12 is not scanned: as if unplugged
+    finally:
+        cal_.close()
+    assert emu.record.goal_writes == 0 and op.transcript == []
+
+
+def test_cli_scan_only_lists_the_servos(stand, capsys):
+    emu, bus, imu = stand
+    assert main(["--port", bus, "--scan-only", "--scan-ids", "1-14"]) == 0
+    out = capsys.readouterr().out
+    assert "ID 1: model 777 (STS3215)" in out and "12 servo(s)" in out
+    with pytest.raises(SystemExit) as info:  # argparse refuses an ID range beyond 252
+        main(["--scan-ids", "1-300"])
+    assert info.value.code == 2
+    assert main([]) == 1 and "give --port" in capsys.readouterr().err
