@@ -47,7 +47,7 @@ import numpy as np
 from deploy import protocol as P
 from envs.quadruped_sim import QuadrupedSim
 
-__all__ = ["FaultInjection", "RobotRecord", "VirtualRobot", "main"]
+__all__ = ["FaultInjection", "RobotRecord", "VirtualRobot", "InProcessLink", "main"]
 
 FIRMWARE_VERSION = 0x0100
 
@@ -352,6 +352,66 @@ class VirtualRobot:
                             time.sleep(self.faults.latency_s)
                         os.write(master_fd, reply)
             self.tick()
+
+
+class InProcessLink:
+    """The virtual robot in this process, as a :class:`~deploy.robot_link.RobotLink`.
+
+    No pty and no second process: each request is encoded with :mod:`deploy.protocol` and
+    handed to :meth:`VirtualRobot.handle_frame`, so the robot's behaviour (arming, limits,
+    watchdog, faults) is exactly the one the pty serves. With a ``"stepped"`` robot (the default)
+    a run is deterministic, one control period of physics per COMMAND.
+
+    Args:
+        robot: The :class:`VirtualRobot`; a stepped one by default.
+    """
+
+    kind = "virtual"
+
+    def __init__(self, robot: VirtualRobot | None = None):
+        self.robot = robot or VirtualRobot(mode="stepped")
+        self.port = "in-process virtual robot"
+        self.last_rtt_s = float("nan")
+        self._seq = 0
+        self.stats = {"exchanges": 0, "replies": 0}
+
+    def _exchange(self, msg: P.Message) -> P.Message | None:
+        self._seq = self._seq % 0xFFFF + 1
+        msg.seq = self._seq
+        t0 = time.perf_counter()
+        self.robot.tick()
+        self.stats["exchanges"] += 1
+        reply = self.robot.handle_frame(P.encode(msg)[:-1])
+        if reply is None:
+            return None
+        self.stats["replies"] += 1
+        self.last_rtt_s = time.perf_counter() - t0
+        return P.decode(P.encode(reply), self.robot.n)
+
+    def connect(self, attempts: int = 3) -> P.Info:
+        for _ in range(attempts):
+            reply = self._exchange(P.Hello())
+            if isinstance(reply, P.Info):
+                return reply
+        raise RuntimeError("the in-process virtual robot did not answer HELLO")
+
+    def read(self, timeout_s: float) -> P.Message | None:
+        return self._exchange(P.Read())
+
+    def command(self, target_rad: np.ndarray, timeout_s: float) -> P.Message | None:
+        return self._exchange(P.Command(0, P.Mode.POSITION, target_rad))
+
+    def passive(self, target_rad: np.ndarray, timeout_s: float) -> P.Message | None:
+        return self._exchange(P.Command(0, P.Mode.PASSIVE, target_rad))
+
+    def estop(self, timeout_s: float) -> P.Message | None:
+        return self._exchange(P.Estop())
+
+    def stats_dict(self) -> dict[str, Any]:
+        return dict(self.stats)
+
+    def close(self) -> None:
+        pass
 
 
 def _flip_byte(frame: bytes, rng: np.random.Generator) -> bytes:

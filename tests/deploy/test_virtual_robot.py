@@ -143,3 +143,24 @@ def test_stepped_mode_matches_sim_step():
         st = r.handle_frame(P.encode(P.Command(k + 2, 1, target))[:-1], 0.01 * k)
         sim.step(target.astype(np.float64))
     np.testing.assert_allclose(st.q_rad, sim.sensors().q_servo_rad, atol=1e-5)
+
+
+def test_in_process_link_runs_the_loop_deterministically(standing_policy):
+    """The virtual robot behind RobotLink in this process: the same loop, no pty."""
+    from deploy.loop import LoopConfig, run_deploy
+    from deploy.policy import OnnxPolicy
+    from deploy.robot_link import RobotLink
+    from deploy.safety import SafetyConfig
+    from deploy.virtual_robot import InProcessLink
+
+    link = InProcessLink()
+    assert isinstance(link, RobotLink) and link.kind == "virtual"
+    cfg = LoopConfig(rate_hz=50, duration_s=1.0, safety=SafetyConfig(ramp_s=0.3, hold_s=0.2))
+    res = run_deploy(link, OnnxPolicy(standing_policy), cfg)
+    rec = link.robot.snapshot()
+    assert res.ok and res.stopped_with == "passive" and res.summary["link_kind"] == "virtual"
+    assert 48 <= res.summary["steps"] <= 51 and res.summary["drops"] == 0
+    # Stepped physics: one control period per COMMAND, so simulated time = commands x 20 ms.
+    n_cmd = rec["position_commands"] + rec["passive_commands"]
+    assert rec["sim_time_s"] == pytest.approx(0.02 * n_cmd, abs=1e-9)
+    assert rec["passive"] and rec["targets_out_of_range_received"] == 0
