@@ -257,23 +257,37 @@ class SquashedGaussianActor(BoundedActionMixin):
         return mean, log_std
 
     def log_prob_from_pre_squash(
-        self, u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
+        self,
+        u: torch.Tensor,
+        mean: torch.Tensor,
+        log_std: torch.Tensor,
+        env_units: bool = False,
     ) -> torch.Tensor:
-        """Log-density of the squashed action ``a = squash(u)`` under the policy.
+        """Log-density of the squashed action ``tanh(u)`` (or of ``a = squash(u)``) under pi.
 
-        ``log pi(a|s) = sum_i [log N(u_i; mean_i, std_i) - log(half_range_i (1 - tanh(u_i)^2))]``
-        (Haarnoja et al. 2018, appendix C, eq. 21, with the per-dimension scale of the affine map
-        to the bounds). ``log(1 - tanh(u)^2)`` is computed stably as
-        ``2 * (log 2 - u - softplus(-2u))``.
+        ``log pi(t|s) = sum_i [log N(u_i; mean_i, std_i) - log(1 - tanh(u_i)^2)]`` in the squashed
+        ``[-1, 1]`` units (Haarnoja et al. 2018, appendix C, eq. 21), with ``log(1 - tanh(u)^2)``
+        computed stably as ``2 * (log 2 - u - softplus(-2u))``. SAC uses this density: its
+        entropy, and so the temperature target ``-action_dim``, then mean the same whatever the
+        joint ranges, as in stable-baselines3 (a density in env units shifts by the constant
+        ``-sum_i log(half_range_i)``, e.g. +6.1 nats for 12 joints at +-0.6 rad, and a target of
+        ``-12`` nats in rad would ask for that much more randomness).
+
+        Args:
+            u: ``(batch, act_dim)`` pre-tanh sample.
+            mean, log_std: ``(batch, act_dim)`` parameters of the Gaussian over ``u``.
+            env_units: Return the density of ``a = low + half_range * (tanh(u) + 1)`` in env
+                action units instead (adds the affine map's ``-sum_i log(half_range_i)``).
 
         Returns:
-            ``(batch,)`` log-density of ``a`` in env action units.
+            ``(batch,)`` log-density.
         """
         normal_lp = -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
-        log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u)) + torch.log(
-            self.action_half_range
-        )
-        return (normal_lp - log_det).sum(dim=-1)
+        log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+        log_prob = (normal_lp - log_det).sum(dim=-1)
+        if env_units:
+            log_prob = log_prob - torch.log(self.action_half_range).sum()
+        return log_prob
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample with the reparameterization trick.
@@ -282,8 +296,9 @@ class SquashedGaussianActor(BoundedActionMixin):
             obs: ``(batch, obs_dim)`` float32 normalized observation.
 
         Returns:
-            ``action`` ``(batch, act_dim)`` within bounds, ``log_prob`` ``(batch,)``, and the
-            deterministic action ``squash(mean)`` ``(batch, act_dim)``.
+            ``action`` ``(batch, act_dim)`` within bounds, ``log_prob`` ``(batch,)`` in squashed
+            ``[-1, 1]`` units (:meth:`log_prob_from_pre_squash`), and the deterministic action
+            ``squash(mean)`` ``(batch, act_dim)``.
         """
         mean, log_std = self.distribution_params(obs)
         u = mean + log_std.exp() * torch.randn_like(mean)
@@ -327,6 +342,28 @@ class EnsembleLinear(nn.Module):
         return f"n={n}, in_features={i}, out_features={o}"
 
 
+class EnsembleLayerNorm(nn.Module):
+    """Layer normalisation of each member's features, with a per-member affine map.
+
+    ``x: (n, batch, features)``: ``y = (x - mean) / sqrt(var + eps) * weight[k] + bias[k]`` over
+    the last dimension (Ba et al. 2016), as ``nn.LayerNorm`` does for one network.
+    """
+
+    def __init__(self, n: int, features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(n, 1, features))
+        self.bias = nn.Parameter(torch.zeros(n, 1, features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n, batch, features) -> (n, batch, features)``."""
+        return F.layer_norm(x, x.shape[-1:], eps=self.eps) * self.weight + self.bias
+
+    def forward_member(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Member ``k`` alone: ``(batch, features) -> (batch, features)``."""
+        return F.layer_norm(x, x.shape[-1:], self.weight[k, 0], self.bias[k, 0], self.eps)
+
+
 class QEnsemble(nn.Module):
     """``n_critics`` Q-networks ``Q_k(obs, action)`` computed in one batched pass.
 
@@ -338,10 +375,20 @@ class QEnsemble(nn.Module):
             (:meth:`BoundedActionMixin.to_unit`), never raw env units.
         hidden: Hidden layer widths.
         n_critics: Number of members.
+        layer_norm: Normalise each hidden layer before its ReLU (``Linear -> LayerNorm -> ReLU``,
+            :class:`EnsembleLayerNorm`). Layer-normalised critics keep Q estimates bounded and
+            make high update-to-data ratios and small discounts stable (Ball et al. 2023,
+            "Efficient Online RL with Offline Data" (RLPD), sec. 3.2; Hiraoka et al. 2022, DroQ;
+            Smith et al. 2022, "A Walk in the Park").
     """
 
     def __init__(
-        self, obs_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256), n_critics: int = 2
+        self,
+        obs_dim: int,
+        action_dim: int,
+        hidden: Sequence[int] = (256, 256),
+        n_critics: int = 2,
+        layer_norm: bool = False,
     ):
         super().__init__()
         if n_critics < 1:
@@ -350,6 +397,10 @@ class QEnsemble(nn.Module):
         dims = [obs_dim + action_dim, *hidden, 1]
         self.layers = nn.ModuleList(
             EnsembleLinear(n_critics, dims[i], dims[i + 1]) for i in range(len(dims) - 1)
+        )
+        self.norms = (
+            nn.ModuleList(EnsembleLayerNorm(n_critics, int(h)) for h in hidden)
+            if layer_norm else None
         )
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -367,6 +418,8 @@ class QEnsemble(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:
+                if self.norms is not None:
+                    x = self.norms[i](x)
                 x = F.relu(x)
         return x.squeeze(-1)
 
@@ -387,6 +440,8 @@ class QEnsemble(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer.forward_member(x, 0)
             if i < len(self.layers) - 1:
+                if self.norms is not None:
+                    x = self.norms[i].forward_member(x, 0)
                 x = F.relu(x)
         return x.squeeze(-1)
 

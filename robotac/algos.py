@@ -199,7 +199,10 @@ class SAC(OffPolicyAlgo):
     * Actor (eq. 7, reparameterized as in eq. 8-9 / 2018a eq. 11-12):
       ``J_pi = mean(alpha * log pi(a~|s) - min_k Q_k(s, a~))``.
     * Temperature (eq. 18): ``J(alpha) = mean(-alpha * (log pi(a~|s) + H_target))`` with
-      ``H_target = -target_entropy_scale * action_dim``, optimized in ``log(alpha)``.
+      ``H_target = -target_entropy_scale * action_dim``, optimized in ``log(alpha)``. Log-probs
+      (critic target, actor loss and temperature alike) are densities of the squashed action in
+      ``[-1, 1]`` units, so the target means the same randomness whatever the action bounds
+      (stable-baselines3's convention; ``SquashedGaussianActor.log_prob_from_pre_squash``).
     * Targets: Polyak after every critic update. With ``policy_delay = d > 1`` the actor and
       temperature are updated every ``d``-th critic update.
     """
@@ -211,7 +214,8 @@ class SAC(OffPolicyAlgo):
         dev = self.device
         self.actor = SquashedGaussianActor(obs_dim, action_low, action_high, cfg.hidden).to(dev)
         act_dim = self.actor.action_dim
-        self.critic = QEnsemble(obs_dim, act_dim, cfg.hidden, n_critics=2).to(dev)
+        self.critic = QEnsemble(obs_dim, act_dim, cfg.hidden, n_critics=2,
+                                layer_norm=cfg.critic_layer_norm).to(dev)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = _adam(list(self.actor.parameters()), cfg.actor_lr, cfg.fused_adam)
         self.critic_opt = _adam(list(self.critic.parameters()), cfg.critic_lr, cfg.fused_adam)
@@ -306,7 +310,8 @@ class _DeterministicAlgo(OffPolicyAlgo):
         self.actor = DeterministicActor(obs_dim, action_low, action_high, cfg.hidden).to(dev)
         act_dim = self.actor.action_dim
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic = QEnsemble(obs_dim, act_dim, cfg.hidden, n_critics=self.n_critics).to(dev)
+        self.critic = QEnsemble(obs_dim, act_dim, cfg.hidden, n_critics=self.n_critics,
+                                layer_norm=cfg.critic_layer_norm).to(dev)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = _adam(list(self.actor.parameters()), cfg.actor_lr, cfg.fused_adam)
         self.critic_opt = _adam(list(self.critic.parameters()), cfg.critic_lr, cfg.fused_adam)

@@ -68,6 +68,9 @@ class TrainConfig:
     """Adam learning rate of the critics."""
     hidden: tuple[int, ...] = (256, 256)
     """Hidden layer widths of actor and critics."""
+    critic_layer_norm: bool = False
+    """Layer normalisation before each hidden ReLU of the critics (RLPD, DroQ): bounded Q
+    estimates, stable at high update-to-data ratios and small ``gamma``."""
     actor_bounds: Literal["action_space", "joint_limits", "default_pose"] = "action_space"
     """Bounds the actor squashes into: the env's action space; the robot's joint limits
     (``env.unwrapped.interface``), a per-dimension subset of it that the robot accepts whole, so
@@ -90,7 +93,8 @@ class TrainConfig:
     alpha_lr: float = 3e-4
     """SAC: Adam learning rate of ``log(alpha)``."""
     target_entropy_scale: float = 1.0
-    """SAC: target entropy is ``-target_entropy_scale * action_dim`` nats."""
+    """SAC: target entropy is ``-target_entropy_scale * action_dim`` nats, of the action in the
+    squashed ``[-1, 1]`` units (independent of the bounds' widths)."""
     # TD3 / DDPG
     exploration_noise: float = 0.1
     """TD3/DDPG: std of the Gaussian exploration noise added to the squashed action, in units of

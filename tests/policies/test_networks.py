@@ -88,12 +88,39 @@ def test_sac_log_prob_matches_transformed_distribution():
     obs = torch.randn(512, 5, dtype=torch.float64)
     mean, log_std = actor.distribution_params(obs)
     u = mean + log_std.exp() * torch.randn_like(mean)
-    ours = actor.log_prob_from_pre_squash(u, mean, log_std)
+    ours = actor.log_prob_from_pre_squash(u, mean, log_std, env_units=True)
     ref_dist = _reference_distribution(mean, log_std, LOW.astype(np.float64),
                                        HIGH.astype(np.float64))
     ref = ref_dist.log_prob(actor.squash(u))
     # Maximum difference across 512 samples: float64 rounding of atanh near the edges only.
     assert (ours - ref).abs().max().item() < 1e-6
+    # SAC's own log-prob is the density of tanh(u) in [-1, 1] units.
+    unit = actor.log_prob_from_pre_squash(u, mean, log_std)
+    ones = np.ones(LOW.shape, dtype=np.float64)
+    unit_ref = _reference_distribution(mean, log_std, -ones, ones).log_prob(
+        torch.tanh(u))
+    assert (unit - unit_ref).abs().max().item() < 1e-6
+
+
+def test_sac_log_prob_does_not_depend_on_the_bounds():
+    """The temperature target -action_dim means the same at +-0.3 rad as at +-pi (issue 9)."""
+    torch.manual_seed(3)
+    narrow = SquashedGaussianActor(5, [-0.3] * 3, [0.3] * 3, hidden=(16,))
+    wide = SquashedGaussianActor(5, [0.0] * 3, [2 * math.pi] * 3, hidden=(16,))
+    wide.load_state_dict({**narrow.state_dict(), **{
+        k: v for k, v in wide.state_dict().items() if k.startswith("action_")}})
+    obs = torch.randn(256, 5)
+    torch.manual_seed(4)
+    _, lp_narrow, _ = narrow(obs)
+    torch.manual_seed(4)
+    _, lp_wide, _ = wide(obs)
+    torch.testing.assert_close(lp_narrow, lp_wide)
+    # In env units the two would differ by 3 * log(pi / 0.3) = 7.05 nats.
+    mean, log_std = narrow.distribution_params(obs)
+    u = mean + log_std.exp() * torch.randn_like(mean)
+    diff = (narrow.log_prob_from_pre_squash(u, mean, log_std, env_units=True)
+            - wide.log_prob_from_pre_squash(u, mean, log_std, env_units=True))
+    torch.testing.assert_close(diff, torch.full_like(diff, 3 * math.log(math.pi / 0.3)))
 
 
 def test_sac_density_integrates_to_one_in_one_dimension():
@@ -103,7 +130,7 @@ def test_sac_density_integrates_to_one_in_one_dimension():
     log_std = torch.tensor([[math.log(0.8)]], dtype=torch.float64)
     a = torch.linspace(-2.0, 5.0, 200_001, dtype=torch.float64)[1:-1].unsqueeze(-1)
     u = torch.atanh(actor.to_unit(a))
-    density = actor.log_prob_from_pre_squash(u, mean, log_std).exp()
+    density = actor.log_prob_from_pre_squash(u, mean, log_std, env_units=True).exp()
     integral = torch.trapezoid(density, a.squeeze(-1)).item()
     assert abs(integral - 1.0) < 1e-4, integral
 
@@ -252,3 +279,31 @@ def test_one_path_from_raw_obs_to_a_numpy_action():
               for p in sorted((root / d).rglob("*.py"))
               if p.name != "networks.py" and copy.search(p.read_text())]
     assert copies == []
+
+
+@pytest.mark.parametrize("n_critics", [1, 2])
+def test_layer_norm_critic_normalises_each_hidden_layer_of_each_member(n_critics):
+    torch.manual_seed(5)
+    q = QEnsemble(5, 3, hidden=(16, 8), n_critics=n_critics, layer_norm=True)
+    with torch.no_grad():
+        for norm in q.norms:  # non-trivial affine parameters, different per member
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+    obs, action = torch.randn(32, 5), torch.rand(32, 3) * 2 - 1
+    out = q(obs, action)
+    assert out.shape == (n_critics, 32)
+    for k in range(n_critics):  # reference: member k as a plain Linear/LayerNorm/ReLU stack
+        x = torch.cat([obs, action], dim=-1)
+        for i, layer in enumerate(q.layers):
+            x = x @ layer.weight[k] + layer.bias[k]
+            if i < len(q.layers) - 1:
+                ln = torch.nn.LayerNorm(x.shape[-1])
+                ln.weight.data, ln.bias.data = q.norms[i].weight[k, 0], q.norms[i].bias[k, 0]
+                x = torch.relu(ln(x))
+        torch.testing.assert_close(out[k], x.squeeze(-1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(q.q1(obs, action), out[0], rtol=1e-5, atol=1e-5)
+    # Scaling the input of a normalised layer by 100 leaves the member's features bounded.
+    big = q(obs * 100, action)
+    assert big.abs().max() < 50 * (out.abs().max() + 1)
+    assert len(list(QEnsemble(5, 3, hidden=(16, 8)).parameters())) + 2 * 2 == len(
+        list(q.parameters()))

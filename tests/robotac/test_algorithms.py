@@ -320,3 +320,13 @@ def test_ou_noise_is_refused_where_it_would_be_ignored(cls):
     with pytest.raises(ValueError, match=r"ou_noise=True is not used by .*use algo='ddpg'"):
         cls(OBS_DIM, LOW, HIGH, cfg)
     assert DDPG(OBS_DIM, LOW, HIGH, dataclasses.replace(cfg, algo="ddpg")).ou
+
+
+@pytest.mark.parametrize("algo_name", ["sac", "td3", "ddpg"])
+def test_critic_layer_norm_option_reaches_the_critics_and_their_targets(algo_name):
+    cfg = resolved(TrainConfig(env_id="Pendulum-v1", algo=algo_name, hidden=(16, 16),
+                               critic_layer_norm=True))
+    algo = make_algo(cfg, 3, np.array([-2.0], np.float32), np.array([2.0], np.float32), 1)
+    for net in (algo.critic, algo.critic_target):
+        assert net.norms is not None and len(net.norms) == 2
+    assert any(k.startswith("norms.") for k in algo.state_dict()["modules"]["critic"])
