@@ -217,8 +217,10 @@ class QuadrupedEnv(gym.Env):
     Truncated by ``TimeLimit`` after ``max_episode_steps`` (1000 = 20 s, set at registration).
 
     ## Arguments
-    ``gymnasium.make("robotac/Quadruped-v0", **kwargs)`` (after
-    ``envs.registration.register_envs()``); unknown keywords raise ``TypeError`` listing these:
+    ``gymnasium.make("robotac/Quadruped-v0", **kwargs)`` after ``import robotac`` (which
+    registers the ``robotac/`` ids, as ``import shimmy`` registers ``dm_control/``), or
+    ``gymnasium.make("robotac:robotac/Quadruped-v0", ...)``; unknown keywords raise
+    ``TypeError`` listing these:
 
     - ``render_mode``: ``None`` or ``"rgb_array"`` (tracking camera ``track``).
     - ``width``, ``height``: image size [px] (default 480 x 480).
