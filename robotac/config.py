@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -194,6 +195,14 @@ def resolved(cfg: TrainConfig) -> TrainConfig:
     return dataclasses.replace(cfg, algo=algo, policy_delay=delay, hidden=tuple(cfg.hidden))
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def validate(cfg: TrainConfig) -> None:
     """Check every value's range and the consistency between values.
 
@@ -250,6 +259,10 @@ def validate(cfg: TrainConfig) -> None:
             "the first update would sample a batch from fewer transitions; raise "
             "--learning-starts"
         )
+    cores = usable_cores()
+    if cfg.num_threads > cores:
+        raise bad("num_threads", f"this machine gives the process {cores} CPU core(s); more "
+                  "intra-op threads than cores only contend: lower --num-threads")
     if cfg.stop_after_steps is not None and cfg.stop_after_steps < 1:
         raise bad("stop_after_steps", "must be >= 1")
     if not (cfg.device == "cpu" or cfg.device.startswith("cuda")):

@@ -155,6 +155,7 @@ def test_existing_run_directory_is_never_overwritten(sac_run):
         ({"env_id": None}, "no environment"),
         ({"algo": "td3", "ou_noise": True}, r"ou_noise=True .*DDPG's.*--algo ddpg"),
         ({"algo": "sac", "ou_noise": True}, r"ou_noise=True .*DDPG's"),
+        ({"num_threads": 4096}, r"num_threads=4096 .*CPU core.*--num-threads"),
     ],
 )
 def test_out_of_range_config_is_a_clear_error(tmp_path, change, match):
