@@ -3,6 +3,7 @@
     robotac calibrate --port /dev/ttyUSB0 --imu-port /dev/ttyUSB1 \\
                       [--out calibration/sts_quadruped.json] [--baud 1000000] [--scan-ids 1-20]
     robotac calibrate --port /dev/ttyUSB0 --scan-only        # list the servos on the bus
+    robotac calibrate --port /dev/ttyUSB0 --set-id 7         # one servo on the bus: ID 7
     robotac calibrate --virtual                              # the procedure on the emulator
 
 The robot sits on a stand, feet off the ground. Steps (``docs/hardware.md`` has photos-to-be and
@@ -159,6 +160,34 @@ class Calibrator:
         return float(np.mean([self._read(sid, 56, 2) for _ in range(n)]))
 
     # ------------------------------------------------------------------ steps
+    def set_id(self, new_id: int, scan_ids: range) -> int:
+        """Give the only servo on the bus the ID ``new_id`` (EEPROM: unlock, write, lock).
+
+        Returns:
+            The servo's old ID.
+
+        Raises:
+            CalibrateError: not exactly one servo found, or it does not answer at the new ID.
+        """
+        if not 1 <= new_id <= 252:
+            raise CalibrateError(f"--set-id must be in 1..252, got {new_id}")
+        found = self.scan(scan_ids)
+        if len(found) != 1:
+            raise CalibrateError(
+                f"found {len(found)} servo(s) (IDs {sorted(found)}): connect exactly one servo "
+                "to set its ID (new servos all have ID 1)"
+            )
+        old = next(iter(found))
+        if old != new_id:
+            self._write(old, 55, 0)
+            # The reply (if any) comes from the new ID, which the SDK does not wait for.
+            self._call(self.ph.write1ByteTxRx, old, 5, new_id, budget_s=0.01)
+            time.sleep(0.05)
+            self._write(new_id, 55, 1)
+        if not self.scan(range(new_id, new_id + 1)):
+            raise CalibrateError(f"the servo does not answer at its new ID {new_id}")
+        return old
+
     def scan(self, ids: range) -> dict[int, int]:
         """Ping ``ids``; return ``{id: model}`` of the servos that answered."""
         found = {}
@@ -371,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--scan-ids", type=_range, default=range(1, 21),
                     help="IDs to scan, e.g. 1-20 (default)")
     ap.add_argument("--scan-only", action="store_true", help="list the servos found and exit")
+    ap.add_argument("--set-id", type=int, default=None,
+                    help="give the only servo on the bus this ID (servo set-up) and exit")
     ap.add_argument("--step-rad", type=float, default=0.15,
                     help="direction-check motion [rad] (default 0.15)")
     ap.add_argument("--virtual", action="store_true",
@@ -405,6 +436,10 @@ def main(argv: list[str] | None = None, ask: Ask | None = None) -> int:
         print(f"robotac calibrate: {exc}", file=sys.stderr)
         return 1
     try:
+        if args.set_id is not None:
+            old = cal_.set_id(args.set_id, args.scan_ids)
+            print(f"servo ID {old} -> {args.set_id} on {port}")
+            return 0
         if args.scan_only:
             found = cal_.scan(args.scan_ids)
             for s, m in sorted(found.items()):

@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "calibration/sts_quadruped.json; --virtual: the emulator's)")
     ap.add_argument("--imu-port", default=None,
                     help="--link sts: serial device of the BNO08x in UART-RVC mode")
-    ap.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="baud rate (default 1000000)")
+    ap.add_argument("--baud", type=int, default=None,
+                    help=f"baud rate (default {DEFAULT_BAUD}; --link sts: the calibration's)")
     ap.add_argument("--rate-hz", type=float, default=None,
                     help="control rate [Hz] (default: the policy's, 1 / control period)")
     ap.add_argument("--duration-s", type=float, default=10.0,
@@ -138,7 +139,7 @@ def open_link(args: argparse.Namespace, port: str, imu_port: str | None,
         LinkError: the port cannot be opened, the SDK is missing, the calibration is refused.
     """
     if args.link == "v1":
-        return SerialLink(port, args.baud)
+        return SerialLink(port, args.baud or DEFAULT_BAUD)
     from deploy.calibration import DEFAULT_CALIBRATION_PATH, Calibration, CalibrationError
     from deploy.sts import StsBusLink
 

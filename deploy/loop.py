@@ -2,10 +2,15 @@
 
 :func:`run_deploy` drives a robot through the phases of DESIGN.md contract 7:
 
-    connect and HELLO (INFO) -> check the policy against the robot -> READ the pose ->
-    ramp to the default pose (``ramp_s``) -> hold it (``hold_s``) -> run the policy
-    (``duration_s``) -> stop: passive COMMAND, or ESTOP after a fault or an exception,
-    always in ``finally:``.
+    connect (protocol v1: HELLO -> INFO) -> check the policy against the robot -> read the
+    pose -> ramp to the default pose (``ramp_s``) -> hold it (``hold_s``) -> run the policy
+    (``duration_s``) -> stop: passive, or ESTOP after a fault or an exception, always in
+    ``finally:``.
+
+The robot is reached through a :class:`~deploy.robot_link.RobotLink` (protocol v1 over a serial
+port, a Feetech STS servo bus, or the in-process virtual robot); the loop sees its typed
+replies (joint positions and velocities, IMU readings, status bits, a refusal, a link fault),
+never bytes. A :class:`~deploy.robot_link.LinkFault` stops the run at once with its reason.
 
 Each control step, at its deadline: build the observation from the latest STATE with
 ``envs.interface.quadruped_obs`` (the function the simulator uses, contract 2) plus the previous

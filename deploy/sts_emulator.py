@@ -32,7 +32,8 @@ bus exactly as twelve servos would (as far as the host uses it), driving
 - fault injection (``--fault KIND --fault-servo ID --fault-after-s S``, counted from the first
   torque enable): ``silent`` (the servo stops answering), ``checksum`` (its replies carry a bad
   checksum), ``overheat`` (80 C), ``undervolt`` (8.0 V), ``overload`` (error bit 5), ``unplug``
-  (both ptys close), ``imu_silent``, ``power_off`` (no servo answers any more);
+  (both ptys close), ``imu_silent``, ``imu_checksum`` (every IMU packet corrupt), ``power_off``
+  (no servo answers any more);
 - a stand (:attr:`StsBusEmulator.stand`, for calibration): the body is held in the air (level or
   tilted) and limp joints stay where the "operator" puts them.
 
@@ -79,7 +80,7 @@ __all__ = ["HardwareTruth", "EmulatorFaults", "StsBusEmulator", "EmulatedOperato
            "status_packet", "instruction_packet", "open_pty", "main", "FAULT_KINDS"]
 
 FAULT_KINDS = ("silent", "checksum", "overheat", "undervolt", "overload", "unplug", "imu_silent",
-               "power_off")
+               "imu_checksum", "power_off")
 INST_PING, INST_READ, INST_WRITE, INST_SYNC_READ, INST_SYNC_WRITE = 0x01, 0x02, 0x03, 0x82, 0x83
 BROADCAST = 0xFE
 STALL_TORQUE_NM = 2.9
@@ -303,6 +304,10 @@ class StsBusEmulator:
         k = self.joint_of[sid]
         end = addr + len(data)
         m[addr:end] = data
+        if addr <= 5 < end and m[5] != sid and m[5] not in self.mem:
+            self.mem[m[5]] = self.mem.pop(sid)     # a new ID (EEPROM), effective at once
+            self.joint_of[m[5]] = self.joint_of.pop(sid)
+            return
         if addr <= 40 < end:
             self._set_torque(k, bool(m[40]), now)
         if addr <= 42 and end >= 44:
@@ -429,7 +434,7 @@ class StsBusEmulator:
             return self._reply(sid, bytes(self.mem[sid][params[0]:params[0] + params[1]]))
         if inst == INST_WRITE and len(params) >= 2:
             self._write(sid, params[0], params[1:], now)
-            return self._reply(sid)
+            return self._reply(sid if sid in self.mem else params[1])  # a new ID answers
         return b""
 
     def _after_goal_sync_write(self) -> None:
@@ -473,8 +478,11 @@ class StsBusEmulator:
             accel_b = self.sim.sensors().accel_m_s2
         r_wi = r_wb @ self.imu_m
         yaw, pitch, roll = matrix_to_euler_zyx(r_wi)
-        self.imu_out += encode_rvc(self.imu_index, math.degrees(yaw), math.degrees(pitch),
-                                   math.degrees(roll), self.imu_m.T @ accel_b)
+        pkt = encode_rvc(self.imu_index, math.degrees(yaw), math.degrees(pitch),
+                         math.degrees(roll), self.imu_m.T @ accel_b)
+        if self.fault_on and self.faults.kind == "imu_checksum":
+            pkt = pkt[:-1] + bytes([pkt[-1] ^ 0x3C])
+        self.imu_out += pkt
         self.imu_index = (self.imu_index + 1) & 0xFF
         self.record.imu_packets += 1
         self.last_imu_wall = time.monotonic()

@@ -79,3 +79,26 @@ def test_cli_scan_only_lists_the_servos(stand, capsys):
         main(["--scan-ids", "1-300"])
     assert info.value.code == 2
     assert main([]) == 1 and "give --port" in capsys.readouterr().err
+
+
+def test_set_id_gives_the_only_servo_its_id(capsys):
+    """Servo set-up: one servo on the bus (factory ID 1) gets ID 7; with two, it refuses."""
+    emu = StsBusEmulator()
+    # One servo on the bus: keep servo 1 only.
+    for sid in list(emu.mem):
+        if sid != 1:
+            del emu.mem[sid], emu.joint_of[sid]
+    bus, imu, stop = emu.start_thread()
+    try:
+        assert main(["--port", bus, "--set-id", "7", "--scan-ids", "1-10"]) == 0
+        assert "servo ID 1 -> 7" in capsys.readouterr().out
+        assert sorted(emu.mem) == [7] and emu.mem[7][5] == 7 and emu.mem[7][55] == 1
+    finally:
+        stop.set()
+    emu2 = StsBusEmulator()
+    bus2, _, stop2 = emu2.start_thread()
+    try:
+        assert main(["--port", bus2, "--set-id", "7", "--scan-ids", "1-3"]) == 1
+        assert "found 3 servo(s)" in capsys.readouterr().err
+    finally:
+        stop2.set()

@@ -181,6 +181,7 @@ def test_a_stale_calibration_is_refused_before_anything_moves(emulator):
     ("silent", Fault.SERVO_SILENT, "did not answer the sync read within 20.0 ms"),
     ("checksum", Fault.CORRUPT_REPLY, "failed its checksum"),
     ("imu_silent", Fault.IMU_LOST, "no valid IMU packet"),
+    ("imu_checksum", Fault.IMU_LOST, "corrupt packets so far"),
 ])
 def test_faults_come_back_named_in_the_period_they_appear(emulator, kind, fault, words):
     emu, bus, imu = emulator(faults=EmulatorFaults(kind, servo_id=5, after_s=0.2))
@@ -196,7 +197,9 @@ def test_faults_come_back_named_in_the_period_they_appear(emulator, kind, fault,
         last = replies[-1]
         assert isinstance(last, LinkFault) and last.fault == fault, last
         assert words in last.detail
-        if kind != "imu_silent":
+        if kind == "imu_checksum":
+            assert link.imu.parser.bad_checksums >= 2
+        if not kind.startswith("imu"):
             assert "servo 5 (fl_hip_flexion)" in last.detail
         # Stop: torque off reaches every servo, even the faulty one's neighbours.
         link.estop(0.02)
