@@ -352,8 +352,9 @@ class StsBusLink:
         Raises:
             LinkError: no servo answers (wrong baud rate, no power: said after a bounded wait of
                 at most ``attempts * 12 * 2 * ping_timeout_s``), some servo does not answer
-                (named, with its joint; nothing is written), a servo of another model, a joint
-                reading far outside its calibrated limits, or no IMU packet within 0.5 s.
+                (named, with its joint; nothing is written), a servo of another model, no IMU
+                packet within 0.5 s, or a joint reading far outside its calibrated limits; in
+                every case before the torque is enabled.
         """
         t0 = time.perf_counter()
         models: dict[int, int] = {}
@@ -389,6 +390,15 @@ class StsBusLink:
                 f"{self.cal.servo_model} (STS3215 = 777): another servo type needs another "
                 "position scale. Nothing was moved."
             )
+        has_imu = 0
+        if self.imu is not None:
+            if not self.imu.wait_first(0.5):
+                raise LinkError(
+                    f"no BNO08x RVC packet on the IMU port {self.imu.port!r} within 0.5 s: check "
+                    "its wiring (IMU TX -> adapter RX), 115200 baud, and that PS0 is high (RVC "
+                    "mode). Nothing was moved."
+                )
+            has_imu = 1
         state = self._read(0.1, full=True)
         if isinstance(state, LinkFault):
             raise LinkError(f"cannot read the servos at start: {state.detail}. Nothing was moved.")
@@ -410,16 +420,6 @@ class StsBusLink:
         self._sync_write(48, 2, [int(self.cal.torque_limit)] * len(self.ids))
         self._sync_write(40, 1, [1] * len(self.ids))                  # torque on
         self.armed, self.estopped = True, False
-        has_imu = 0
-        if self.imu is not None:
-            if not self.imu.wait_first(0.5):
-                self._torque_off()
-                raise LinkError(
-                    f"no BNO08x RVC packet on the IMU port {self.imu.port!r} within 0.5 s: check "
-                    "its wiring (IMU TX -> adapter RX), 115200 baud, and that PS0 is high (RVC "
-                    "mode). The torque was released."
-                )
-            has_imu = 1
         return P.Info(0, has_imu, 0x0100, 0, self.min_rad, self.max_rad)
 
     def read(self, timeout_s: float) -> Reply:

@@ -123,7 +123,7 @@ class HardwareTruth:
                                      2122, 1969)
     imu_axes: tuple[str, str, str] = ("+y", "-x", "+z")
 
-    def calibration(self, sim: QuadrupedSim | None = None) -> Calibration:
+    def calibration(self) -> Calibration:
         """The exact calibration of this hardware (limits from the robot interface)."""
         from envs.interface import QUADRUPED_INTERFACE as itf
 
@@ -582,6 +582,13 @@ class StsBusEmulator:
                     if reply:
                         pending.append((self.reply_ready_at, reply))
             self.tick()
+            if self.imu_out:  # before the bus replies: the host reads the IMU after them
+                try:
+                    n = os.write(imu_fd, bytes(self.imu_out))
+                    del self.imu_out[:n]
+                except (BlockingIOError, OSError):
+                    if len(self.imu_out) > 4096:
+                        del self.imu_out[:-4096]
             while pending and time.monotonic() >= pending[0][0] - 2e-4:
                 t_ready, reply = pending.pop(0)
                 while time.monotonic() < t_ready:
@@ -590,13 +597,6 @@ class StsBusEmulator:
                     os.write(bus_fd, reply)
                 except OSError:
                     pass
-            if self.imu_out:
-                try:
-                    n = os.write(imu_fd, bytes(self.imu_out))
-                    del self.imu_out[:n]
-                except (BlockingIOError, OSError):
-                    if len(self.imu_out) > 4096:
-                        del self.imu_out[:-4096]
             if self.fault_on and self.faults.kind == "unplug" and not self.unplugged:
                 self.unplugged = True
                 for fd in fds_to_close:

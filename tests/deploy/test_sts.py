@@ -237,3 +237,23 @@ def test_a_silent_bus_is_a_missed_period_not_a_named_servo(emulator):
         reply = link.command(DEFAULT.astype(np.float32), 0.012)
         assert emu.fault_on and reply is None and time.perf_counter() - t0 < 0.03
         assert link.stats["timeouts"] == 1
+
+
+def test_a_silent_imu_at_start_is_refused_before_the_torque_goes_on(emulator):
+    import os
+
+    from deploy.sts_emulator import open_pty
+
+    emu, bus, _ = emulator()
+    master, slave, quiet = open_pty()  # an IMU port where nothing is sent
+    try:
+        t0 = time.perf_counter()
+        with StsBusLink(bus, emu.truth.calibration(), quiet) as link, \
+                pytest.raises(LinkError, match="no BNO08x RVC packet") as info:
+            link.connect()
+        assert "Nothing was moved" in str(info.value) and time.perf_counter() - t0 < 1.5
+        settle()
+        assert emu.record.first_torque_on_s is None and emu.record.goal_writes == 0
+    finally:
+        os.close(master)
+        os.close(slave)
