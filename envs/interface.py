@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ActionFilter",
     "ObsBlock",
     "ObsLayout",
     "RobotInterface",
@@ -370,3 +371,78 @@ def quadruped_obs(
             "command": np.asarray(command, dtype=np.float64),
         }
     )
+
+
+@dataclass(frozen=True)
+class ActionFilter:
+    """What shapes a policy's servo targets, the same in training and at deploy (contract 8).
+
+    One step, per joint: a first-order low-pass towards the policy action, then a slew-rate limit,
+    ``y = prev + clip(alpha * (action - prev), -max_rate_rad_s * dt, +max_rate_rad_s * dt)``
+    (an exponential moving average, i.e. a discrete first-order low-pass with
+    ``alpha = dt / (tau + dt)``, followed by a rate limiter). ``prev`` is the target sent last
+    step. With the defaults it is the identity.
+
+    The env applies it to every action before the servos see it (``QuadrupedEnv`` keywords
+    ``action_filter_alpha``, ``action_max_rate_rad_s``), and the deploy loop applies this same
+    function with the settings read from the policy's ONNX metadata (its ``env_kwargs``), before
+    the safety layer. A filter that keeps targets within the servo's no-load speed (4.7 rad/s for
+    the STS3215) makes targets a real servo can follow, and leaves the deploy rate limit idle.
+
+    Attributes:
+        alpha: Low-pass weight of the new action, in ``(0, 1]`` (1 = no low-pass).
+        max_rate_rad_s: Slew limit of each target [rad/s], ``None`` = none.
+    """
+
+    alpha: float = 1.0
+    max_rate_rad_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.alpha) and 0.0 < self.alpha <= 1.0):
+            raise ValueError(f"action filter alpha must be in (0, 1], got {self.alpha!r}")
+        if self.max_rate_rad_s is not None and not (
+            np.isfinite(self.max_rate_rad_s) and self.max_rate_rad_s > 0
+        ):
+            raise ValueError(
+                f"action filter max_rate_rad_s must be > 0 or None, got {self.max_rate_rad_s!r}"
+            )
+
+    @property
+    def is_identity(self) -> bool:
+        """Whether :meth:`apply` returns the action unchanged."""
+        return self.alpha == 1.0 and self.max_rate_rad_s is None
+
+    @classmethod
+    def from_env_kwargs(cls, env_kwargs: dict[str, Any] | None) -> ActionFilter:
+        """The filter an env built with ``env_kwargs`` applies (the ONNX metadata's copy)."""
+        kw = env_kwargs or {}
+        rate = kw.get("action_max_rate_rad_s")
+        return cls(float(kw.get("action_filter_alpha", 1.0)),
+                   None if rate is None else float(rate))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "max_rate_rad_s": self.max_rate_rad_s}
+
+    def apply(
+        self, action_rad: np.ndarray, prev_target_rad: np.ndarray, control_period_s: float
+    ) -> np.ndarray:
+        """The next target.
+
+        Args:
+            action_rad: ``(n_joints,)`` policy action [rad].
+            prev_target_rad: ``(n_joints,)`` target sent last control period [rad].
+            control_period_s: Control period ``dt`` [s].
+
+        Returns:
+            ``(n_joints,)`` float64 target [rad], between ``prev_target_rad`` and ``action_rad``
+            per joint.
+        """
+        a = np.asarray(action_rad, dtype=np.float64)
+        prev = np.asarray(prev_target_rad, dtype=np.float64)
+        if self.is_identity:
+            return a.copy()
+        delta = self.alpha * (a - prev)
+        if self.max_rate_rad_s is not None:
+            step = self.max_rate_rad_s * control_period_s
+            delta = np.clip(delta, -step, step)
+        return prev + delta

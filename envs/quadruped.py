@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.interface import QUADRUPED_INTERFACE, ObsLayout, quadruped_obs
+from envs.interface import QUADRUPED_INTERFACE, ActionFilter, ObsLayout, quadruped_obs
 from envs.quadruped_sim import QuadrupedSim
 from envs.rendering import close_renderer, render_rgb_array
 
@@ -49,6 +49,7 @@ DEFAULT_REWARD_SCALES: dict[str, float] = {
     "joint_limits": -10.0,
     "termination": -2.0,
     "feet_air_time": 0.0,
+    "stand_still": 0.0,
 }
 
 _REWARD_FORMULAS: dict[str, str] = {
@@ -61,6 +62,7 @@ _REWARD_FORMULAS: dict[str, str] = {
     "joint_limits": "sum of joint-angle excursions beyond the soft limits [rad]",
     "termination": "1 on the step that terminates (fall), else 0",
     "feet_air_time": "sum over touch-downs of (air time - target) [s], 0 if |cmd_xy| < 0.1",
+    "stand_still": "sum of |q - q_default| [rad] if |cmd_xy| < 0.1 and |cmd_yaw| < 0.1, else 0",
 }
 
 #: Names of the entries of ``info["privileged_obs"]`` (for an asymmetric critic; never the actor).
@@ -203,13 +205,16 @@ class QuadrupedEnv(gym.Env):
     | joint_limits | -10 | sum of joint-angle excursions beyond the soft limits [rad] |
     | termination | -2 | 1 on the step that terminates (fall), else 0 |
     | feet_air_time | 0 | sum over touch-downs of (air time - target) [s], 0 if |cmd_xy| < 0.1 |
+    | stand_still | 0 | sum of |q - q_default| [rad] if |cmd_xy| < 0.1 and |cmd_yaw| < 0.1, else 0 |
 
     ## Starting State
     Standing at the default pose (the table's "Default q"), feet on the floor, at rest, servos
     holding the default pose; every joint angle perturbed by ``U(-reset_noise_rad,
     reset_noise_rad)``. The command is drawn per episode from ``command_ranges`` (or is
-    ``fixed_command``) and is returned in ``info["command"]``. The previous action starts at the
-    default pose.
+    ``fixed_command``), exactly zero with probability ``standing_share``, redrawn every
+    ``command_resample_s`` within the episode when that is set, and is returned in
+    ``info["command"]``. The previous action and the filtered servo target start at the default
+    pose.
 
     ## Episode End
     Terminated when the body centre is lower than ``termination_height_m`` (0.08 m; standing is
@@ -244,6 +249,14 @@ class QuadrupedEnv(gym.Env):
       raw unit, added each step to ``scale * raw``), ``push_interval_s`` with
       ``push_max_vel_m_s`` (every interval, add a uniform random horizontal velocity to the body,
       default maximum 0.3 m/s).
+    - ``command_resample_s``: redraw the command every this many seconds within an episode
+      (legged_gym: 10 s), so the policy learns transitions; ``None`` (default): once per episode.
+    - ``standing_share``: probability that a drawn command is exactly ``(0, 0, 0)`` (default 0).
+    - ``action_filter_alpha``, ``action_max_rate_rad_s``: the :class:`envs.interface.ActionFilter`
+      between the policy and the servos, a low-pass then a slew limit of every target (defaults
+      1.0 and ``None``: no filter). The deploy loop applies the same function with these values,
+      read from the ONNX metadata. The filtered target is ``info["servo_target_rad"]``; the
+      observation's ``prev_action`` and the ``action_rate`` term use the policy's action.
     - ``xml_path``: another MJCF of the same robot.
 
     ## Version History
@@ -274,6 +287,10 @@ class QuadrupedEnv(gym.Env):
         obs_noise: dict[str, float] | None = None,
         push_interval_s: float | None = None,
         push_max_vel_m_s: float = 0.3,
+        command_resample_s: float | None = None,
+        standing_share: float = 0.0,
+        action_filter_alpha: float = 1.0,
+        action_max_rate_rad_s: float | None = None,
         xml_path: str | None = None,
         **unknown: Any,
     ) -> None:
@@ -379,6 +396,20 @@ class QuadrupedEnv(gym.Env):
             raise ValueError(f"push_interval_s must be > 0 or None, got {push_interval_s}")
         self.push_interval_s = push_interval_s
         self.push_max_vel_m_s = float(push_max_vel_m_s)
+        if command_resample_s is not None and not command_resample_s > 0:
+            raise ValueError(f"command_resample_s must be > 0 or None, got {command_resample_s}")
+        self._steps_per_command = (
+            None
+            if command_resample_s is None
+            else max(1, round(command_resample_s / self.sim.control_period_s))
+        )
+        if not 0.0 <= standing_share <= 1.0:
+            raise ValueError(f"standing_share must be in [0, 1], got {standing_share}")
+        self.standing_share = float(standing_share)
+        self.action_filter = ActionFilter(
+            float(action_filter_alpha),
+            None if action_max_rate_rad_s is None else float(action_max_rate_rad_s),
+        )
 
         # Soft joint limits for the joint_limits term: middle 90 % of the range (legged_gym's
         # soft_dof_pos_limit = 0.9).
@@ -389,7 +420,9 @@ class QuadrupedEnv(gym.Env):
         self._default = arr["default_pose_rad"]
 
         self.command = np.zeros(3)
+        self._command_fixed_for_episode = False
         self._prev_action = self._default.copy()
+        self._target = self._default.copy()
         self._latency = 0
         self._queue: deque[np.ndarray] = deque(maxlen=3)
         self._steps = 0
@@ -455,6 +488,13 @@ class QuadrupedEnv(gym.Env):
         lat = self.action_latency_steps
         self._latency = 0 if lat is None else int(rng.integers(lat[0], lat[1] + 1))
 
+    def _sample_command(self) -> np.ndarray:
+        """A command drawn from ``command_ranges``, or zero with probability ``standing_share``."""
+        rng = self.np_random
+        if self.standing_share > 0.0 and rng.uniform() < self.standing_share:
+            return np.zeros(3)
+        return np.array([rng.uniform(*self.command_ranges[k]) for k in ("vx", "vy", "yaw_rate")])
+
     # --------------------------------------------------------------------- API
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -472,18 +512,19 @@ class QuadrupedEnv(gym.Env):
         rng = self.np_random
         self._randomize()
         self.sim.reset(rng, self.reset_noise_rad)
+        self._command_fixed_for_episode = False
         if options and "command" in options:
             cmd = np.asarray(options["command"], dtype=np.float64)
             if cmd.shape != (3,) or not np.isfinite(cmd).all():
                 raise ValueError(f"options['command'] must be finite (3,), got {cmd!r}")
             self.command = cmd
+            self._command_fixed_for_episode = True
         elif self.fixed_command is not None:
             self.command = self.fixed_command.copy()
         else:
-            self.command = np.array(
-                [rng.uniform(*self.command_ranges[k]) for k in ("vx", "vy", "yaw_rate")]
-            )
+            self.command = self._sample_command()
         self._prev_action = self._default.copy()
+        self._target = self._default.copy()
         self._feet_air_time_s[:] = 0.0
         self._last_contacts[:] = False
         self._queue.clear()
@@ -515,13 +556,22 @@ class QuadrupedEnv(gym.Env):
                 the indices). Finite actions outside ``[0, 2 pi]`` are clipped to the bounds.
         """
         a = self._check_action(action)
+        target = self.action_filter.apply(a, self._target, self.sim.control_period_s)
+        self._target = target
         if self._latency:
-            self._queue.append(a)
+            self._queue.append(target)
             applied = self._queue.popleft()
         else:
-            applied = a
+            applied = target
         sim = self.sim
         self._steps += 1
+        if (
+            self._steps_per_command is not None
+            and self._steps % self._steps_per_command == 0
+            and self.fixed_command is None
+            and not self._command_fixed_for_episode
+        ):
+            self.command = self._sample_command()
         if self._steps_per_push is not None and self._steps % self._steps_per_push == 0:
             dv = self.np_random.uniform(-self.push_max_vel_m_s, self.push_max_vel_m_s, size=2)
             sim.push(np.array([dv[0], dv[1], 0.0]))
@@ -566,6 +616,10 @@ class QuadrupedEnv(gym.Env):
             ),
             "termination": float(terminated),
             "feet_air_time": air_time,
+            "stand_still": (
+                float(np.sum(np.abs(q - (self._default - np.pi))))
+                if math.hypot(cmd[0], cmd[1]) < 0.1 and abs(cmd[2]) < 0.1 else 0.0
+            ),
         }
         terms = {k: float(self.reward_scales[k] * raw[k]) for k in raw}
         reward = float(sum(terms.values()))
@@ -573,6 +627,7 @@ class QuadrupedEnv(gym.Env):
         obs = self._observe()
         info = self._info(terms, v, height, contact.copy())
         info["tilt_rad"] = tilt
+        info["servo_target_rad"] = target
         return obs, reward, terminated, False, info
 
     def render(self) -> np.ndarray | None:

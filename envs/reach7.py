@@ -107,9 +107,9 @@ class Reach7Env(gym.Env):
 
     ## Arguments
     ``gymnasium.make("robotac/Reach7-v0", **kwargs)`` after ``import robotac`` (which registers
-    the ``robotac/`` ids). ``render_mode`` (``None`` or ``"rgb_array"``), ``width``, ``height``, ``ctrl_cost_weight``
-    (0.1), ``success_distance_m`` (0.05), ``reset_noise_rad`` (0.1). Unknown keywords raise
-    ``TypeError`` listing these.
+    the ``robotac/`` ids). ``render_mode`` (``None`` or ``"rgb_array"``), ``width``, ``height``,
+    ``ctrl_cost_weight`` (0.1), ``success_distance_m`` (0.05), ``reset_noise_rad`` (0.1). Unknown
+    keywords raise ``TypeError`` listing these.
 
     ## Version History
     - v0: initial release (robotac 0.1.0).

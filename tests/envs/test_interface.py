@@ -38,3 +38,18 @@ def test_obs_at_default_pose_is_gravity_and_command_only() -> None:
     want[2] = -1.0
     want[42] = 0.5
     np.testing.assert_array_equal(obs, want)
+
+
+def test_action_filter_is_identity_by_default_and_reads_the_env_kwargs() -> None:
+    from envs.interface import ActionFilter
+
+    prev, a = np.zeros(12), np.linspace(-1.0, 1.0, 12)
+    ident = ActionFilter.from_env_kwargs({"fixed_command": [0.5, 0, 0]})
+    assert ident.is_identity
+    np.testing.assert_array_equal(ident.apply(a, prev, 0.02), a)
+    f = ActionFilter.from_env_kwargs({"action_filter_alpha": 0.5, "action_max_rate_rad_s": 5.0})
+    assert f == ActionFilter(0.5, 5.0) and f.to_dict() == {"alpha": 0.5, "max_rate_rad_s": 5.0}
+    out = f.apply(a, prev, 0.02)
+    # 0.5 * a, then limited to 5 rad/s * 0.02 s = 0.1 rad per step.
+    np.testing.assert_allclose(out, np.clip(0.5 * a, -0.1, 0.1))
+    assert np.all(np.abs(np.diff(np.stack([prev, out]), axis=0)) <= 0.1 + 1e-12)

@@ -112,8 +112,81 @@ def test_reward_terms_sum_to_reward() -> None:
             assert terms["termination"] == DEFAULT_REWARD_SCALES["termination"]
             env.reset()
     assert env.reward_scales["feet_air_time"] == 1.0
-    # Random servo targets exercise every term.
-    assert seen == set(DEFAULT_REWARD_SCALES)
+    # Random servo targets exercise every term (stand_still needs a zero command: below).
+    assert seen == set(DEFAULT_REWARD_SCALES) - {"stand_still"}
+
+
+def test_stand_still_term_counts_the_pose_error_only_when_told_to_stand() -> None:
+    env = QuadrupedEnv(reward_scales={"stand_still": -0.5}, fixed_command=(0.0, 0.0, 0.0))
+    env.reset(seed=1)
+    default = env.interface.arrays()["default_pose_rad"]
+    _, r, _, _, info = env.step((default + 0.2).astype(np.float32))
+    q = env.sim.data.qpos[env.sim.joint_qpos_adr]
+    expected = -0.5 * np.sum(np.abs(q - (default - np.pi)))
+    assert info["reward_terms"]["stand_still"] == pytest.approx(expected)
+    assert expected < -0.1  # the legs moved away from the default pose
+    env = QuadrupedEnv(reward_scales={"stand_still": -0.5}, fixed_command=(0.3, 0.0, 0.0))
+    env.reset(seed=1)
+    _, _, _, _, info = env.step((default + 0.2).astype(np.float32))
+    assert info["reward_terms"]["stand_still"] == 0.0
+
+
+def test_commands_resample_within_an_episode_with_a_share_of_standing() -> None:
+    env = QuadrupedEnv(command_resample_s=0.2, standing_share=0.3)  # every 10 steps
+    env.reset(seed=3)
+    default = env.interface.arrays()["default_pose_rad"].astype(np.float32)
+    commands = []
+    for t in range(1, 2001):
+        _, _, term, _, info = env.step(default)
+        if t % 10 == 0:
+            commands.append(info["command"])
+        else:
+            np.testing.assert_array_equal(info["command"], commands[-1] if commands else
+                                          info["command"])
+        if term:
+            break
+    commands = np.array(commands)
+    zero = np.all(commands == 0.0, axis=1)
+    assert len(commands) == 200
+    assert 0.2 < zero.mean() < 0.4  # share 0.3 of 200 draws
+    moving = commands[~zero]
+    for i, k in enumerate(("vx", "vy", "yaw_rate")):
+        lo, hi = env.command_ranges[k]
+        assert lo <= moving[:, i].min() and moving[:, i].max() <= hi
+        assert moving[:, i].max() - moving[:, i].min() > 0.8 * (hi - lo)  # covers the range
+    # A fixed command or a per-episode command in options is never redrawn.
+    env = QuadrupedEnv(command_resample_s=0.1, fixed_command=(0.5, 0.0, 0.0))
+    env.reset(seed=0)
+    for _ in range(20):
+        _, _, _, _, info = env.step(default)
+    np.testing.assert_array_equal(info["command"], [0.5, 0.0, 0.0])
+    env = QuadrupedEnv(command_resample_s=0.1)
+    env.reset(seed=0, options={"command": (0.1, 0.2, 0.3)})
+    for _ in range(20):
+        _, _, _, _, info = env.step(default)
+    np.testing.assert_array_equal(info["command"], [0.1, 0.2, 0.3])
+
+
+def test_action_filter_limits_how_fast_the_servo_targets_move() -> None:
+    env = QuadrupedEnv(action_max_rate_rad_s=4.0, action_filter_alpha=0.5,
+                       fixed_command=(0.0, 0.0, 0.0))
+    obs, _ = env.reset(seed=0)
+    default = env.interface.arrays()["default_pose_rad"]
+    step_rad = 4.0 * env.dt  # 0.08 rad per 0.02 s
+    jump = default + 0.5
+    _, _, _, _, info = env.step(jump.astype(np.float32))
+    np.testing.assert_allclose(info["servo_target_rad"], default + step_rad)  # slew-limited
+    small = default + step_rad + 0.02
+    _, _, _, _, info = env.step(small.astype(np.float32))
+    np.testing.assert_allclose(info["servo_target_rad"], default + step_rad + 0.01)  # low-pass
+    # The observation's previous action is the policy's action, as on the robot.
+    obs, *_ = env.step(small.astype(np.float32))
+    sl = env.layout.slices()["prev_action"]
+    np.testing.assert_allclose(obs[sl], small - default, atol=1e-6)
+    with pytest.raises(ValueError, match="alpha"):
+        QuadrupedEnv(action_filter_alpha=0.0)
+    with pytest.raises(ValueError, match="max_rate_rad_s"):
+        QuadrupedEnv(action_max_rate_rad_s=-1.0)
 
 
 def test_tracking_reward_at_rest_with_zero_command() -> None:
