@@ -8,10 +8,26 @@ the world-frame forward speed from the displacement [m/s], the episode length an
 robot fell (terminated). The issue-5 criterion is: mean forward velocity within 0.1 m/s of the
 command and no falls. Exit status 0 when it is met, 1 when not.
 
+With ``--grid`` it evaluates a grid of commands that covers the trained ranges instead (forward,
+backward, sideways, turning, standing and combinations; :data:`GRID`), with domain randomization
+off and then on (the ranges the policy was trained with), ``--episodes`` episodes of
+``--episode-s`` (10) s each, and reports per command and setting:
+
+- tracking: the mean body-frame velocity (vx, vy) and yaw rate after a ``--settle-s`` (1 s) start,
+  ``|v_xy - cmd_xy|`` [m/s] and ``|w_z - cmd_yaw|`` [rad/s], and falls;
+- servo figures: the share of steps in which some servo target moves faster than the servo's
+  no-load speed (``--servo-speed-rad-s``, 4.7 rad/s for the STS3215), the share of servo-steps at
+  the torque limit (``|tau| >= 0.98 * limit``), and the mean ``|delta target|`` per step [rad].
+
+The targets (issue 10): every command tracked within 0.1 m/s and 0.2 rad/s, no falls, too-fast
+targets at most 5 % and torque saturation at most 3 %, with randomization off and on. ``--plot``
+draws commanded against achieved.
+
 Usage::
 
     python scripts/eval_gait.py --onnx policies/pretrained/quadruped_sac.onnx
     python scripts/eval_gait.py --run runs/quadruped-walk-sac --which best --json out.json
+    python scripts/eval_gait.py --onnx policy.onnx --grid --json grid.json --plot grid.png
 """
 
 from __future__ import annotations
@@ -80,6 +96,172 @@ def evaluate_gait(
     return out
 
 
+#: The command grid (vx [m/s], vy [m/s], yaw rate [rad/s]) over the trained ranges vx [-0.3, 0.6],
+#: vy [-0.2, 0.2], yaw [-1, 1]: standing, forward, backward, sideways, turning, combinations.
+GRID: tuple[tuple[float, float, float], ...] = (
+    (0.0, 0.0, 0.0),
+    (0.2, 0.0, 0.0), (0.4, 0.0, 0.0), (0.6, 0.0, 0.0),
+    (-0.2, 0.0, 0.0), (-0.3, 0.0, 0.0),
+    (0.0, 0.15, 0.0), (0.0, -0.15, 0.0),
+    (0.0, 0.0, 0.5), (0.0, 0.0, -0.5), (0.0, 0.0, 1.0), (0.0, 0.0, -1.0),
+    (0.4, 0.0, 0.5), (0.3, 0.1, 0.0), (0.3, -0.1, -0.5), (-0.2, 0.0, 0.5),
+)
+
+#: Env keyword arguments that randomize the robot or its sensing (turned off for the "off" runs).
+RANDOMIZATION_KWARGS = ("friction_range", "added_mass_range_kg", "motor_strength_range",
+                        "action_latency_steps", "obs_noise", "push_interval_s")
+#: Env keyword arguments about how commands are drawn (the grid sets the command itself).
+COMMAND_KWARGS = ("fixed_command", "command_ranges", "command_resample_s", "standing_share")
+
+
+def evaluate_command(
+    policy: Callable[[np.ndarray], np.ndarray],
+    env_kwargs: dict,
+    command: tuple[float, float, float],
+    episodes: int,
+    seed: int,
+    episode_s: float = 10.0,
+    settle_s: float = 1.0,
+    servo_speed_rad_s: float = 4.7,
+) -> dict:
+    """Tracking and servo figures of ``policy`` at one ``command`` (see the module docstring).
+
+    Returns:
+        A dict: ``command``, ``v_xy_m_s`` and ``yaw_rate_rad_s`` (means over episodes, after
+        ``settle_s``), ``err_xy_m_s``, ``err_yaw_rad_s``, ``falls``, ``too_fast_share``,
+        ``torque_sat_share``, ``mean_abs_dtarget_rad``.
+    """
+    from envs.registration import make_env
+
+    kwargs = {k: v for k, v in env_kwargs.items() if k not in COMMAND_KWARGS}
+    env = make_env("robotac/Quadruped-v0", fixed_command=tuple(command),
+                   max_episode_steps=round(episode_s / 0.02), **kwargs)
+    sim = env.unwrapped.sim
+    dt = sim.control_period_s
+    settle = round(settle_s / dt)
+    v_sum, w_sum, n_v = np.zeros(2), 0.0, 0
+    falls, steps, too_fast, sat, servo_steps, dtarget = 0, 0, 0, 0, 0, 0.0
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        prev_target = sim.ctrl_servo_rad.copy()
+        t = 0
+        while True:
+            obs, _, terminated, truncated, info = env.step(policy(obs))
+            target = info["servo_target_rad"]
+            d = np.abs(target - prev_target)
+            prev_target = target
+            too_fast += int(np.any(d / dt > servo_speed_rad_s))
+            dtarget += float(d.mean())
+            limit = sim.model.actuator_forcerange[sim.actuator_ids, 1]
+            sat += int(np.sum(np.abs(info["joint_torques_nm"]) >= 0.98 * limit))
+            servo_steps += d.size
+            steps += 1
+            t += 1
+            if t > settle:
+                v_sum += info["base_lin_vel_m_s"][:2]
+                w_sum += float(info["base_ang_vel_rad_s"][2])
+                n_v += 1
+            if terminated or truncated:
+                falls += int(terminated)
+                break
+    env.close()
+    # Episodes that fell before the settle time leave no sample: NaN, and the fall is counted.
+    v = v_sum / n_v if n_v else np.full(2, np.nan)
+    w = w_sum / n_v if n_v else float("nan")
+    return {
+        "command": [float(c) for c in command],
+        "v_xy_m_s": v.tolist(),
+        "yaw_rate_rad_s": w,
+        "err_xy_m_s": float(np.hypot(v[0] - command[0], v[1] - command[1])),
+        "err_yaw_rad_s": float(abs(w - command[2])),
+        "falls": falls,
+        "episodes": episodes,
+        "too_fast_share": too_fast / steps,
+        "torque_sat_share": sat / servo_steps,
+        "mean_abs_dtarget_rad": dtarget / steps,
+    }
+
+
+def evaluate_grid(policy, env_kwargs: dict, args: argparse.Namespace) -> dict:
+    """:func:`evaluate_command` over :data:`GRID`, randomization off and (if trained) on."""
+    settings = {"off": {k: v for k, v in env_kwargs.items() if k not in RANDOMIZATION_KWARGS}}
+    if any(env_kwargs.get(k) is not None for k in RANDOMIZATION_KWARGS):
+        settings["on"] = dict(env_kwargs)
+    out: dict = {"settings": {}}
+    for name, kwargs in settings.items():
+        rows = [evaluate_command(policy, kwargs, c, args.episodes, args.seed, args.episode_s,
+                                 args.settle_s, args.servo_speed_rad_s) for c in GRID]
+        steps = [r["episodes"] for r in rows]
+        summary = {
+            "max_err_xy_m_s": float(np.max([r["err_xy_m_s"] for r in rows])),
+            "max_err_yaw_rad_s": float(np.max([r["err_yaw_rad_s"] for r in rows])),
+            "falls": sum(r["falls"] for r in rows),
+            "too_fast_share": float(np.average([r["too_fast_share"] for r in rows],
+                                               weights=steps)),
+            "torque_sat_share": float(np.average([r["torque_sat_share"] for r in rows],
+                                                 weights=steps)),
+            "mean_abs_dtarget_rad": float(np.mean([r["mean_abs_dtarget_rad"] for r in rows])),
+        }
+        summary["targets_met"] = bool(
+            summary["max_err_xy_m_s"] <= 0.1 and summary["max_err_yaw_rad_s"] <= 0.2
+            and summary["falls"] == 0 and summary["too_fast_share"] <= 0.05
+            and summary["torque_sat_share"] <= 0.03
+        )
+        out["settings"][name] = {"env_kwargs": kwargs, "rows": rows, "summary": summary}
+        print(f"\nrandomization {name}: {args.episodes} x {args.episode_s:g} s per command")
+        print("| command (vx, vy, yaw) | achieved (vx, vy, yaw) | err xy [m/s] | err yaw [rad/s] "
+              "| falls | too fast | torque sat |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            c, v = r["command"], r["v_xy_m_s"]
+            print(f"| ({c[0]:+.2f}, {c[1]:+.2f}, {c[2]:+.2f}) | ({v[0]:+.3f}, {v[1]:+.3f}, "
+                  f"{r['yaw_rate_rad_s']:+.3f}) | {r['err_xy_m_s']:.3f} | {r['err_yaw_rad_s']:.3f}"
+                  f" | {r['falls']}/{r['episodes']} | {100 * r['too_fast_share']:.1f} % | "
+                  f"{100 * r['torque_sat_share']:.2f} % |")
+        print(f"max err xy {summary['max_err_xy_m_s']:.3f} m/s, max err yaw "
+              f"{summary['max_err_yaw_rad_s']:.3f} rad/s, falls {summary['falls']}, too fast "
+              f"{100 * summary['too_fast_share']:.1f} %, torque sat "
+              f"{100 * summary['torque_sat_share']:.2f} %, mean |d target| "
+              f"{summary['mean_abs_dtarget_rad']:.4f} rad: "
+              f"{'targets met' if summary['targets_met'] else 'targets NOT met'}")
+    return out
+
+
+def plot_grid(result: dict, path: Path) -> None:
+    """Commanded against achieved: (vx, vy) arrows and yaw rate, one colour per setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_xy, ax_yaw) = plt.subplots(1, 2, figsize=(11, 4.8))
+    for (name, res), color in zip(result["settings"].items(), ("tab:blue", "tab:orange"),
+                                  strict=False):
+        rows = res["rows"]
+        c = np.array([r["command"] for r in rows])
+        v = np.array([r["v_xy_m_s"] for r in rows])
+        w = np.array([r["yaw_rate_rad_s"] for r in rows])
+        ax_xy.scatter(c[:, 0], c[:, 1], marker="x", color="k", zorder=3)
+        ax_xy.quiver(c[:, 0], c[:, 1], v[:, 0] - c[:, 0], v[:, 1] - c[:, 1], angles="xy",
+                     scale_units="xy", scale=1, color=color, width=0.004,
+                     label=f"achieved, randomization {name}")
+        ax_yaw.scatter(c[:, 2], w, color=color, label=f"randomization {name}")
+    ax_xy.set(xlabel="vx [m/s]", ylabel="vy [m/s]",
+              title="commanded (x) -> achieved (arrow tip)")
+    ax_xy.legend(fontsize=8)
+    ax_xy.set_aspect("equal")
+    lim = [-1.1, 1.1]
+    ax_yaw.plot(lim, lim, color="0.6", lw=1)
+    ax_yaw.fill_between(lim, [lim[0] - 0.2, lim[1] - 0.2], [lim[0] + 0.2, lim[1] + 0.2],
+                        color="0.9", label="target +-0.2 rad/s")
+    ax_yaw.set(xlabel="commanded yaw rate [rad/s]", ylabel="achieved yaw rate [rad/s]",
+               title="yaw rate")
+    ax_yaw.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -91,7 +273,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1000, help="seed of the first episode")
     p.add_argument("--tolerance", type=float, default=0.1, help="allowed |mean vx - VX| [m/s]")
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
+    p.add_argument("--grid", action="store_true", help="evaluate the command grid (see above)")
+    p.add_argument("--episode-s", type=float, default=10.0, help="--grid: episode length [s]")
+    p.add_argument("--settle-s", type=float, default=1.0, help="--grid: ignored start [s]")
+    p.add_argument("--servo-speed-rad-s", type=float, default=4.7,
+                   help="--grid: servo no-load speed [rad/s] (STS3215: 4.7)")
+    p.add_argument("--plot", type=Path, default=None, help="--grid: commanded vs achieved PNG")
     args = p.parse_args(argv)
+    if args.grid:
+        policy, env_kwargs = load_policy_fn(args)
+        result = evaluate_grid(policy, env_kwargs, args)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
+        if args.plot:
+            plot_grid(result, args.plot)
+        return 0 if all(s["summary"]["targets_met"] for s in result["settings"].values()) else 1
     command = tuple(float(x) for x in args.command.split(","))
     if len(command) != 3:
         p.error("--command needs three numbers VX,VY,YAW_RATE")
