@@ -415,8 +415,10 @@ class StsBusLink:
                 "`robotac calibrate`). Nothing was moved."
             )
         self._sync_protection_limits()
-        present = self._last_ticks.copy()
-        self._sync_write(42, 2, [int(t) for t in present])            # goal = present
+        # Goal = present (no jump when the torque goes on), clipped into the calibrated range: a
+        # joint slightly outside it moves in, as the loop's first ramp target would take it.
+        present = np.clip(self._last_ticks, self.tick_lo, self.tick_hi)
+        self._sync_write(42, 2, [int(t) for t in present])
         self._sync_write(48, 2, [int(self.cal.torque_limit)] * len(self.ids))
         self._sync_write(40, 1, [1] * len(self.ids))                  # torque on
         self.armed, self.estopped = True, False

@@ -721,6 +721,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write the exact calibration of the emulated hardware here")
     ap.add_argument("--report", default=None, help="write the bus record here (JSON) on exit")
     ap.add_argument("--duration-s", type=float, default=None, help="exit after this long [s]")
+    ap.add_argument("--rt-priority", type=int, default=0,
+                    help="serve under SCHED_FIFO at this priority (Linux, root); 0 = default")
     return ap
 
 
@@ -734,6 +736,11 @@ def main(argv: list[str] | None = None) -> int:
     bus_m, bus_s, bus_path = open_pty()
     imu_m, imu_s, imu_path = open_pty()
     stop = [False]
+    if args.rt_priority > 0:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.rt_priority))
+        except (AttributeError, OSError) as exc:
+            print(f"sts emulator: SCHED_FIFO refused ({exc}); default scheduler", file=sys.stderr)
 
     def _on_signal(signum: int, frame: object) -> None:
         stop[0] = True
