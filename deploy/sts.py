@@ -209,6 +209,8 @@ class StsBusLink:
         telemetry_every: Read load, voltage and temperature every this many periods.
         imu_timeout_s: Stop when no valid IMU packet came for this long [s].
         ping_timeout_s: Reply timeout of each ping at connect [s].
+        health_timeout_s: When a servo reports error bits, its voltage and temperature are read
+            at once for the stop reason, within this time [s] (else the reason goes without).
 
     Raises:
         LinkError: the SDK is missing, the baud rate is not one the servos support, or a port
@@ -231,6 +233,7 @@ class StsBusLink:
         telemetry_every: int = 10,
         imu_timeout_s: float = 0.03,
         ping_timeout_s: float = 0.03,
+        health_timeout_s: float = 0.005,
     ):
         self.port = port
         self.cal = calibration
@@ -246,6 +249,7 @@ class StsBusLink:
         self.telemetry_every = int(telemetry_every)
         self.imu_timeout_s = float(imu_timeout_s)
         self.ping_timeout_s = float(ping_timeout_s)
+        self.health_timeout_s = float(health_timeout_s)
         arr = calibration.arrays(interface)
         self.ids = [int(i) for i in arr["ids"]]
         self.names = interface.joint_names
@@ -475,7 +479,7 @@ class StsBusLink:
     # ------------------------------------------------------------------ internals
     def _read_health(self, sid: int, i: int) -> str:
         """``"; now 80 C, 12.0 V"`` read from one servo right away (for the stop reason)."""
-        self.port_handler.budget_ms = 5.0
+        self.port_handler.budget_ms = self.health_timeout_s * 1e3
         try:
             data, res, _ = self.ph.readTxRx(self.port_handler, sid, 62, 2)
         except _PORT_ERRORS:

@@ -185,7 +185,8 @@ def test_a_stale_calibration_is_refused_before_anything_moves(emulator):
 ])
 def test_faults_come_back_named_in_the_period_they_appear(emulator, kind, fault, words):
     emu, bus, imu = emulator(faults=EmulatorFaults(kind, servo_id=5, after_s=0.2))
-    with StsBusLink(bus, emu.truth.calibration(), imu) as link:
+    # A generous time for the health read that puts the figures into the reason (default 5 ms).
+    with StsBusLink(bus, emu.truth.calibration(), imu, health_timeout_s=0.05) as link:
         link.connect()
         replies = []
         for _ in range(40):
