@@ -27,6 +27,7 @@ import math
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,8 +203,15 @@ class _Logger:
         self.writer.close()
 
 
-def train(cfg: TrainConfig) -> TrainResult:
+def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None) -> TrainResult:
     """Train per ``cfg``; see the module docstring for the run directory.
+
+    Args:
+        cfg: The configuration.
+        on_eval: Called after each periodic evaluation (every ``eval_every`` env steps, not the
+            final one) with ``(global_step, mean_return)``; returning True stops the run there as
+            ``stop_after_steps`` does: ``latest.pt`` and the CSVs are written, no final
+            evaluation, ``TrainResult.stopped_early`` is True (``robotac sweep`` prunes with it).
 
     Raises:
         ConfigError: for an out-of-range or inconsistent config value.
@@ -428,11 +436,13 @@ def train(cfg: TrainConfig) -> TrainResult:
                 bar.update(n)
             if cfg.eval_every and st.global_step % cfg.eval_every < n:
                 last_eval = run_eval()
-            if st.global_step % cfg.checkpoint_every < n:
+                stopped = on_eval is not None and bool(on_eval(st.global_step, last_eval))
+            if stopped or st.global_step % cfg.checkpoint_every < n:
                 ckpt_mod.save_checkpoint(ckpt_mod.checkpoint_path(run_dir, "latest"),
                                          make_payload("latest", last_eval))
                 logger.rewrite_csvs(st)
-            if cfg.stop_after_steps is not None and session_steps >= cfg.stop_after_steps:
+            if stopped or (cfg.stop_after_steps is not None
+                           and session_steps >= cfg.stop_after_steps):
                 stopped = True
                 break
         if not stopped:

@@ -307,3 +307,19 @@ def test_actor_bounds_default_pose_narrows_the_joint_limits(tmp_path):
     assert np.all((low < arr["default_pose_rad"]) & (arr["default_pose_rad"] < high))
     with pytest.raises(ConfigError, match="actor_bound_radius"):
         validate(resolved(TrainConfig(env_id="Pendulum-v1", actor_bound_radius=-1.0)))
+
+
+def test_on_eval_sees_each_periodic_evaluation_and_can_stop_the_run(tmp_path):
+    seen = []
+
+    def on_eval(step: int, mean_return: float) -> bool:
+        seen.append((step, mean_return))
+        return step >= 400
+
+    result = train(_cfg(tmp_path / "run", total_steps=800), on_eval=on_eval)
+    assert [s for s, _ in seen] == [200, 400]
+    assert result.stopped_early and result.global_step == 400
+    evals = (tmp_path / "run" / "eval.csv").read_text().splitlines()[1:]
+    assert [float(line.split(",")[1]) for line in evals] == [r for _, r in seen]
+    latest = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
+    assert latest["meta"]["global_step"] == 400  # resumable where it stopped
