@@ -9,6 +9,7 @@ Examples::
     robotac export --run runs/... [--out policy.onnx]              # robotac.export
     robotac deploy --virtual [--policy FILE] [--link v1|sts]        # deploy.cli
     robotac calibrate --port /dev/ttyUSB0 --imu-port /dev/ttyUSB1   # deploy.calibrate (STS)
+    robotac sweep sweep.yaml [--storage URL --study NAME] [--n-trials N]  # robotac.sweep
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from pathlib import Path
 
 __all__ = ["main", "parse_train_args", "train_main", "eval_main"]
 
-USAGE = """usage: robotac {train,eval,export,deploy,calibrate} [options]
+USAGE = """usage: robotac {train,eval,export,deploy,calibrate,sweep} [options]
 
   train   train SAC, TD3 or DDPG          (robotac train --help)
   eval    deterministic returns of a run  (robotac eval --help)
   export  export a run's actor to ONNX    (robotac export --help)
   deploy  run a policy on a robot         (robotac deploy --help)
   calibrate  calibrate an STS servo-bus robot (robotac calibrate --help)
+  sweep   Optuna hyperparameter sweep     (robotac sweep --help)
 """
 
 
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             return _delegate("deploy.cli", rest, "deploy")
         if cmd == "calibrate":
             return _delegate("deploy.calibrate", rest, "calibrate")
+        if cmd == "sweep":
+            return _delegate("robotac.sweep", rest, "sweep")
     except (ConfigError, EnvError, RunDirError, CheckpointError) as e:
         print(f"robotac {cmd}: error: {e}", file=sys.stderr)
         return 2
