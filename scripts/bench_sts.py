@@ -20,7 +20,9 @@
    later than the reply timeout (60 % of the period; the loop stops after 5 in a row).
 4. Faults: each injected fault once, in the run phase; the delay from the fault appearing in
    the emulator to Torque_Enable = 0 on every servo, in control periods, and the stop reason.
-5. Sim-to-sim (the shipped policy, ``--command 0.5,0,0``): mean body-frame forward velocity over
+5. Gyro: the angular velocity from differencing the RVC orientation (what the STS link feeds the
+   policy) against the simulation's true body rate, walking (emulator in this process).
+6. Sim-to-sim (the shipped policy, ``--command 0.5,0,0``): mean body-frame forward velocity over
    the policy phase (first 20 % skipped), STS backend + emulator (stepped and real-time physics)
    vs the same ONNX policy in ``robotac/Quadruped-v0`` (3 seeds), at the rate limits of the
    protocol-v1 figures in ``policies/pretrained/quadruped_sac.sim_to_sim.json`` (15 and 30 rad/s).
@@ -185,6 +187,50 @@ def bench_faults(tmp: Path, policy_path: Path, kinds: list[str], after_s: float 
     return out
 
 
+def bench_gyro(policy_path: Path, steps: int = 300, command=(0.5, 0.0, 0.0)) -> dict:
+    """Gyro from differencing the RVC orientation vs the simulation's body rate, walking.
+
+    The emulator runs in this process (stepped physics, no pacing) so the true body angular
+    velocity can be read at each period; the first 60 periods (standing) are left out.
+    """
+    from deploy.policy import OnnxPolicy
+    from deploy.sts import StsBusLink
+    from deploy.sts_emulator import StsBusEmulator
+    from envs.interface import QUADRUPED_INTERFACE as itf
+    from envs.interface import quadruped_obs
+
+    arr = itf.arrays()
+    emu = StsBusEmulator(mode="stepped", wire_baud=0)
+    bus, imu, stop = emu.start_thread()
+    pol = OnnxPolicy(policy_path)
+    err, true = [], []
+    try:
+        with StsBusLink(bus, emu.truth.calibration(), imu) as link:
+            link.connect()
+            st = link.read(0.05)
+            prev = arr["default_pose_rad"].copy()
+            for k in range(steps):
+                a = arr["default_pose_rad"]
+                if k >= 50:
+                    obs = quadruped_obs(st.quat_wxyz, st.gyro_rad_s, st.q_rad, st.dq_rad_s, prev,
+                                        np.asarray(command))
+                    a = prev = np.clip(pol(obs), arr["joint_low_rad"], arr["joint_high_rad"])
+                st = link.command(a.astype(np.float32), 0.05)
+                time.sleep(0.005)  # let the emulator thread finish the period
+                with emu.lock:
+                    w = emu.sim.base_ang_vel_body_rad_s.copy()
+                if k >= 60:
+                    err.append(st.gyro_rad_s - w)
+                    true.append(w)
+            link.passive(arr["default_pose_rad"], 0.05)
+    finally:
+        stop.set()
+    e, t = np.asarray(err), np.asarray(true)
+    return {"periods": len(e), "err_rms_rad_s": np.sqrt((e ** 2).mean(0)).tolist(),
+            "err_max_rad_s": np.abs(e).max(0).tolist(),
+            "true_rms_rad_s": np.sqrt((t ** 2).mean(0)).tolist()}
+
+
 def standing_policy(tmp: Path) -> Path:
     sys.path.insert(0, str(ROOT / "tests" / "deploy"))
     from deploy_test_helpers import make_standing_policy
@@ -217,8 +263,9 @@ def env_vx(policy_path: Path, seconds: float, command) -> dict:
 
 
 def sts_vx(tmp: Path, policy_path: Path, seconds: float, command, mode: str,
-           max_rate_rad_s: float) -> dict:
-    s, rec = run_loop(tmp, policy_path, 50.0, seconds, command, mode, max_rate_rad_s)
+           max_rate_rad_s: float, rt_priority: int = 0) -> dict:
+    s, rec = run_loop(tmp, policy_path, 50.0, seconds, command, mode, max_rate_rad_s,
+                      rt_priority)
     v = np.asarray(rec["vx_body_m_s"])[-s["n_policy_steps"]:] if s["n_policy_steps"] else []
     v = v[len(v) // 5:] if len(v) else v
     return {"vx_m_s": float(np.mean(v)) if len(v) else float("nan"), "fault": s["fault"],
@@ -241,12 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--throughput-seconds", type=float, default=10.0,
                     help="back-to-back periods for this long [s]")
     ap.add_argument("--skip", default="",
-                    help="parts to skip: roundtrip,throughput,loop,rates,sim,faults")
+                    help="parts to skip: roundtrip,throughput,loop,rates,sim,faults,gyro")
     ap.add_argument("--faults", default="overheat,undervolt,overload,silent,checksum,imu_silent,"
                                         "power_off,unplug", help="faults to inject, one run each")
     ap.add_argument("--rt-priority", type=int, default=0,
-                    help="SCHED_FIFO priority of the loop in parts loop and rates (the emulator "
-                         "gets one less); 0 = default scheduler")
+                    help="SCHED_FIFO priority of the loop in parts loop, rates and sim (the "
+                         "emulator gets one less); 0 = default scheduler")
     ap.add_argument("--json", type=Path, default=None, help="write all figures here")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -316,6 +363,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"highest sustained rate: {best} Hz", flush=True)
         if "faults" not in skip:
             results["faults"] = bench_faults(tmp, pol_stand, args.faults.split(","))
+        if "gyro" not in skip:
+            from deploy.cli import DEFAULT_POLICY
+
+            g = bench_gyro(DEFAULT_POLICY)
+            results["gyro"] = g
+            print(f"gyro from differenced RVC orientation vs the body rate, walking at 0.5 m/s "
+                  f"({g['periods']} periods): error rms x/y/z "
+                  f"{'/'.join(f'{v:.3f}' for v in g['err_rms_rad_s'])} rad/s, max "
+                  f"{'/'.join(f'{v:.3f}' for v in g['err_max_rad_s'])} rad/s; true rate rms "
+                  f"{'/'.join(f'{v:.3f}' for v in g['true_rms_rad_s'])} rad/s", flush=True)
         if "sim" not in skip:
             from deploy.cli import DEFAULT_POLICY
 
@@ -325,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{e['env_falls']})", flush=True)
             for mr in (float(x) for x in args.max_rates.split(",")):
                 for mode in ("stepped", "realtime"):
-                    r = sts_vx(tmp, DEFAULT_POLICY, args.sim_seconds, command, mode, mr)
+                    r = sts_vx(tmp, DEFAULT_POLICY, args.sim_seconds, command, mode, mr,
+                               args.rt_priority)
                     r["rel_diff"] = abs(r["vx_m_s"] - e["env_vx_m_s"]) / abs(e["env_vx_m_s"])
                     results["sim_to_sim"][f"sts_{mode}_max_rate_{mr:g}"] = r
                     print(f"sim-to-sim STS {mode}, rate limit {mr:g} rad/s: vx {r['vx_m_s']:.3f} "
