@@ -446,3 +446,14 @@ class ActionFilter:
             step = self.max_rate_rad_s * control_period_s
             delta = np.clip(delta, -step, step)
         return prev + delta
+
+
+#: Velocity command ranges of ``robotac/Quadruped-v0`` as plain data (deploy reads them
+#: without importing the env): vx [m/s], vy [m/s], yaw rate [rad/s]. Same values as
+#: ``envs.quadruped.DEFAULT_COMMAND_RANGES`` (a test checks it); a policy's ``command_ranges`` env
+#: kwarg is merged over them.
+QUADRUPED_COMMAND_RANGES: dict[str, tuple[float, float]] = {
+    "vx": (-0.3, 0.6),
+    "vy": (-0.2, 0.2),
+    "yaw_rate": (-1.0, 1.0),
+}
