@@ -3,6 +3,8 @@
     python -m deploy --policy policy.onnx --port /dev/ttyACM0 [--baud 1000000] [--rate-hz 50]
                      [--duration-s 10] [--command 0.5,0,0] [--log run.npz]
     python -m deploy --virtual [--policy FILE] ...   # start the virtual robot, connect via its pty
+    python -m deploy --virtual --keyboard            # steer with WASD / arrows, Q/E, space = stop
+    python -m deploy ... --gamepad [/dev/input/eventN] | --command-schedule demo.csv
     python -m deploy --link sts --port /dev/ttyUSB0 --imu-port /dev/ttyUSB1 \
                      --calibration calibration/sts_quadruped.json     # Feetech STS bus + BNO08x
     python -m deploy --virtual --link sts ...        # the STS bus emulator on two ptys
@@ -11,7 +13,9 @@
 a Feetech STS servo bus driven directly, see ``deploy/sts.py``); it is recorded in the summary
 (``link_kind``) and the log. Needs only the base dependencies (numpy, onnxruntime, pyserial,
 cobs), plus ``feetech-servo-sdk`` for ``--link sts`` (``pip install 'robotac[sts]'``);
-``--virtual`` also needs mujoco in the robot's process. Exit status: 0 run completed, 1 could
+``--virtual`` also needs mujoco in the robot's process; ``--gamepad`` needs evdev
+(``pip install 'robotac[gamepad]'``). The command sources and their shaping are described in
+:mod:`deploy.commands` and docs/deploy.md ("Live commands"). Exit status: 0 run completed, 1 could
 not start (bad policy, port, calibration, mismatch), 2 stopped on a fault, 130 interrupted.
 """
 
@@ -27,6 +31,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+from deploy.commands import (
+    KEY_STEPS,
+    CommandSourceError,
+    FixedCommand,
+    KeyboardCommand,
+    ScheduleCommand,
+    command_ranges,
+    open_gamepad,
+    refuse_live_commands,
+)
 from deploy.link import DEFAULT_BAUD, LinkError, SerialLink
 from deploy.loop import LoopConfig, run_deploy
 from deploy.policy import OnnxPolicy, PolicyError
@@ -40,7 +54,7 @@ DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "pretrain
 )
 
 
-def _command(text: str) -> tuple[float, float, float]:
+def _command(text: str, flag: str = "--command") -> tuple[float, float, float]:
     parts = text.split(",")
     try:
         values = tuple(float(p) for p in parts)
@@ -48,7 +62,20 @@ def _command(text: str) -> tuple[float, float, float]:
         values = ()
     if len(values) != 3 or not all(math.isfinite(v) for v in values):
         raise argparse.ArgumentTypeError(
-            f"--command must be three numbers VX,VY,YAW (m/s, m/s, rad/s), got {text!r}"
+            f"{flag} must be three numbers VX,VY,YAW (m/s, m/s, rad/s), got {text!r}"
+        )
+    return values  # type: ignore[return-value]
+
+
+def _rates(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(v > 0 for v in values):  # inf allowed: no limit
+        raise argparse.ArgumentTypeError(
+            f"--command-max-rate must be three rates > 0 AX,AY,AYAW (m/s^2, m/s^2, rad/s^2; inf "
+            f"= no limit), got {text!r}"
         )
     return values  # type: ignore[return-value]
 
@@ -79,8 +106,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="control rate [Hz] (default: the policy's, 1 / control period)")
     ap.add_argument("--duration-s", type=float, default=10.0,
                     help="length of the policy phase [s], after ramp and hold")
-    ap.add_argument("--command", type=_command, default=(0.0, 0.0, 0.0),
-                    help="velocity command VX,VY,YAW_RATE [m/s, m/s, rad/s] (default 0,0,0)")
+    source = ap.add_mutually_exclusive_group()
+    source.add_argument("--command", type=_command, default=None,
+                        help="fixed velocity command VX,VY,YAW_RATE [m/s, m/s, rad/s] (default "
+                             "0,0,0)")
+    source.add_argument("--keyboard", action="store_true",
+                        help="steer from this terminal (works over ssh -t): W/S or up/down = vx "
+                             f"+-{KEY_STEPS[0]:g} m/s, A/D or left/right = vy +-{KEY_STEPS[1]:g} "
+                             f"m/s, Q/E = yaw rate +-{KEY_STEPS[2]:g} rad/s, space = stop")
+    source.add_argument("--gamepad", nargs="?", const="auto", default=None, metavar="DEVICE",
+                        help="steer with a gamepad (Linux evdev; default: the first one found): "
+                             "left stick vx/vy, right stick yaw rate, A = stop, START = resume")
+    source.add_argument("--command-schedule", type=Path, default=None, metavar="FILE",
+                        help="timed command schedule, CSV rows t_s,vx,vy,yaw_rate (or JSON/YAML), "
+                             "piecewise constant from the start of the policy phase")
+    ap.add_argument("--command-max-rate", type=_rates, default=None, metavar="AX,AY,AYAW",
+                    help="largest change of the command per second [m/s^2, m/s^2, rad/s^2] "
+                         "(default 1,1,2; inf,inf,inf = none)")
     ap.add_argument("--log", type=Path, default=None, help="per-step log (.npz)")
     ap.add_argument("--summary", type=Path, default=None, help="write the summary here (JSON)")
     ap.add_argument("--ramp-s", type=float, default=2.0, help="ramp to the default pose [s]")
@@ -153,6 +195,28 @@ def open_link(args: argparse.Namespace, port: str, imu_port: str | None,
     return StsBusLink(port, cal, imu_port, baud=args.baud)
 
 
+def open_command_source(args: argparse.Namespace, policy: OnnxPolicy, policy_path: Path):
+    """The :class:`~deploy.commands.CommandSource` that the flags name (``--command`` by default).
+
+    Raises:
+        CommandSourceError: a live source for a policy trained on one command, an unreadable
+            schedule, evdev missing or no gamepad, a keyboard that cannot be read.
+    """
+    env_kwargs = policy.metadata.get("env_kwargs") or {}
+    live = ("keyboard" if args.keyboard else "gamepad" if args.gamepad is not None
+            else "schedule" if args.command_schedule is not None else None)
+    if live:  # refuse before opening anything (the error names why and what to do)
+        refuse_live_commands(env_kwargs, live, str(policy_path))
+    limits = command_ranges(env_kwargs)
+    if args.keyboard:
+        return KeyboardCommand(limits=limits)
+    if args.gamepad is not None:
+        return open_gamepad(None if args.gamepad == "auto" else args.gamepad, limits)
+    if args.command_schedule is not None:
+        return ScheduleCommand(args.command_schedule)
+    return FixedCommand(args.command or (0.0, 0.0, 0.0))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``robotac deploy`` and ``python -m deploy``; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -181,9 +245,13 @@ def main(argv: list[str] | None = None) -> int:
         safety = SafetyConfig(max_rate_rad_s=args.max_rate_rad_s,
                               tilt_limit_rad=math.radians(args.tilt_limit_deg),
                               ramp_s=args.ramp_s, hold_s=args.hold_s)
-        config = LoopConfig(rate_hz=rate_hz, duration_s=args.duration_s, command=args.command,
-                            safety=safety, log_path=args.log, rt_priority=args.rt_priority)
-    except ValueError as exc:
+        config = LoopConfig(rate_hz=rate_hz, duration_s=args.duration_s,
+                            command=args.command or (0.0, 0.0, 0.0), safety=safety,
+                            log_path=args.log, rt_priority=args.rt_priority,
+                            **({"command_max_rate": args.command_max_rate}
+                               if args.command_max_rate else {}))
+        source = open_command_source(args, policy, policy_path)
+    except (ValueError, CommandSourceError) as exc:
         print(f"robotac deploy: {exc}", file=sys.stderr)
         return 1
 
@@ -220,15 +288,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"policy {policy_path} ({policy.metadata.get('algo')}, "
               f"{policy.metadata.get('env_id')}) -> {port} (link {args.link}) at {rate_hz:g} Hz "
               f"for "
-              f"{args.duration_s:g} s, command {args.command}")
+              f"{args.duration_s:g} s, command {source.name}")
+        if isinstance(source, KeyboardCommand):
+            print(f"keys: W/S or up/down = vx +-{KEY_STEPS[0]:g} m/s, A/D or left/right = vy "
+                  f"+-{KEY_STEPS[1]:g} m/s, Q/E = yaw rate +-{KEY_STEPS[2]:g} rad/s, space = "
+                  "stop, Ctrl-C = end the run")
+        if isinstance(source, ScheduleCommand) and source.duration_s > args.duration_s:
+            print(f"warning: the schedule's last row starts at {source.duration_s:g} s, after "
+                  f"the policy phase ends ({args.duration_s:g} s)", file=sys.stderr)
         try:
-            result = run_deploy(link, policy, config)
-        except (PolicyError, LinkError) as exc:
+            result = run_deploy(link, policy, config, commands=source)
+        except (PolicyError, LinkError, CommandSourceError) as exc:
             print(f"robotac deploy: refused: {exc}", file=sys.stderr)
             return 1
         finally:
             link.close()
     finally:
+        source.close()
         if robot_proc is not None:
             robot_proc.terminate()
             try:
@@ -247,6 +323,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"inference p50/p99 {s['inference_ms_p50']:.3f}/{s['inference_ms_p99']:.3f} ms, "
               f"round trip p50/p99 {s['rtt_ms_p50']:.3f}/{s['rtt_ms_p99']:.3f} ms, drops "
               f"{s['drops']}, error replies {s['error_replies']}, link {s['link']}")
+    f = s.get("action_filter", {})
+    print(f"action filter alpha {f.get('alpha')}, max rate {f.get('max_rate_rad_s')} rad/s; "
+          f"command {s.get('command_source')}: clipped {s.get('command_clipped_steps')} steps, "
+          f"rate limited {s.get('command_rate_limited_steps')} steps")
+    for event in s.get("command_events", []):
+        print(f"command event: {event}")
     if result.log_path:
         print(f"log: {result.log_path}")
     if args.summary:

@@ -15,8 +15,13 @@ never bytes. A :class:`~deploy.robot_link.LinkFault` stops the run at once with 
 Each control step, at its deadline: build the observation from the latest STATE with
 ``envs.interface.quadruped_obs`` (the function the simulator uses, contract 2) plus the previous
 action (as the env feeds it back: the policy's action clipped to its bounds, the default pose
-before the first one) and the velocity command, run the policy, pass the action through the
-:class:`~deploy.safety.SafetyLayer`, send it as one COMMAND and receive the STATE.
+before the first one) and the velocity command, run the policy, shape the action as the env
+does (``envs.interface.ActionFilter`` with the settings of the policy metadata's ``env_kwargs``,
+contract 8; its state is the previous filtered target, the held target at the start of the run
+phase), pass it through the :class:`~deploy.safety.SafetyLayer`, send it as one COMMAND and
+receive the STATE. The velocity command comes from a :class:`~deploy.commands.CommandSource`
+(fixed, keyboard, gamepad, schedule), polled once per period, through a
+:class:`~deploy.commands.CommandShaper` (clipped to the trained ranges, rate limited).
 
 Timing: steps are scheduled against absolute deadlines ``t0 + k * period``
 (:class:`DeadlineClock`: sleep until shortly before the deadline, then spin), never
@@ -45,10 +50,17 @@ from typing import Any
 import numpy as np
 
 from deploy import protocol as P
+from deploy.commands import (
+    DEFAULT_COMMAND_MAX_RATE,
+    CommandShaper,
+    CommandSource,
+    FixedCommand,
+    check_source_for_policy,
+)
 from deploy.link import LinkError, SerialLink
 from deploy.robot_link import LinkFault, RobotLink, as_robot_link, hello
 from deploy.safety import Fault, SafetyConfig, SafetyFault, SafetyLayer, SafetyViolation
-from envs.interface import QUADRUPED_INTERFACE, RobotInterface, quadruped_obs
+from envs.interface import QUADRUPED_INTERFACE, ActionFilter, RobotInterface, quadruped_obs
 
 __all__ = [
     "Phase",
@@ -76,7 +88,10 @@ class LoopConfig:
     Attributes:
         rate_hz: Control rate [Hz]; the policy was trained at ``1 / interface.control_period_s``.
         duration_s: Length of the run phase [s] (after ramp and hold).
-        command: Velocity command ``(vx [m/s], vy [m/s], yaw rate [rad/s])`` fed to the policy.
+        command: Velocity command ``(vx [m/s], vy [m/s], yaw rate [rad/s])`` fed to the policy
+            when :func:`run_deploy` gets no command source.
+        command_max_rate: Largest change of the command per second ``(vx [m/s^2], vy [m/s^2],
+            yaw rate [rad/s^2])`` (:class:`~deploy.commands.CommandShaper`); ``inf`` disables.
         safety: :class:`SafetyConfig` (rate limit, tilt limit, ramp and hold times).
         reply_timeout_s: Time to wait for each reply [s]; default 60 % of the period.
         spin_s: The last part of each wait is a busy spin of this length [s] (sleep overshoot).
@@ -89,6 +104,7 @@ class LoopConfig:
     rate_hz: float = 50.0
     duration_s: float = 10.0
     command: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    command_max_rate: tuple[float, float, float] = DEFAULT_COMMAND_MAX_RATE
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     reply_timeout_s: float | None = None
     spin_s: float = 0.001
@@ -103,6 +119,9 @@ class LoopConfig:
             raise ValueError(f"duration_s must be >= 0, got {self.duration_s}")
         if len(self.command) != 3:
             raise ValueError(f"command must be (vx, vy, yaw_rate), got {self.command}")
+        if len(self.command_max_rate) != 3 or not all(r > 0 for r in self.command_max_rate):
+            raise ValueError(f"command_max_rate must be three rates > 0, got "
+                             f"{self.command_max_rate}")
         if self.reply_timeout_s is not None and not self.reply_timeout_s > 0:
             raise ValueError(
                 f"reply_timeout_s must be > 0 [s] (or None for 60 % of the period), got "
@@ -279,18 +298,19 @@ class _Log:
         self.rows.append(row)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        names = ("t_s", "phase", "late_s", "obs", "action", "target", "reply", "status", "t_us",
-                 "q_rad", "dq_rad_s", "quat_wxyz", "gyro_rad_s", "accel_m_s2", "infer_s",
-                 "rtt_s", "work_s")
+        names = ("t_s", "phase", "late_s", "obs", "command", "action", "target", "reply",
+                 "status", "t_us", "q_rad", "dq_rad_s", "quat_wxyz", "gyro_rad_s", "accel_m_s2",
+                 "infer_s", "rtt_s", "work_s")
         if not self.rows:
-            shapes = {"obs": (0, self.obs_dim), "action": (0, self.n), "target": (0, self.n),
+            shapes = {"obs": (0, self.obs_dim), "command": (0, 3), "action": (0, self.n),
+                      "target": (0, self.n),
                       "q_rad": (0, self.n), "dq_rad_s": (0, self.n), "quat_wxyz": (0, 4),
                       "gyro_rad_s": (0, 3), "accel_m_s2": (0, 3)}
             return {k: np.zeros(shapes.get(k, (0,))) for k in names}
         cols = list(zip(*self.rows, strict=True))
         out = {k: np.asarray(v) for k, v in zip(names, cols, strict=True)}
-        for k in ("obs", "action", "target", "q_rad", "dq_rad_s", "quat_wxyz", "gyro_rad_s",
-                  "accel_m_s2"):
+        for k in ("obs", "command", "action", "target", "q_rad", "dq_rad_s", "quat_wxyz",
+                  "gyro_rad_s", "accel_m_s2"):
             out[k] = out[k].astype(np.float32)
         return out
 
@@ -314,6 +334,7 @@ def run_deploy(
     config: LoopConfig,
     robot: RobotInterface = QUADRUPED_INTERFACE,
     on_step: Callable[[int, Phase], None] | None = None,
+    commands: CommandSource | None = None,
 ) -> DeployResult:
     """Run the phases on a connected robot and stop it safely, whatever happens.
 
@@ -326,17 +347,23 @@ def run_deploy(
         config: :class:`LoopConfig`.
         robot: The host's model of the robot (joint order, default pose, observation layout).
         on_step: Optional callback ``(step_index, phase)`` after each step (progress display).
+        commands: Where the velocity command comes from (:mod:`deploy.commands`), polled once
+            per period of the run phase with the time since its start; default
+            ``FixedCommand(config.command)``. The caller closes it.
 
     Returns:
         :class:`DeployResult`. Log arrays (``N`` steps): ``t_s`` (N,) wake time since start [s],
         ``phase`` (N,), ``late_s`` (N,) lateness at wake [s], ``obs`` (N, obs_dim) (NaN outside
-        the run phase), ``action`` (N, n) raw policy output (NaN outside the run phase),
-        ``target`` (N, n) target sent [rad], ``reply`` (N,) 0 STATE / 1 none / 2 ERROR,
+        the run phase), ``command`` (N, 3) shaped command fed to the policy (NaN outside the run
+        phase), ``action`` (N, n) raw policy output (NaN outside the run phase), ``target``
+        (N, n) target sent [rad], ``reply`` (N,) 0 STATE / 1 none / 2 ERROR,
         ``status`` (N,), ``t_us`` (N,), ``q_rad``, ``dq_rad_s`` (N, n), ``quat_wxyz`` (N, 4),
         ``gyro_rad_s``, ``accel_m_s2`` (N, 3) from the STATE (NaN without one), ``infer_s``,
         ``rtt_s``, ``work_s`` (N,) [s].
 
     Raises:
+        LiveCommandRefused: ``commands`` is live and the policy was trained on one command
+            (raised before connecting).
         PolicyMismatchError: the policy does not fit the robot (raised after the stop).
         LinkError: the robot never answered HELLO.
         Exception: any unexpected error, re-raised after the ESTOP in ``finally:``.
@@ -349,7 +376,15 @@ def run_deploy(
     nan_state = (np.full(n, np.nan), np.full(n, np.nan), np.full(4, np.nan), np.full(3, np.nan),
                  np.full(3, np.nan))
     log = _Log(policy.obs_dim, n)
-    command = np.asarray(config.command, dtype=np.float64)
+    env_kwargs = (getattr(policy, "metadata", None) or {}).get("env_kwargs") or {}
+    source = commands if commands is not None else FixedCommand(config.command)
+    command_warnings = check_source_for_policy(env_kwargs, source,
+                                               str(getattr(policy, "path", "the policy")))
+    shaper = CommandShaper.for_policy(env_kwargs, period, max_rate=config.command_max_rate)
+    for text in command_warnings:
+        shaper.note(text)
+    action_filter = ActionFilter.from_env_kwargs(env_kwargs)
+    nan_cmd = np.full(3, np.nan)
     # Warm up onnxruntime (the first runs allocate) before anything moves.
     for _ in range(3):
         policy(np.zeros(policy.obs_dim, dtype=np.float32))
@@ -362,6 +397,7 @@ def run_deploy(
     link_alive = True
     safety: SafetyLayer | None = None
     last_target: np.ndarray | None = None
+    filter_state: np.ndarray | None = None  # the action filter's previous target
     clock = DeadlineClock(period, config.spin_s)
     sched_status, sched_prev = set_realtime_priority(config.rt_priority)
     # No garbage-collector pauses inside the loop: the per-step objects hold no reference
@@ -400,7 +436,7 @@ def run_deploy(
             t = t_wake - t0
             if t >= run_end:
                 break
-            obs, action, infer_s = nan_obs, nan_n, float("nan")
+            obs, action, infer_s, command = nan_obs, nan_n, float("nan"), nan_cmd
             if t < ramp_end:
                 phase = Phase.RAMP
                 target = safety.rate_limit(safety.ramp_target(q0, t), last_target)
@@ -409,17 +445,23 @@ def run_deploy(
                 target = safety.rate_limit(safety.default_pose_rad, last_target)
             else:
                 phase = Phase.RUN
+                command = shaper(source.poll(t - hold_end))
                 obs = quadruped_obs(state.quat_wxyz, state.gyro_rad_s, state.q_rad,
                                     state.dq_rad_s, prev_action, command, robot)
                 t_i = time.perf_counter()
                 action = policy(obs)
                 infer_s = time.perf_counter() - t_i
                 try:
-                    target = safety.filter(action, last_target)
-                    prev_action = np.clip(np.asarray(action, dtype=np.float64), policy_low,
-                                          policy_high)
+                    clipped = np.clip(np.asarray(action, dtype=np.float64), policy_low,
+                                      policy_high)
+                    if filter_state is None:
+                        filter_state = last_target
+                    shaped = (action if action_filter.is_identity
+                              else action_filter.apply(clipped, filter_state, period))
+                    target = safety.filter(shaped, last_target)
+                    prev_action, filter_state = clipped, shaped
                 except SafetyFault:
-                    log.add(t, phase, late, obs, action, last_target, 1, 0, 0, *nan_state,
+                    log.add(t, phase, late, obs, command, action, last_target, 1, 0, 0, *nan_state,
                             infer_s, float("nan"), time.perf_counter() - t_wake)
                     raise
             wire = safety.guard(target)
@@ -431,12 +473,12 @@ def run_deploy(
                 state = reply
                 row_state = (reply.q_rad, reply.dq_rad_s, reply.quat_wxyz, reply.gyro_rad_s,
                              reply.accel_m_s2)
-                log.add(t, phase, late, obs, action, wire, 0, reply.status, reply.t_us,
+                log.add(t, phase, late, obs, command, action, wire, 0, reply.status, reply.t_us,
                         *row_state, infer_s, rtt, time.perf_counter() - t_wake)
                 safety.check_state(reply)
             else:
-                log.add(t, phase, late, obs, action, wire, 2 if reply is not None else 1, 0, 0,
-                        *nan_state, infer_s, rtt, time.perf_counter() - t_wake)
+                log.add(t, phase, late, obs, command, action, wire, 2 if reply is not None else 1,
+                        0, 0, *nan_state, infer_s, rtt, time.perf_counter() - t_wake)
                 if isinstance(reply, LinkFault):
                     raise SafetyFault(reply.fault, reply.detail)
                 if isinstance(reply, P.Error) and reply.code == P.ErrorCode.NOT_ARMED:
@@ -483,10 +525,22 @@ def run_deploy(
                 "rate_limited_steps": safety.n_rate_limited if safety else 0,
                 "non_finite_actions": safety.n_non_finite if safety else 0,
                 "scheduler": sched_status,
+                "action_filter": action_filter.to_dict(),
+                "command_source": source.name,
+                "command_shaping": shaper.to_dict(),
+                "command_clipped_steps": shaper.n_clipped,
+                "command_rate_limited_steps": shaper.n_rate_limited,
+                "command_warnings": list(shaper.warnings),
+                "command_events": [f"t={t_e:.2f} s: {text}"
+                                   for t_e, text in getattr(source, "events", [])],
             }
         )
         if config.log_path is not None and arrays["t_s"].size:
-            _save_npz(Path(config.log_path), {**arrays, "link_kind": np.array(link.kind)})
+            _save_npz(Path(config.log_path), {
+                **arrays, "link_kind": np.array(link.kind),
+                "command_source": np.array(source.name),
+                "command_events": np.array(summary["command_events"], dtype=str),
+            })
     if failure is not None:
         raise failure
     return DeployResult(summary, arrays, fault, stop_reason, stopped_with, info,

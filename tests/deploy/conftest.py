@@ -19,6 +19,13 @@ def standing_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def fixed_command_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A standing policy whose metadata says it was trained on one command, 0.5,0,0."""
+    return make_standing_policy(tmp_path_factory.mktemp("policy") / "fixed.onnx",
+                                env_kwargs={"fixed_command": [0.5, 0.0, 0.0]})
+
+
+@pytest.fixture(scope="session")
 def other_robot_policy(tmp_path_factory: pytest.TempPathFactory, standing_policy: Path) -> Path:
     """The standing policy with metadata of another robot: joint order swapped, layout v2."""
     import onnx

@@ -9,11 +9,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def make_standing_policy(path: Path, *, interface_dict: dict | None = None, seed: int = 0) -> Path:
+def make_standing_policy(path: Path, *, interface_dict: dict | None = None, seed: int = 0,
+                         env_kwargs: dict | None = None) -> Path:
     """Export a DeterministicActor that outputs (almost) the default pose: it stands still.
 
     The last layer's bias is ``atanh`` of the default pose in squashed units and its weights are
     small, so the action varies a little with the observation (the graph is not a constant).
+    ``env_kwargs`` go into the metadata as the env's (``fixed_command``, ``command_ranges``,
+    ``action_max_rate_rad_s``, ...); none = trained on sampled commands, no action filter.
     """
     import torch
 
@@ -36,7 +39,7 @@ def make_standing_policy(path: Path, *, interface_dict: dict | None = None, seed
         env_id="robotac/Quadruped-v0", algo="td3", obs_dim=45,
         action_low=arr["action_low_rad"], action_high=arr["action_high_rad"],
         interface=interface_dict or QUADRUPED_INTERFACE.to_dict(), robotac_version="test",
-        normalizer=norm,
+        normalizer=norm, env_kwargs=env_kwargs,
     )
     return export_onnx(actor, norm, path, meta)
 

@@ -49,7 +49,11 @@ def test_handshake_run_and_log(virtual_robot, standing_policy, tmp_path):
     assert set(np.unique(log["phase"])) == {Phase.RAMP, Phase.HOLD, Phase.RUN}
     run = log["phase"] == Phase.RUN
     assert log["obs"].shape == (len(log["t_s"]), 45) and np.isfinite(log["obs"][run]).all()
-    np.testing.assert_allclose(log["obs"][run][:, 42:], [[0.3, 0.0, 0.0]] * int(run.sum()))
+    # The command block is the shaped command: from zero (standing) up to 0.3 m/s at 1 m/s^2.
+    np.testing.assert_array_equal(log["obs"][run][:, 42:], log["command"][run])
+    vx = log["command"][run][:, 0]
+    np.testing.assert_allclose(vx[:15], 0.02 * np.arange(1, 16), atol=1e-6)
+    np.testing.assert_allclose(log["command"][run][15:], [[0.3, 0.0, 0.0]] * int(run.sum() - 15))
     assert np.isfinite(log["target"]).all()
     # The standing policy keeps the body level.
     g = log["obs"][run][:, 0:3]
@@ -160,6 +164,79 @@ def test_mismatched_policy_refused_before_anything_moves(virtual_robot, other_ro
     assert rec["position_commands"] == 0 and rec["passive"]
 
 
+class _BangBangPolicy:
+    """The standing policy's interface, but actions jump +-0.2 rad around the default pose every
+    step (0.4 rad per step, more than the safety layer's 15 rad/s * 20 ms); ``env_kwargs`` as in
+    the metadata of a policy trained with them."""
+
+    def __init__(self, inner: OnnxPolicy, env_kwargs: dict):
+        self.inner, self.k = inner, 0
+        self.metadata = {**inner.metadata, "env_kwargs": env_kwargs}
+        self.default = QUADRUPED_INTERFACE.arrays()["default_pose_rad"]
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __call__(self, obs):
+        self.k += 1
+        return (self.default + 0.2 * (-1) ** self.k).astype(np.float32)
+
+
+def _run_in_process(policy, duration_s=0.5):
+    from deploy.virtual_robot import InProcessLink
+
+    cfg = LoopConfig(rate_hz=50, duration_s=duration_s, safety=SafetyConfig(ramp_s=0.1, hold_s=0.1))
+    return run_deploy(InProcessLink(), policy, cfg)
+
+
+def test_action_filter_from_the_metadata_shapes_targets_before_the_safety_layer(standing_policy):
+    """Contract 8: the env's ActionFilter settings (ONNX metadata env_kwargs) apply at deploy."""
+    rate = 3.0  # rad/s, well under the safety layer's 15 rad/s
+    res = _run_in_process(_BangBangPolicy(OnnxPolicy(standing_policy),
+                                          {"action_max_rate_rad_s": rate}))
+    assert res.ok, res.stop_reason
+    log = res.log
+    first_run = int(np.argmax(log["phase"] == Phase.RUN))
+    target = log["target"][first_run - 1:].astype(np.float64)  # from the last HOLD target
+    steps = np.abs(np.diff(target, axis=0))
+    assert steps.max() <= rate * 0.02 + 1e-5  # never faster than the trained slew limit
+    assert steps.max() > rate * 0.02 - 1e-4  # and the filter is what limits it
+    assert res.summary["rate_limited_steps"] == 0  # the safety layer's limit stays idle
+    assert res.summary["action_filter"] == {"alpha": 1.0, "max_rate_rad_s": rate}
+    # The observation's prev_action stays the policy's action (as the env feeds it back).
+    default = QUADRUPED_INTERFACE.arrays()["default_pose_rad"]
+    prev = log["obs"][first_run + 1:][:, 30:42] + default
+    np.testing.assert_allclose(np.abs(prev - default), 0.2, atol=1e-5)
+    # Low-pass too: alpha 0.5 halves each move towards the action (same function as the env).
+    from envs.interface import ActionFilter
+
+    res = _run_in_process(_BangBangPolicy(OnnxPolicy(standing_policy),
+                                          {"action_filter_alpha": 0.5}), duration_s=0.2)
+    run = res.log["phase"] == Phase.RUN
+    f, prev_t = ActionFilter(0.5), res.log["target"][first_run - 1].astype(np.float64)
+    for a, t in zip(res.log["action"][run], res.log["target"][run], strict=True):
+        prev_t = f.apply(a.astype(np.float64), prev_t, 0.02)
+        np.testing.assert_allclose(t, prev_t, atol=1e-5)
+
+
+def test_without_an_action_filter_the_safety_layer_limits_as_before(standing_policy):
+    policy = OnnxPolicy(standing_policy)
+    res = _run_in_process(_BangBangPolicy(policy, {}))
+    assert res.ok, res.stop_reason
+    run = res.log["phase"] == Phase.RUN
+    steps = np.abs(np.diff(res.log["target"][run].astype(np.float64), axis=0))
+    assert steps.max() == pytest.approx(15.0 * 0.02, abs=1e-5)  # the safety layer's 15 rad/s
+    assert res.summary["rate_limited_steps"] >= run.sum() // 2  # every other step
+    assert res.summary["action_filter"] == {"alpha": 1.0, "max_rate_rad_s": None}
+    # Exactly what the safety layer alone makes of the actions (the loop before the filter).
+    safety = SafetyLayer(*policy.safe_bounds(res.info),
+                         QUADRUPED_INTERFACE.arrays()["default_pose_rad"], 0.02)
+    last = res.log["target"][int(np.argmax(run)) - 1].astype(np.float64)
+    for a, t in zip(res.log["action"][run], res.log["target"][run], strict=True):
+        last = safety.filter(a, last)
+        np.testing.assert_allclose(t, last, atol=1e-6)
+
+
 def test_deadline_clock_does_not_drift():
     clock = DeadlineClock(0.005)
     t0 = clock.start()
@@ -211,7 +288,8 @@ def test_stop_never_raises_and_sends_passive_or_estop():
     ("kw", "match"),
     [({"rate_hz": 0}, "rate_hz"), ({"duration_s": -1}, "duration_s"),
      ({"command": (0.5, 0.0)}, "command"), ({"reply_timeout_s": 0.0}, "reply_timeout_s"),
-     ({"spin_s": -0.001}, "spin_s"), ({"hello_attempts": 0}, "hello_attempts")],
+     ({"spin_s": -0.001}, "spin_s"), ({"hello_attempts": 0}, "hello_attempts"),
+     ({"command_max_rate": (1.0, 0.0, 2.0)}, "command_max_rate")],
 )
 def test_loop_config_names_the_bad_setting(kw, match):
     with pytest.raises(ValueError, match=match):
