@@ -98,3 +98,13 @@ def test_servo_power_cut_stops_after_the_missed_periods(tmp_path, standing_polic
     assert s["fault"] == "LINK_LOST" and "5 periods without a STATE" in s["stop_reason"]
     latency_periods = (bus["torque_off_events_s"][-1] - bus["fault_active_s"]) / PERIOD_S
     assert 4 <= latency_periods <= 6.5, latency_periods
+
+
+def test_wrong_baud_rate_is_refused_after_a_bounded_wait(tmp_path, standing_policy):
+    """The emulated servos run at 1 Mbaud; the host asks at 500 kbaud: named, nothing moved."""
+    out, s, bus = _deploy(tmp_path, "--policy", str(standing_policy), "--baud", "500000",
+                          "--duration-s", "1")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "no servo answered" in out.stderr and "at 500000 baud" in out.stderr
+    assert "wrong baud rate" in out.stderr and "Nothing was moved" in out.stderr
+    assert bus["wrong_baud_bytes"] > 0 and bus["goal_writes"] == 0 and bus["packets_rx"] == 0
