@@ -449,8 +449,8 @@ class ActionFilter:
 
 
 #: Velocity command ranges of ``robotac/Quadruped-v0`` as plain data (deploy reads them
-#: without importing the env): vx [m/s], vy [m/s], yaw rate [rad/s]. Same values as
-#: ``envs.quadruped.DEFAULT_COMMAND_RANGES`` (a test checks it); a policy's ``command_ranges`` env
+#: without importing the env): vx [m/s], vy [m/s], yaw rate [rad/s]. The env samples from them
+#: (``envs.quadruped.DEFAULT_COMMAND_RANGES`` is this table); a policy's ``command_ranges`` env
 #: kwarg is merged over them.
 QUADRUPED_COMMAND_RANGES: dict[str, tuple[float, float]] = {
     "vx": (-0.3, 0.6),

@@ -15,7 +15,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.interface import QUADRUPED_INTERFACE, ActionFilter, ObsLayout, quadruped_obs
+from envs.interface import (
+    QUADRUPED_COMMAND_RANGES,
+    QUADRUPED_INTERFACE,
+    ActionFilter,
+    ObsLayout,
+    quadruped_obs,
+)
 from envs.quadruped_sim import QuadrupedSim
 from envs.rendering import close_renderer, render_rgb_array
 
@@ -29,12 +35,9 @@ __all__ = [
     "reward_table",
 ]
 
-#: Velocity command ranges sampled uniformly per episode: vx [m/s], vy [m/s], yaw rate [rad/s].
-DEFAULT_COMMAND_RANGES: dict[str, tuple[float, float]] = {
-    "vx": (-0.3, 0.6),
-    "vy": (-0.2, 0.2),
-    "yaw_rate": (-1.0, 1.0),
-}
+#: Velocity command ranges sampled uniformly per episode: vx [m/s], vy [m/s], yaw rate [rad/s]
+#: (the numpy-only interface's table, which deploy reads too).
+DEFAULT_COMMAND_RANGES: dict[str, tuple[float, float]] = QUADRUPED_COMMAND_RANGES
 
 #: Reward term -> weight, per control step (legged_gym's terms, ``LeggedRobotCfg.rewards.scales``;
 #: unlike legged_gym the weights are not multiplied by the control period, and the torque weight is

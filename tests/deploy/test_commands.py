@@ -49,7 +49,7 @@ from envs.interface import QUADRUPED_COMMAND_RANGES
 def test_command_ranges_match_the_env_and_merge_the_policy_ranges():
     from envs.quadruped import DEFAULT_COMMAND_RANGES
 
-    assert QUADRUPED_COMMAND_RANGES == DEFAULT_COMMAND_RANGES  # deploy's copy cannot drift
+    assert QUADRUPED_COMMAND_RANGES is DEFAULT_COMMAND_RANGES  # one table for env and deploy
     low, high = command_ranges({})
     np.testing.assert_array_equal(low, [-0.3, -0.2, -1.0])
     np.testing.assert_array_equal(high, [0.6, 0.2, 1.0])
