@@ -261,14 +261,23 @@ def export_onnx(
         os.close(fd)
         try:
             onnx.save_model(model, tmp)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # the usual 0644, not mkstemp's 0600
+            os.chmod(tmp, default_file_mode())  # the usual 0644, not mkstemp's 0600
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
     return path
+
+
+def default_file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open()`` gives a new file (0644 by default).
+
+    Atomic writes go through ``tempfile.mkstemp``, whose files are 0600; the exported policy and
+    the checkpoints get this mode instead, so another user or a deploy service can read them.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

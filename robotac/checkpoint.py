@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from policies.export import default_file_mode
 from policies.networks import (
     DeterministicActor,
     RunningNorm,
@@ -63,13 +64,6 @@ def checkpoint_path(run_dir: str | Path, which: str) -> Path:
     if which not in ("best", "latest"):
         raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
     return Path(run_dir) / "checkpoints" / f"{which}.pt"
-
-
-def default_file_mode() -> int:
-    """``0o666`` less the process umask: the mode ``open()`` would give a new file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:

@@ -95,17 +95,20 @@ class RobotacRun:
     def __init__(self, job: Job, work: Path, args: argparse.Namespace):
         self.job, self.args = job, args
         self.run_dir = work / f"{job.name}-s{job.seed}"
-        self.log = (work / f"{job.name}-s{job.seed}.log").open("w")
-        cmd = [sys.executable, "-m", "robotac.cli", "train", "--config", job.recipe,
-               "--seed", str(job.seed), "--run-dir", str(self.run_dir),
-               "--checkpoint-every", str(args.check_every), "--eval-every", "0",
-               "--no-save-buffer", "--no-video", "--no-export", "--no-progress",
-               "--num-threads", "1"]
+        self._start(work, [sys.executable, "-m", "robotac.cli", "train", "--config", job.recipe,
+                           "--seed", str(job.seed), "--run-dir", str(self.run_dir),
+                           "--checkpoint-every", str(args.check_every), "--eval-every", "0",
+                           "--no-save-buffer", "--no-video", "--no-export", "--no-progress",
+                           "--num-threads", "1"])
+        self.seen_mtime = 0.0
+
+    def _start(self, work: Path, cmd: list[str]) -> None:
+        """Start the job's process (one thread, its own session so it can be killed whole)."""
+        self.log = (work / f"{self.job.name}-s{self.job.seed}.log").open("w")
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=env, start_new_session=True)
         self.t0 = time.time()
-        self.seen_mtime = 0.0
 
     def poll(self) -> bool:
         """Evaluate a new checkpoint if one landed; ``True`` while the job goes on."""
@@ -162,15 +165,10 @@ class Sb3Run(RobotacRun):
     def __init__(self, job: Job, work: Path, args: argparse.Namespace):
         self.job, self.args = job, args
         self.report = work / f"{job.name}-s{job.seed}.jsonl"
-        self.log = (work / f"{job.name}-s{job.seed}.log").open("w")
-        cmd = [sys.executable, __file__, "--sb3-worker", job.recipe, "--seeds", str(job.seed),
-               "--check-every", str(args.check_every), "--episodes", str(args.episodes),
-               "--tolerance", str(args.tolerance), "--budget-min", str(args.budget_min),
-               "--report", str(self.report)]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=env, start_new_session=True)
-        self.t0 = time.time()
+        self._start(work, [sys.executable, __file__, "--sb3-worker", job.recipe, "--seeds",
+                           str(job.seed), "--check-every", str(args.check_every), "--episodes",
+                           str(args.episodes), "--tolerance", str(args.tolerance),
+                           "--budget-min", str(args.budget_min), "--report", str(self.report)])
         self.n_read = 0
 
     def poll(self) -> bool:
@@ -319,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         return sb3_worker(args)
     if not args.config and not args.sb3:
         p.error("give at least one --config or --sb3")
+    import torch
+
+    torch.set_num_threads(1)  # the checkpoint evaluations here: one core, like each job
 
     jobs = []
     for kind, specs in (("robotac", args.config), ("sb3", args.sb3)):

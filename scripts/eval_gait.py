@@ -131,11 +131,13 @@ def evaluate_command(
         ``settle_s``), ``err_xy_m_s``, ``err_yaw_rad_s``, ``falls``, ``too_fast_share``,
         ``torque_sat_share``, ``mean_abs_dtarget_rad``.
     """
+    from envs.interface import QUADRUPED_INTERFACE
     from envs.registration import make_env
 
     kwargs = {k: v for k, v in env_kwargs.items() if k not in COMMAND_KWARGS}
     env = make_env("robotac/Quadruped-v0", fixed_command=tuple(command),
-                   max_episode_steps=round(episode_s / 0.02), **kwargs)
+                   max_episode_steps=round(episode_s / QUADRUPED_INTERFACE.control_period_s),
+                   **kwargs)
     sim = env.unwrapped.sim
     dt = sim.control_period_s
     settle = round(settle_s / dt)
@@ -176,6 +178,7 @@ def evaluate_command(
         "err_yaw_rad_s": float(abs(w - command[2])),
         "falls": falls,
         "episodes": episodes,
+        "steps": steps,
         "too_fast_share": too_fast / steps,
         "torque_sat_share": sat / servo_steps,
         "mean_abs_dtarget_rad": dtarget / steps,
@@ -191,7 +194,7 @@ def evaluate_grid(policy, env_kwargs: dict, args: argparse.Namespace) -> dict:
     for name, kwargs in settings.items():
         rows = [evaluate_command(policy, kwargs, c, args.episodes, args.seed, args.episode_s,
                                  args.settle_s, args.servo_speed_rad_s) for c in GRID]
-        steps = [r["episodes"] for r in rows]
+        steps = [r["steps"] for r in rows]  # shares over all steps of the grid
         summary = {
             "max_err_xy_m_s": float(np.max([r["err_xy_m_s"] for r in rows])),
             "max_err_yaw_rad_s": float(np.max([r["err_yaw_rad_s"] for r in rows])),
