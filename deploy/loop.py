@@ -37,12 +37,15 @@ period p50/p99/max and jitter, inference and round-trip percentiles, drops and e
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import gc
 import os
+import signal
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -547,6 +550,40 @@ def run_deploy(
                         Path(config.log_path) if config.log_path and arrays["t_s"].size else None)
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[list[str]]:
+    """Hold SIGINT and SIGTERM back while the stop is sent; they act afterwards.
+
+    A second Ctrl-C (or a SIGTERM) during the stop would otherwise raise out of it before the
+    torque-off reached the robot. Python runs signal handlers in the main thread whichever
+    thread the kernel hands the signal to (onnxruntime's and the emulator's threads do not
+    block it), so blocking the main thread's signal mask is not enough: the handlers are
+    swapped for one that records the signal (main thread only; elsewhere no handler runs in
+    this thread anyway). Afterwards each recorded signal is raised again under the restored
+    handler; one that raises ``KeyboardInterrupt`` (Ctrl-C, the CLI's SIGTERM handler) asks for
+    what was just done, a stop: it is noted in the yielded list, not raised.
+    """
+    notes: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield notes
+        return
+    caught: list[int] = []
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+                for sig in wanted}
+    try:
+        yield notes
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for sig in dict.fromkeys(caught):
+            try:
+                signal.raise_signal(sig)
+            except KeyboardInterrupt:
+                notes.append(f"{signal.Signals(sig).name} during the stop was held back until "
+                             "the stop was sent")
+
+
 def _stop(
     link: RobotLink | SerialLink,
     link_alive: bool,
@@ -555,11 +592,32 @@ def _stop(
     safety: SafetyLayer | None,
     robot: RobotInterface,
 ) -> str:
-    """Stop the robot: ESTOP after a fault, else a passive COMMAND; retried. Never raises."""
+    """Stop the robot: ESTOP after a fault, else a passive COMMAND; retried. Never raises.
+
+    SIGINT and SIGTERM are held back meanwhile (:func:`_signals_deferred`). Returns how the robot
+    was left: ``"passive"`` or ``"estop"`` (confirmed by the robot), ``"... sent, not
+    confirmed ..."``, or ``"none (...)"`` when the port is gone (the link's
+    ``port_lost_note``: protocol v1 robots go passive on their watchdog, STS servos have none).
+    """
+    with _signals_deferred() as notes:
+        result = _stop_unblocked(link, link_alive, estop, last_target, safety, robot)
+    return "; ".join([result, *notes])
+
+
+def _stop_unblocked(
+    link: RobotLink | SerialLink,
+    link_alive: bool,
+    estop: bool,
+    last_target: np.ndarray | None,
+    safety: SafetyLayer | None,
+    robot: RobotInterface,
+) -> str:
     link = as_robot_link(link)
+    port_lost_note = getattr(link, "port_lost_note",
+                             "none (port gone; the robot's watchdog makes it passive)")
+    unconfirmed_note = getattr(link, "stop_unconfirmed_note", "")
     if not link_alive:
-        return getattr(link, "port_lost_note",
-                       "none (port gone; the robot's watchdog makes it passive)")
+        return port_lost_note
     body = np.asarray(robot.default_pose_rad, dtype=np.float32)
     if not estop:
         # Mode 0 ignores the targets; still send a safe pose, never garbage. The guard cannot
@@ -571,13 +629,22 @@ def _stop(
             except SafetyViolation:
                 pass
     kind = "estop" if estop else "passive"
+    why = ""
     for _ in range(3):
         try:
             reply = link.estop(0.1) if estop else link.passive(body, 0.1)
-        except LinkError:
-            return "none (port failed while stopping; the robot's watchdog makes it passive)"
-        except Exception:  # noqa: BLE001 - the stop path must not raise
-            break
+        except LinkError as exc:
+            if exc.port_lost:
+                return port_lost_note
+            why = f" ({exc})"  # e.g. a port left busy: try again
+            continue
+        except BaseException as exc:  # noqa: BLE001 - the stop path must not raise; retry
+            why = f" ({type(exc).__name__}: {exc})"
+            continue
         if isinstance(reply, P.State):
             return kind
-    return f"{kind} sent, not confirmed"
+        if isinstance(reply, LinkFault):
+            # The link retried itself and names what it could not confirm (STS: a servo whose
+            # torque does not read back off).
+            return f"{kind} sent, not confirmed: {reply.detail}{unconfirmed_note}"
+    return f"{kind} sent, not confirmed{why}{unconfirmed_note}"

@@ -31,7 +31,10 @@ joint far outside its calibrated limits means a stale calibration: refused), wri
 Goal_Position = Present_Position (enabling the torque does not jump), the torque limit, then
 Torque_Enable = 1, and wait for the first IMU packet. :meth:`StsBusLink.passive` and
 :meth:`StsBusLink.estop` both write Torque_Enable = 0 to every servo (the STS has no damped mode;
-the servos go limp).
+the servos go limp), read Torque_Enable back from every servo and write it again until all read
+0; a servo that does not is named in a :class:`~deploy.robot_link.LinkFault`. Every SDK call
+frees the port in a ``finally:`` (the SDK marks it busy during a request; an interrupt inside
+one would otherwise make every later request, the stop's torque-off included, fail as busy).
 
 The SDK's own packet timeout (``PortHandler.setPacketTimeout``: about 35 ms, more for a sync
 read, plus a busy wait) is replaced by the link's reply timeout, and its reads wait on ``select``
@@ -175,19 +178,28 @@ def _sdk_classes(sdk: Any) -> tuple[type, type]:
 
     class ErrorKeepingSyncRead(sdk.GroupSyncRead):  # type: ignore[misc, name-defined]
         """``GroupSyncRead`` that keeps every status packet's error byte (:attr:`errors`) and the
-        ID whose reply failed (:attr:`failed_id`)."""
+        ID whose reply failed (:attr:`failed_id`).
+
+        A status packet of another ID or another data length is skipped (the SDK's ``readRx``
+        takes any packet of the right ID): a late reply to a request that an exception cut
+        short (Ctrl-C) is never read as this one's.
+        """
 
         def rxPacket(self) -> int:  # noqa: N802 - SDK name
             self.errors: dict[int, int] = {}
             self.failed_id: int | None = None
             result = sdk.COMM_RX_FAIL
             for scs_id in self.data_dict:
-                data, result, error = self.ph.readRx(self.port, scs_id, self.data_length)
-                self.data_dict[scs_id] = data
+                while True:  # bounded: the packet timeout runs from the request
+                    packet, result = self.ph.rxPacket(self.port)
+                    if result != sdk.COMM_SUCCESS or (
+                            packet[2] == scs_id and packet[3] == self.data_length + 2):
+                        break
                 if result != sdk.COMM_SUCCESS:
                     self.failed_id = scs_id
                     return result
-                self.errors[scs_id] = error
+                self.data_dict[scs_id] = list(packet[5:5 + self.data_length])
+                self.errors[scs_id] = packet[4]
             self.last_result = True
             return result
 
@@ -221,6 +233,9 @@ class StsBusLink:
     #: How the robot is left when the bus adapter vanished (reported by the loop).
     port_lost_note = ("none (bus adapter gone: STS servos have no link watchdog and hold their "
                       "last goal with torque on; cut the servo power, see docs/hardware.md)")
+    #: Appended to a stop the servos did not confirm (reported by the loop).
+    stop_unconfirmed_note = ("; STS servos have no link watchdog: a servo may still hold its "
+                             "goal with torque on; cut the servo power, see docs/hardware.md")
 
     def __init__(
         self,
@@ -333,7 +348,8 @@ class StsBusLink:
             res = group.txPacket()
         except _PORT_ERRORS as exc:
             raise self._port_failed(exc, "writing") from exc
-        self.port_handler.is_using = False
+        finally:
+            self.port_handler.is_using = False
         if res != self.sdk.COMM_SUCCESS:
             raise LinkError(f"sync write to {self.port!r} failed: {self.ph.getTxRxResult(res)}")
         self.stats["sync_writes"] += 1
@@ -346,7 +362,8 @@ class StsBusLink:
             model, res, _ = self.ph.ping(self.port_handler, sid)
         except _PORT_ERRORS as exc:
             raise self._port_failed(exc, "pinging") from exc
-        self.port_handler.is_using = False
+        finally:
+            self.port_handler.is_using = False
         return int(model), res == self.sdk.COMM_SUCCESS
 
     # ------------------------------------------------------------------ RobotLink
@@ -448,16 +465,19 @@ class StsBusLink:
         return self._read(timeout_s, full=full, t_start=t_start)
 
     def passive(self, target_rad: np.ndarray, timeout_s: float) -> Reply:
-        """Torque off on every servo (they go limp), then read to confirm."""
-        self._torque_off()
-        return self._read(timeout_s, full=False, judge=False)
+        """Torque off on every servo (they go limp), confirmed by reading it back.
+
+        Returns:
+            The state (:meth:`_read` without judging it) once every servo reads
+            Torque_Enable = 0; a :class:`LinkFault` naming the servos that still read 1 or did
+            not answer after :attr:`release_tries` torque-off writes.
+        """
+        return self._release(timeout_s, writes=1)
 
     def estop(self, timeout_s: float) -> Reply:
-        """Torque off on every servo, twice (a lost broadcast has no reply to notice it by)."""
-        self._torque_off()
-        self._torque_off()
+        """As :meth:`passive`, the first torque-off written twice (a broadcast has no reply)."""
         self.estopped = True
-        return self._read(timeout_s, full=False, judge=False)
+        return self._release(timeout_s, writes=2)
 
     def stats_dict(self) -> dict[str, Any]:
         return dict(self.stats)
@@ -505,23 +525,88 @@ class StsBusLink:
         self.port_handler.budget_ms = 50.0
         for sid in self.ids:
             try:
-                data, res, _ = self.ph.readTxRx(self.port_handler, sid, 13, 3)
-                self.port_handler.is_using = False
+                try:
+                    data, res, _ = self.ph.readTxRx(self.port_handler, sid, 13, 3)
+                finally:
+                    self.port_handler.is_using = False
                 if res != self.sdk.COMM_SUCCESS:
                     raise LinkError(f"{self._name(sid)}: cannot read its protection limits "
                                     f"({self.ph.getTxRxResult(res)}). Nothing was moved.")
                 if data[0] == want_t and data[2] == want_v:
                     continue
                 for addr, value in ((55, 0), (13, want_t), (15, want_v), (55, 1)):
-                    res, _ = self.ph.write1ByteTxRx(self.port_handler, sid, addr, value)
-                    self.port_handler.is_using = False
+                    try:
+                        res, _ = self.ph.write1ByteTxRx(self.port_handler, sid, addr, value)
+                    finally:
+                        self.port_handler.is_using = False
                     if res != self.sdk.COMM_SUCCESS:
                         raise LinkError(f"{self._name(sid)}: cannot write address {addr} "
                                         f"({self.ph.getTxRxResult(res)}). Nothing was moved.")
             except _PORT_ERRORS as exc:
                 raise self._port_failed(exc, "setting the protection limits") from exc
 
+    #: Torque-off writes (each followed by a read-back of Torque_Enable) before a stop gives up.
+    release_tries = 3
+
+    def _release(self, timeout_s: float, writes: int) -> Reply:
+        unreleased: dict[int, str] = {}
+        for attempt in range(self.release_tries):
+            for _ in range(writes if attempt == 0 else 1):
+                self._torque_off()
+            unreleased = self._torque_still_on(timeout_s)
+            if not unreleased:
+                return self._read(timeout_s, full=False, judge=False)
+        names = ", ".join(f"{self._name(sid)} {why}" for sid, why in unreleased.items())
+        return LinkFault(Fault.SERVO_SILENT,
+                         f"torque release not confirmed after {self.release_tries} torque-off "
+                         f"writes: {names}")
+
+    def _torque_still_on(self, timeout_s: float) -> dict[int, str]:
+        """Read Torque_Enable (address 40) of every servo with one sync read.
+
+        Returns:
+            ``{id: why}`` of the servos not confirmed off: ``"reads Torque_Enable = 1"`` or
+            ``"gave no valid reply"`` (silent, or a corrupt status packet). The servos after one
+            whose reply failed are read one by one (unless the whole bus is silent).
+        """
+        group = self._reads.get(1)
+        if group is None:
+            group = self._sync_read_cls(self.port_handler, self.ph, 40, 1)
+            for sid in self.ids:
+                group.addParam(sid)
+            self._reads[1] = group
+        self.port_handler.budget_ms = timeout_s * 1e3
+        group.errors = {}  # the servos whose status packet came back (none if the write failed)
+        try:
+            self.port_handler.ser.reset_input_buffer()
+            group.txRxPacket()
+        except _PORT_ERRORS as exc:
+            raise self._port_failed(exc, "reading the torque state") from exc
+        finally:
+            self.port_handler.is_using = False
+        self.stats["sync_reads"] += 1
+        value = {sid: group.getData(sid, 40, 1) for sid in group.errors}
+        silent_bus = group.failed_id == self.ids[0] and self.port_handler.rx_bytes == 0
+        for sid in self.ids:
+            # The servos after the one whose reply failed were never heard: ask each alone.
+            if sid in value or sid == group.failed_id or silent_bus:
+                continue
+            self.port_handler.budget_ms = self.ping_timeout_s * 1e3
+            try:
+                self.port_handler.ser.reset_input_buffer()
+                v, res, _ = self.ph.read1ByteTxRx(self.port_handler, sid, 40)
+            except _PORT_ERRORS as exc:
+                raise self._port_failed(exc, "reading the torque state") from exc
+            finally:
+                self.port_handler.is_using = False
+            if res == self.sdk.COMM_SUCCESS:
+                value[sid] = v
+        return {sid: ("gave no valid reply" if sid not in value else "reads Torque_Enable = 1")
+                for sid in self.ids if value.get(sid, 1) != 0}
+
     def _torque_off(self) -> None:
+        # The port may still be marked busy by an SDK call that an exception (Ctrl-C) cut short.
+        self.port_handler.is_using = False
         self._sync_write(40, 1, [0] * len(self.ids))
         self.armed = False
 
@@ -548,7 +633,10 @@ class StsBusLink:
             res = group.txRxPacket()
         except _PORT_ERRORS as exc:
             raise self._port_failed(exc, "reading") from exc
-        self.port_handler.is_using = False
+        finally:
+            # Also after KeyboardInterrupt inside the SDK call: else the SDK answers every later
+            # request (the torque-off of the stop included) with COMM_PORT_BUSY.
+            self.port_handler.is_using = False
         self.stats["sync_reads"] += 1
         self.stats["bytes_tx"] += 8 + len(self.ids)
         self.stats["bytes_rx_expected"] += (6 + length) * len(self.ids)

@@ -294,3 +294,87 @@ def test_stop_never_raises_and_sends_passive_or_estop():
 def test_loop_config_names_the_bad_setting(kw, match):
     with pytest.raises(ValueError, match=match):
         LoopConfig(**kw)
+
+
+class _StopLink:
+    """A robot link whose stop calls go through ``on_stop`` first (to inject what happens)."""
+
+    kind, port, last_rtt_s = "fake", "fake", 0.0
+
+    def __init__(self, on_stop):
+        self.on_stop, self.calls = on_stop, 0
+
+    def _stop(self):
+        self.calls += 1
+        self.on_stop(self.calls)
+        q = np.zeros(12, dtype=np.float32)
+        return P.State(1, 0, 0, q, q, [1, 0, 0, 0], [0, 0, 0], [0, 0, 9.81])
+
+    def passive(self, target_rad, timeout_s):
+        return self._stop()
+
+    def estop(self, timeout_s):
+        return self._stop()
+
+    def connect(self, attempts=3):
+        raise NotImplementedError
+
+    read = command = connect
+
+    def stats_dict(self):
+        return {}
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_second_ctrl_c_or_sigterm_during_the_stop_waits_until_it_is_sent(signame):
+    """S1: SIGINT/SIGTERM are held back while the stop goes out; the stop is still confirmed."""
+    import os
+    import signal
+
+    def terminate(signum, frame):  # the CLI's SIGTERM handler
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    sig = getattr(signal, signame)
+
+    def interrupt(calls):
+        os.kill(os.getpid(), sig)
+        time.sleep(0.01)  # a signal not held back would raise here, inside the stop
+
+    try:
+        link = _StopLink(interrupt)
+        stopped = _stop(link, True, True, None, None, QUADRUPED_INTERFACE)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert link.calls == 1
+    assert stopped == f"estop; {signame} during the stop was held back until the stop was sent"
+
+
+def test_a_link_error_while_stopping_is_retried_unless_the_port_is_gone():
+    """S1: only a lost port ends the stop at once; any other link error (a busy port) retries,
+    and a port that is gone is reported with the link's own note (STS: no watchdog)."""
+    from deploy.link import LinkError
+
+    def busy_once(calls):
+        if calls == 1:
+            raise LinkError("sync write failed: [TxRxResult] Port is in use!")
+
+    link = _StopLink(busy_once)
+    assert _stop(link, True, False, None, None, QUADRUPED_INTERFACE) == "passive"
+    assert link.calls == 2
+
+    def lost(calls):
+        raise LinkError("port vanished", port_lost=True)
+
+    link = _StopLink(lost)
+    link.port_lost_note = "none (bus adapter gone: no link watchdog)"
+    assert _stop(link, True, False, None, None, QUADRUPED_INTERFACE) == link.port_lost_note
+    assert link.calls == 1
+    link = _StopLink(lambda calls: (_ for _ in ()).throw(LinkError("busy")))
+    link.stop_unconfirmed_note = "; no watchdog"
+    assert _stop(link, True, False, None, None, QUADRUPED_INTERFACE) == (
+        "passive sent, not confirmed (busy); no watchdog")
+    assert link.calls == 3

@@ -17,6 +17,7 @@ import pytest
 from deploy import protocol as P
 from deploy.calibration import JointCalibration
 from deploy.link import LinkError
+from deploy.loop import _stop
 from deploy.robot_link import LinkFault, RobotLink
 from deploy.safety import Fault
 from deploy.sts import (
@@ -202,8 +203,14 @@ def test_faults_come_back_named_in_the_period_they_appear(emulator, kind, fault,
             assert link.imu.parser.bad_checksums >= 2
         if not kind.startswith("imu"):
             assert "servo 5 (fl_hip_flexion)" in last.detail
-        # Stop: torque off reaches every servo, even the faulty one's neighbours.
-        link.estop(0.02)
+        # Stop: torque off reaches every servo, even the faulty one's neighbours; a servo whose
+        # torque cannot be read back is named, and only that one.
+        stopped = link.estop(0.02)
+        if kind in ("silent", "checksum"):
+            assert isinstance(stopped, LinkFault), stopped
+            assert stopped.detail.endswith(": servo 5 (fl_hip_flexion) gave no valid reply")
+        else:
+            assert isinstance(stopped, P.State), stopped
         settle()
         assert not any(emu.record.torque_on)
 
@@ -258,3 +265,78 @@ def test_a_silent_imu_at_start_is_refused_before_the_torque_goes_on(emulator):
     finally:
         os.close(master)
         os.close(slave)
+
+
+def _interrupt_next_read(link: StsBusLink) -> None:
+    """Ctrl-C arrives inside the SDK's next read (the SDK marks the port busy meanwhile)."""
+    real = link.port_handler.readPort
+
+    def interrupted(length):
+        link.port_handler.readPort = real
+        raise KeyboardInterrupt
+
+    link.port_handler.readPort = interrupted
+
+
+def test_ctrl_c_inside_the_bus_read_still_releases_the_torque(emulator):
+    """S1: an interrupt inside ``txRxPacket`` left ``is_using`` set; the stop's torque-off then
+    got COMM_PORT_BUSY and the servos stayed powered, reported as a watchdog stop."""
+    emu, bus, imu = emulator()
+    with StsBusLink(bus, emu.truth.calibration(), imu) as link:
+        link.connect()
+        settle()
+        assert all(emu.record.torque_on)
+        _interrupt_next_read(link)
+        with pytest.raises(KeyboardInterrupt):
+            link.command(DEFAULT.astype(np.float32), 0.02)
+        assert not link.port_handler.is_using
+        assert _stop(link, True, False, DEFAULT, None, QUADRUPED_INTERFACE) == "passive"
+        settle()
+        assert not any(emu.record.torque_on)
+        # A port left marked busy by any other cut-short SDK call: the torque-off still goes out.
+        link.connect()
+        settle()
+        link.port_handler.is_using = True
+        assert _stop(link, True, True, DEFAULT, None, QUADRUPED_INTERFACE) == "estop"
+        settle()
+        assert not any(emu.record.torque_on)
+
+
+def _drop_torque_off(emu: StsBusEmulator, sid: int, times: int) -> list[int]:
+    """Servo ``sid`` misses the next ``times`` torque-off writes (a lost broadcast)."""
+    real, left = emu._write, [times]
+
+    def write(s, addr, data, now):
+        if s == sid and addr == 40 and data[0] == 0 and left[0] > 0:
+            left[0] -= 1
+            return
+        real(s, addr, data, now)
+
+    emu._write = write
+    return left
+
+
+def test_stop_confirms_the_torque_is_off_by_reading_it_back(emulator):
+    """S2: passive/estop read Torque_Enable (40) back from every servo and write the torque-off
+    again until all read 0; a servo that never releases is named."""
+    emu, bus, imu = emulator()
+    with StsBusLink(bus, emu.truth.calibration(), imu) as link:
+        link.connect()
+        settle()
+        left = _drop_torque_off(emu, 5, 1)
+        writes = link.stats["sync_writes"]
+        assert isinstance(link.passive(DEFAULT, 0.05), P.State)
+        assert left == [0] and link.stats["sync_writes"] == writes + 2  # resent once
+        settle()
+        assert not any(emu.record.torque_on)
+        link.connect()
+        settle()
+        _drop_torque_off(emu, 5, 100)
+        reply = link.estop(0.05)
+        assert isinstance(reply, LinkFault) and reply.fault == Fault.SERVO_SILENT
+        assert "servo 5 (fl_hip_flexion) reads Torque_Enable = 1" in reply.detail
+        assert "after 3 torque-off writes" in reply.detail
+        stopped = _stop(link, True, True, DEFAULT, None, QUADRUPED_INTERFACE)
+        assert stopped.startswith("estop sent, not confirmed: torque release not confirmed")
+        assert "servo 5 (fl_hip_flexion)" in stopped and "no link watchdog" in stopped
+

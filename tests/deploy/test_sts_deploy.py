@@ -64,6 +64,13 @@ def test_injected_faults_stop_within_two_periods(tmp_path, standing_policy, kind
                           emulator_args=f"--fault {kind} --fault-servo 5 --fault-after-s 1.2")
     assert out.returncode == 2, out.stdout + out.stderr
     assert words in out.stdout and words in s["stop_reason"] and "robot left estop" in out.stdout
+    if kind == "overheat":
+        assert s["stopped_with"] == "estop"
+    else:  # the servo's torque cannot be read back: said, with what to do (STS: no watchdog)
+        assert s["stopped_with"].startswith("estop sent, not confirmed: torque release not "
+                                            "confirmed after 3 torque-off writes: servo 5 "
+                                            "(fl_hip_flexion) gave no valid reply;")
+        assert "no link watchdog" in s["stopped_with"]
     latency_periods = (bus["torque_off_after_fault_s"] - bus["fault_active_s"]) / PERIOD_S
     assert 0 < latency_periods <= 2.0, latency_periods
     # At most one period's sync write went out after the fault appeared.
