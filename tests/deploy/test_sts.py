@@ -340,3 +340,21 @@ def test_stop_confirms_the_torque_is_off_by_reading_it_back(emulator):
         assert stopped.startswith("estop sent, not confirmed: torque release not confirmed")
         assert "servo 5 (fl_hip_flexion)" in stopped and "no link watchdog" in stopped
 
+
+def test_an_imu_error_while_stopping_does_not_hide_the_released_torque(emulator):
+    """S7: the stop's read does not judge the IMU; its error is no port failure."""
+    from deploy.imu import ImuError
+
+    emu, bus, imu = emulator()
+    with StsBusLink(bus, emu.truth.calibration(), imu) as link:
+        link.connect()
+
+        def broken():
+            raise ImuError("IMU port failed: [Errno 5] Input/output error")
+
+        link.imu.poll = broken
+        with pytest.raises(LinkError):  # in the run: a link error, as before
+            link.command(DEFAULT.astype(np.float32), 0.02)
+        assert _stop(link, True, False, DEFAULT, None, QUADRUPED_INTERFACE) == "passive"
+        settle()
+        assert not any(emu.record.torque_on)
