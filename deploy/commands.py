@@ -44,11 +44,15 @@ Sources:
 the policy was trained on (its ONNX metadata's ``env_kwargs.command_ranges`` merged over
 :data:`envs.interface.QUADRUPED_COMMAND_RANGES`; one warning per run when it clips) and rate
 limited (:data:`DEFAULT_COMMAND_MAX_RATE`: at most 1 m/s^2 on vx and vy and 2 rad/s^2 on the yaw
-rate, from zero at the start of the run phase).
+rate, from zero at the start of the run phase; a :class:`FixedCommand` starts at its own value,
+as the env gives it from the first step). A source that stands the robot still (a closed
+terminal, a dead or stopped gamepad: its ``standing`` attribute) gives an exact zero, never
+clipped into a range.
 
 A policy trained on one command (``env_kwargs.fixed_command``) refuses live sources
 (:func:`check_source_for_policy`): the normalizer saw no variation in the command entries, so any
-other command is out of its distribution.
+other command is out of its distribution. So does a policy whose trained ranges exclude zero: a
+live source stands still with a zero command.
 """
 
 from __future__ import annotations
@@ -177,23 +181,37 @@ def trained_fixed_command(env_kwargs: dict[str, Any] | None) -> np.ndarray | Non
 def refuse_live_commands(
     env_kwargs: dict[str, Any] | None, source_name: str, policy_name: str = "the policy"
 ) -> None:
-    """Refuse a live command source (keyboard, gamepad, schedule) for a fixed-command policy.
+    """Refuse a live command source (keyboard, gamepad, schedule) for a policy that cannot
+    follow one: trained on a fixed command, or on command ranges that exclude zero (a live
+    source stands still with a zero command).
 
     Raises:
-        LiveCommandRefused: the policy metadata has ``env_kwargs.fixed_command``; the message
-            says why and what to do.
+        LiveCommandRefused: the policy metadata has ``env_kwargs.fixed_command``, or a trained
+            range (:func:`command_ranges`) excludes 0; the message says why and what to do.
     """
     fixed = trained_fixed_command(env_kwargs)
-    if fixed is None:
-        return
-    trained = ",".join(f"{x:g}" for x in fixed)
-    raise LiveCommandRefused(
-        f"{policy_name} was trained on one command only (its metadata has "
-        f"env_kwargs.fixed_command = {trained}), so it cannot follow a {source_name} command: "
-        f"any other command is outside what it saw. Use --command {trained} with it, or train "
-        "a policy with sampled commands (no fixed_command), e.g. "
-        f"`robotac train --config {STEER_RECIPE}`"
-    )
+    if fixed is not None:
+        trained = ",".join(f"{x:g}" for x in fixed)
+        raise LiveCommandRefused(
+            f"{policy_name} was trained on one command only (its metadata has "
+            f"env_kwargs.fixed_command = {trained}), so it cannot follow a {source_name} "
+            f"command: any other command is outside what it saw. Use --command {trained} with "
+            "it, or train a policy with sampled commands (no fixed_command), e.g. "
+            f"`robotac train --config {STEER_RECIPE}`"
+        )
+    low, high = command_ranges(env_kwargs)
+    no_zero = [f"{k} [{lo:g}, {hi:g}]" for k, lo, hi in zip(COMMAND_KEYS, low, high, strict=True)
+               if lo > 0 or hi < 0]
+    if no_zero:
+        raise LiveCommandRefused(
+            f"{policy_name} was trained on command ranges that exclude zero "
+            f"({', '.join(no_zero)}), so it cannot follow a {source_name} command: a live "
+            "command stops at zero (the stop key or button, a closed terminal, an unplugged "
+            "gamepad, a schedule's zero rows), which this policy never saw and which the "
+            "trained ranges would clip up to walking. Use --command VX,VY,YAW inside the ranges "
+            "with it, or train with command ranges that include 0, e.g. "
+            f"`robotac train --config {STEER_RECIPE}`"
+        )
 
 
 def check_source_for_policy(
@@ -318,6 +336,11 @@ class KeyboardCommand:
         if handle_sighup and threading.current_thread() is threading.main_thread():
             self._prev_sighup = signal.signal(signal.SIGHUP, self._on_sighup)
             self._sighup_installed = True
+
+    @property
+    def standing(self) -> bool:
+        """The terminal is gone: zero command for the rest of the run."""
+        return self.closed
 
     def _on_sighup(self, signum: int, frame: object) -> None:
         self._hangup = True
@@ -462,6 +485,11 @@ class GamepadCommand:
             info = device.absinfo(code)
             self._range[code] = (float(info.min), float(info.max))
             self._axis[code] = self._normalize(code, float(info.value))
+
+    @property
+    def standing(self) -> bool:
+        """Unplugged, or the stop button latched: zero command."""
+        return self.dead or self.stopped
 
     def _normalize(self, code: int, value: float) -> float:
         lo, hi = self._range[code]
@@ -691,8 +719,9 @@ class CommandShaper:
 
     Per control period: ``c = clip(raw, low, high)`` (one warning per shaper when it clips), then
     ``shaped = prev + clip(c - prev, -max_rate * dt, +max_rate * dt)`` per component, starting
-    from zero (the robot stands at the start of the run phase). A non-finite raw command reads as
-    zero (with a warning once).
+    from zero (the robot stands at the start of the run phase) or from a fixed command
+    (:meth:`start_at`). A non-finite raw command reads as zero (with a warning once); a source
+    that stands the robot still gives an exact, unclipped zero (``stand``).
 
     Args:
         low, high: ``(3,)`` trained ranges (:func:`command_ranges`).
@@ -740,15 +769,32 @@ class CommandShaper:
         self.warnings.append(text)
         self.warn(text)
 
-    def __call__(self, raw: np.ndarray) -> np.ndarray:
-        """The next command fed to the policy: ``(3,)`` float64."""
-        c = np.asarray(raw, dtype=np.float64).reshape(3)
+    def start_at(self, command: np.ndarray) -> None:
+        """Start from ``command`` (clipped to the ranges) instead of zero.
+
+        For a :class:`FixedCommand`: the env gives its command from the first step of an episode
+        (contract 8), and a policy trained on one command never saw a ramp up to it.
+        """
+        c = np.asarray(command, dtype=np.float64).reshape(3)
+        if np.isfinite(c).all():
+            self.command = np.clip(c, self.low, self.high)
+
+    def __call__(self, raw: np.ndarray, stand: bool = False) -> np.ndarray:
+        """The next command fed to the policy: ``(3,)`` float64.
+
+        Args:
+            raw: ``(3,)`` the source's command.
+            stand: The source stands the robot still (a closed terminal, a dead or stopped
+                gamepad): its zero is the target as it is, never clipped into a trained range
+                that excludes zero (rate limited down to exactly zero).
+        """
+        c = np.zeros(3) if stand else np.asarray(raw, dtype=np.float64).reshape(3)
         if not np.isfinite(c).all():
             if not self._warned_non_finite:
                 self._warned_non_finite = True
                 self.note(f"command source gave a non-finite command {c.tolist()}; using zero")
             c = np.zeros(3)
-        clipped = np.clip(c, self.low, self.high)
+        clipped = c if stand else np.clip(c, self.low, self.high)
         if (clipped != c).any():
             self.n_clipped += 1
             if not self._warned_clip:

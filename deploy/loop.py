@@ -21,7 +21,8 @@ contract 8; its state is the previous filtered target, the held target at the st
 phase), pass it through the :class:`~deploy.safety.SafetyLayer`, send it as one COMMAND and
 receive the STATE. The velocity command comes from a :class:`~deploy.commands.CommandSource`
 (fixed, keyboard, gamepad, schedule), polled once per period, through a
-:class:`~deploy.commands.CommandShaper` (clipped to the trained ranges, rate limited).
+:class:`~deploy.commands.CommandShaper` (clipped to the trained ranges, rate limited; a fixed
+command from its own value at the first step, as in the env).
 
 Timing: steps are scheduled against absolute deadlines ``t0 + k * period``
 (:class:`DeadlineClock`: sleep until shortly before the deadline, then spin), never
@@ -386,6 +387,10 @@ def run_deploy(
     shaper = CommandShaper.for_policy(env_kwargs, period, max_rate=config.command_max_rate)
     for text in command_warnings:
         shaper.note(text)
+    if isinstance(source, FixedCommand):
+        # The env gives a fixed command from step 0 (contract 8): no ramp from zero, which a
+        # policy trained on that one command would see as far out of its distribution.
+        shaper.start_at(source.value)
     action_filter = ActionFilter.from_env_kwargs(env_kwargs)
     nan_cmd = np.full(3, np.nan)
     # Warm up onnxruntime (the first runs allocate) before anything moves.
@@ -448,7 +453,8 @@ def run_deploy(
                 target = safety.rate_limit(safety.default_pose_rad, last_target)
             else:
                 phase = Phase.RUN
-                command = shaper(source.poll(t - hold_end))
+                raw = source.poll(t - hold_end)
+                command = shaper(raw, stand=bool(getattr(source, "standing", False)))
                 obs = quadruped_obs(state.quat_wxyz, state.gyro_rad_s, state.q_rad,
                                     state.dq_rad_s, prev_action, command, robot)
                 t_i = time.perf_counter()

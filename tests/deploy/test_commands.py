@@ -39,6 +39,7 @@ from deploy.commands import (
     check_source_for_policy,
     command_ranges,
     open_gamepad,
+    refuse_live_commands,
 )
 from envs.interface import QUADRUPED_COMMAND_RANGES
 
@@ -272,6 +273,49 @@ def test_fixed_command_policy_refuses_live_sources(tmp_path):
     # A policy trained on sampled commands takes any source.
     assert check_source_for_policy({}, ScheduleCommand(path)) == []
     assert check_source_for_policy({"fixed_command": None}, ScheduleCommand(path)) == []
+
+
+def test_live_sources_are_refused_when_a_trained_range_excludes_zero(tmp_path):
+    """S4: a live source stands still with zero; a range like vx [0.3, 0.6] would clip that
+    zero up to walking at 0.3 m/s."""
+    forward_only = {"command_ranges": {"vx": [0.3, 0.6]}}
+    path = tmp_path / "s.csv"
+    path.write_text("0, 0.4, 0, 0\n")
+    with pytest.raises(LiveCommandRefused) as exc:
+        check_source_for_policy(forward_only, ScheduleCommand(path), "fwd.onnx")
+    text = str(exc.value)
+    assert "fwd.onnx was trained on command ranges that exclude zero (vx [0.3, 0.6])" in text
+    assert "--command VX,VY,YAW" in text
+    with pytest.raises(LiveCommandRefused, match=r"yaw_rate \[-1, -0.5\]"):
+        refuse_live_commands({"command_ranges": {"yaw_rate": [-1, -0.5]}}, "keyboard")
+    assert check_source_for_policy(forward_only, FixedCommand((0.4, 0, 0))) == []
+    # Ranges that include zero at an end are fine.
+    refuse_live_commands({"command_ranges": {"vx": [0.0, 0.6]}}, "keyboard")
+
+
+def test_a_standing_source_gives_an_exact_zero_never_clipped_into_a_range():
+    """S4: a dead or stopped source's zero is not clipped up into a range that excludes 0."""
+    warnings: list[str] = []
+    shaper = CommandShaper(np.array([0.3, -0.2, -1.0]), np.array([0.6, 0.2, 1.0]), 0.02,
+                           warn=warnings.append)
+    shaper.start_at(np.array([0.5, 0.0, 0.0]))
+    out = [shaper(np.zeros(3), stand=True) for _ in range(30)]
+    np.testing.assert_allclose(out[0], [0.48, 0, 0])  # rate limited down ...
+    np.testing.assert_array_equal(out[-1], [0.0, 0.0, 0.0])  # ... to exactly zero
+    assert warnings == [] and shaper.n_clipped == 0
+    pad = FakeGamepad()
+    gp = GamepadCommand(pad, command_ranges({}))
+    assert not gp.standing
+    pad.press(BTN_SOUTH)
+    gp.poll(0.0)
+    assert gp.standing
+    keyboard = KeyboardCommand(os.open(os.devnull, os.O_RDONLY), handle_sighup=False)
+    try:
+        assert not keyboard.standing
+        keyboard.poll(0.0)  # end of input: the terminal is gone
+        assert keyboard.standing
+    finally:
+        os.close(keyboard.fd)
 
 
 # ---------------------------------------------------------------------------------------------

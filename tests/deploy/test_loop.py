@@ -49,11 +49,10 @@ def test_handshake_run_and_log(virtual_robot, standing_policy, tmp_path):
     assert set(np.unique(log["phase"])) == {Phase.RAMP, Phase.HOLD, Phase.RUN}
     run = log["phase"] == Phase.RUN
     assert log["obs"].shape == (len(log["t_s"]), 45) and np.isfinite(log["obs"][run]).all()
-    # The command block is the shaped command: from zero (standing) up to 0.3 m/s at 1 m/s^2.
+    # The command block is the shaped command: a fixed command from the first step, as the env
+    # gives it (no ramp from zero; a live source's ramp: test_commands).
     np.testing.assert_array_equal(log["obs"][run][:, 42:], log["command"][run])
-    vx = log["command"][run][:, 0]
-    np.testing.assert_allclose(vx[:15], 0.02 * np.arange(1, 16), atol=1e-6)
-    np.testing.assert_allclose(log["command"][run][15:], [[0.3, 0.0, 0.0]] * int(run.sum() - 15))
+    np.testing.assert_allclose(log["command"][run], [[0.3, 0.0, 0.0]] * int(run.sum()))
     assert np.isfinite(log["target"]).all()
     # The standing policy keeps the body level.
     g = log["obs"][run][:, 0:3]
@@ -378,3 +377,20 @@ def test_a_link_error_while_stopping_is_retried_unless_the_port_is_gone():
     assert _stop(link, True, False, None, None, QUADRUPED_INTERFACE) == (
         "passive sent, not confirmed (busy); no watchdog")
     assert link.calls == 3
+
+
+def test_a_fixed_command_reaches_the_policy_from_the_first_step(fixed_command_policy):
+    """C1: a policy trained on fixed_command 0.5,0,0 sees 0.5 from the first run step (its
+    normalizer std for the command entries is ~1e-4: a ramp from zero is far out of range)."""
+    from deploy.commands import FixedCommand
+    from deploy.virtual_robot import InProcessLink
+
+    cfg = LoopConfig(rate_hz=50, duration_s=0.2, safety=SafetyConfig(ramp_s=0.1, hold_s=0.1))
+    res = run_deploy(InProcessLink(), OnnxPolicy(fixed_command_policy), cfg,
+                     commands=FixedCommand((0.5, 0.0, 0.0)))
+    assert res.ok, res.stop_reason
+    run = res.log["phase"] == Phase.RUN
+    assert run.sum() >= 5
+    np.testing.assert_array_equal(res.log["command"][run], [[0.5, 0.0, 0.0]] * int(run.sum()))
+    np.testing.assert_array_equal(res.log["obs"][run][:, 42:], res.log["command"][run])
+    assert res.summary["command_rate_limited_steps"] == 0
