@@ -33,7 +33,9 @@ Sources:
   left). Full deflection is the end of the trained range; a dead zone of
   :data:`STICK_DEAD_ZONE` around the centre reads as zero. A (``BTN_SOUTH``) = stop (zero,
   latched), START = resume. A gamepad that vanishes mid-run (``OSError``, e.g. ``ENODEV`` when
-  unplugged) means stand still, recorded.
+  unplugged) means stand still, recorded. After ``SYN_DROPPED`` (the kernel's event buffer
+  overflowed) and at the start of the run phase (:meth:`GamepadCommand.resync`) the sticks are
+  read again from the device; the loop drains every source during ramp and hold.
 - :class:`ScheduleCommand`: a timed schedule file (``--command-schedule FILE``), piecewise
   constant. CSV (``t_s, vx, vy, yaw_rate`` per row; ``#`` comments and a header row allowed),
   JSON (a list of ``[t_s, vx, vy, yaw_rate]`` rows or of objects with those keys), or YAML of the
@@ -280,6 +282,10 @@ _KEYS: dict[bytes, tuple[int, float]] = {
     b"\x1bOA": (0, 1.0), b"\x1bOB": (0, -1.0), b"\x1bOD": (1, 1.0), b"\x1bOC": (1, -1.0),
 }
 _STOP_KEYS = (b" ",)
+#: Bytes read from the terminal per poll at most.
+_MAX_READ = 4096
+#: Longest escape sequence kept waiting for its final byte [bytes].
+_MAX_SEQUENCE = 16
 
 
 class KeyboardCommand:
@@ -360,7 +366,10 @@ class KeyboardCommand:
             return np.zeros(3)
         data = b""
         try:
-            while select.select([self.fd], [], [], 0)[0]:
+            # Bounded per call (a flood, e.g. a pipe, must not hold the loop); the rest waits in
+            # the kernel for the next call. Every byte read is parsed: no truncation that could
+            # cut an arrow key's escape sequence and leave its tail ("A") to read as a key.
+            while len(data) < _MAX_READ and select.select([self.fd], [], [], 0)[0]:
                 chunk = os.read(self.fd, 256)
                 if not chunk:
                     self._lose_terminal(t_s, "end of input (terminal closed)")
@@ -375,7 +384,9 @@ class KeyboardCommand:
         return self.command.copy()
 
     def _handle(self, data: bytes) -> None:
-        buf = (self._pending + data)[-64:]
+        """Apply the key presses in ``data`` in order; escape sequences are recognised first, an
+        incomplete one waits for the next read, and one that never ends is dropped whole."""
+        buf = self._pending + data
         self._pending = b""
         i = 0
         while i < len(buf):
@@ -394,8 +405,9 @@ class KeyboardCommand:
             while j < len(buf) and not 0x40 <= buf[j] <= 0x7E:
                 j += 1
             if j >= len(buf):
-                self._pending = buf[i:]
-                break
+                if len(buf) - i <= _MAX_SEQUENCE:
+                    self._pending = buf[i:]  # the rest comes with the next read
+                break  # else: an orphan sequence (no final byte) is dropped with its tail
             self._press(buf[i:j + 1])
             i = j + 1
 
@@ -435,7 +447,8 @@ class KeyboardCommand:
 
 # Linux input event codes (linux/input-event-codes.h, a stable ABI), so the mapping needs no
 # evdev import and tests can drive it with a fake device.
-EV_KEY, EV_ABS = 0x01, 0x03
+EV_SYN, EV_KEY, EV_ABS = 0x00, 0x01, 0x03
+SYN_REPORT, SYN_DROPPED = 0x00, 0x03
 ABS_X, ABS_Y, ABS_Z, ABS_RX = 0x00, 0x01, 0x02, 0x03
 BTN_SOUTH, BTN_START = 0x130, 0x13B
 
@@ -485,6 +498,21 @@ class GamepadCommand:
             info = device.absinfo(code)
             self._range[code] = (float(info.min), float(info.max))
             self._axis[code] = self._normalize(code, float(info.value))
+        self.resyncs = 0
+        self._dropping = False
+
+    def resync(self) -> None:
+        """Re-read every axis's present value from the device (``absinfo``).
+
+        Called after the kernel dropped events (``SYN_DROPPED``: its buffer overflowed, e.g. the
+        stick's release was lost) and by the loop at the start of the run phase.
+        """
+        try:
+            for code in self._range:
+                self._axis[code] = self._normalize(code, float(self.device.absinfo(code).value))
+        except OSError:
+            return  # a vanished device is noticed (and recorded) by the next read
+        self.resyncs += 1
 
     @property
     def standing(self) -> bool:
@@ -506,12 +534,28 @@ class GamepadCommand:
         return x * self.high[j] if x >= 0 else -x * self.low[j]
 
     def poll(self, t_s: float) -> np.ndarray:
-        """Apply the pending events (never blocks) and return the command."""
+        """Apply the pending events (never blocks) and return the command.
+
+        After ``SYN_DROPPED`` the events up to the next ``SYN_REPORT`` are ignored and the axes
+        re-read (:meth:`resync`), so a lost stick release does not keep the robot walking.
+        """
         if self.dead:
             return np.zeros(3)
+        dropped = resync = False
         try:
             for ev in self.device.read():
-                if ev.type == EV_ABS and ev.code in self._range:
+                if ev.type == EV_SYN:
+                    if ev.code == SYN_DROPPED:
+                        # The kernel's buffer overflowed and events were lost (the stick's
+                        # release, maybe): ignore the rest of this report and read the axes'
+                        # present values instead (as libevdev does).
+                        dropped = resync = self._dropping = True
+                    elif ev.code == SYN_REPORT and self._dropping:
+                        self._dropping = False
+                        resync = True
+                elif self._dropping:
+                    continue
+                elif ev.type == EV_ABS and ev.code in self._range:
                     self._axis[ev.code] = self._normalize(ev.code, float(ev.value))
                 elif ev.type == EV_KEY and ev.value == 1:
                     if ev.code == BTN_SOUTH:
@@ -531,6 +575,11 @@ class GamepadCommand:
             self.events.append((t_s, text))
             _warn(text)
             return np.zeros(3)
+        if dropped:
+            self.events.append((t_s, "gamepad: events dropped by the kernel (SYN_DROPPED); "
+                                     "stick positions read again from the device"))
+        if resync:
+            self.resync()
         if self.stopped:
             return np.zeros(3)
         # Stick up is negative ABS_Y (forward), stick left is negative ABS_X (+vy, +yaw: to the

@@ -352,8 +352,10 @@ def run_deploy(
         robot: The host's model of the robot (joint order, default pose, observation layout).
         on_step: Optional callback ``(step_index, phase)`` after each step (progress display).
         commands: Where the velocity command comes from (:mod:`deploy.commands`), polled once
-            per period of the run phase with the time since its start; default
-            ``FixedCommand(config.command)``. The caller closes it.
+            per period with the time since the start of the run phase (negative during ramp and
+            hold, where it is only drained: what piles up there, gamepad events or key bytes,
+            would otherwise overflow; its ``resync()``, if any, runs at the start of the run
+            phase); default ``FixedCommand(config.command)``. The caller closes it.
 
     Returns:
         :class:`DeployResult`. Log arrays (``N`` steps): ``t_s`` (N,) wake time since start [s],
@@ -436,6 +438,7 @@ def run_deploy(
         hold_end = ramp_end + config.safety.hold_s
         run_end = hold_end + config.duration_s
         drops = 0
+        run_started = False
         t0 = clock.start()
         k = 0
         while True:
@@ -445,6 +448,10 @@ def run_deploy(
             if t >= run_end:
                 break
             obs, action, infer_s, command = nan_obs, nan_n, float("nan"), nan_cmd
+            if t < hold_end:
+                # Drain the source (gamepad events, key bytes) so nothing piles up before the
+                # run; nothing of it reaches the policy yet.
+                source.poll(t - hold_end)
             if t < ramp_end:
                 phase = Phase.RAMP
                 target = safety.rate_limit(safety.ramp_target(q0, t), last_target)
@@ -453,6 +460,11 @@ def run_deploy(
                 target = safety.rate_limit(safety.default_pose_rad, last_target)
             else:
                 phase = Phase.RUN
+                if not run_started:
+                    run_started = True
+                    resync = getattr(source, "resync", None)
+                    if resync is not None:
+                        resync()  # a gamepad re-reads its sticks' present positions
                 raw = source.poll(t - hold_end)
                 command = shaper(raw, stand=bool(getattr(source, "standing", False)))
                 obs = quadruped_obs(state.quat_wxyz, state.gyro_rad_s, state.q_rad,

@@ -29,6 +29,9 @@ from deploy.commands import (
     BTN_START,
     EV_ABS,
     EV_KEY,
+    EV_SYN,
+    SYN_DROPPED,
+    SYN_REPORT,
     CommandShaper,
     CommandSourceError,
     FixedCommand,
@@ -124,6 +127,25 @@ def test_keyboard_keys_step_the_command_and_the_terminal_is_restored(pty_pair):
         kb.close()
     assert termios.tcgetattr(slave)[3] == before[3]  # restored
     kb.close()  # idempotent
+
+
+def test_keyboard_arrow_presses_that_pile_up_are_not_misread():
+    """Keyboard: 22 left arrows (66 bytes) in one read; a cut to the last 64 bytes left an orphan
+    'D' that read as the d key (the other way). An escape sequence without a final byte is dropped
+    whole, not read as keys."""
+    r, w = os.pipe()
+    kb = KeyboardCommand(fd=r, handle_sighup=False)
+    try:
+        os.write(w, b"\x1b[D" * 22)
+        np.testing.assert_allclose(kb.poll(0.0), [0, 22 * 0.05, 0])
+        os.write(w, b"\x1b[" + b"1;" * 10)  # never ends
+        kb.poll(0.1)
+        os.write(w, b"w")
+        np.testing.assert_allclose(kb.poll(0.2), [0.1, 22 * 0.05, 0])
+    finally:
+        kb.close()
+        os.close(r)
+        os.close(w)
 
 
 def test_keyboard_closed_terminal_means_stand_still(pty_pair):
@@ -333,6 +355,7 @@ class FakeGamepad:
     def __init__(self, axes=(ABS_X, ABS_Y, ABS_Z, ABS_RX)):
         self.axes = axes
         self.pending: list[Event] = []
+        self.values: dict[int, int] = {}
         self.unplugged = False
         self.closed = False
 
@@ -341,10 +364,18 @@ class FakeGamepad:
                 EV_ABS: [(c, AbsInfo(128, 0, 255, 0, 15, 0)) for c in self.axes]}
 
     def absinfo(self, code):
-        return AbsInfo(128, 0, 255, 0, 15, 0)
+        return AbsInfo(self.values.get(code, 128), 0, 255, 0, 15, 0)
 
     def move(self, code, value):
+        self.values[code] = value
         self.pending.append(Event(EV_ABS, code, value))
+
+    def overflow(self, code, value):
+        """The kernel's buffer overflowed: the move to ``value`` was lost, SYN_DROPPED instead
+        (then the rest of that report, which must be ignored, and its SYN_REPORT)."""
+        self.values[code] = value
+        self.pending += [Event(EV_SYN, SYN_DROPPED, 0), Event(EV_ABS, code, 0),
+                         Event(EV_SYN, SYN_REPORT, 0)]
 
     def press(self, code):
         self.pending += [Event(EV_KEY, code, 1), Event(EV_KEY, code, 0)]
@@ -402,6 +433,22 @@ def test_gamepad_stop_button_and_unplug_mean_stand_still():
     pad.move(ABS_Y, 0)
     np.testing.assert_array_equal(gp.poll(5.0), [0, 0, 0])
     gp.close()
+
+
+def test_gamepad_rereads_the_sticks_after_the_kernel_dropped_events():
+    """S3: on SYN_DROPPED (evdev buffer overflow, e.g. the stick's release lost) the rest of the
+    report is ignored and every axis is read again: no stale forward command."""
+    pad = FakeGamepad()
+    gp = GamepadCommand(pad, command_ranges({}))
+    pad.move(ABS_Y, 0)
+    np.testing.assert_allclose(gp.poll(0.0), [0.6, 0, 0])
+    pad.overflow(ABS_Y, 128)  # released, but the release event was dropped
+    np.testing.assert_array_equal(gp.poll(0.1), [0, 0, 0])
+    assert gp.resyncs == 1 and "SYN_DROPPED" in gp.events[-1][1]
+    # The loop's resync at the start of the run phase reads the present positions too.
+    pad.values[ABS_X] = 0
+    gp.resync()
+    np.testing.assert_allclose(gp.poll(0.2), [0, 0.2, 0])
 
 
 def test_gamepad_without_left_stick_is_refused():

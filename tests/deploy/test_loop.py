@@ -394,3 +394,43 @@ def test_a_fixed_command_reaches_the_policy_from_the_first_step(fixed_command_po
     np.testing.assert_array_equal(res.log["command"][run], [[0.5, 0.0, 0.0]] * int(run.sum()))
     np.testing.assert_array_equal(res.log["obs"][run][:, 42:], res.log["command"][run])
     assert res.summary["command_rate_limited_steps"] == 0
+
+
+class _DrainedSource:
+    """A command source that records its polls and resyncs."""
+
+    name = "recording"
+
+    def __init__(self):
+        self.events: list = []
+        self.polls: list[float] = []
+        self.resynced_after = None
+
+    def poll(self, t_s):
+        self.polls.append(t_s)
+        return np.array([0.2, 0.0, 0.0])
+
+    def resync(self):
+        self.resynced_after = len(self.polls)
+
+    def close(self):
+        pass
+
+
+def test_live_sources_are_drained_during_ramp_and_hold_and_resynced_at_the_run(standing_policy):
+    """S3: the source is polled during ramp and hold too (gamepad events and key bytes do not
+    pile up), its command reaches no policy there, and it is resynced before the run's first
+    poll."""
+    from deploy.virtual_robot import InProcessLink
+
+    source = _DrainedSource()
+    cfg = LoopConfig(rate_hz=50, duration_s=0.2, safety=SafetyConfig(ramp_s=0.1, hold_s=0.1))
+    res = run_deploy(InProcessLink(), OnnxPolicy(standing_policy), cfg, commands=source)
+    assert res.ok, res.stop_reason
+    phase = res.log["phase"]
+    before = int((phase != Phase.RUN).sum())
+    assert len(source.polls) == len(phase)  # one poll per step, every phase
+    assert all(t < 0 for t in source.polls[:before]) and source.polls[before] >= 0
+    assert source.resynced_after == before
+    assert np.isnan(res.log["command"][phase != Phase.RUN]).all()
+    np.testing.assert_allclose(res.log["command"][phase == Phase.RUN][0], [0.02, 0, 0])
