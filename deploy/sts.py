@@ -27,8 +27,11 @@ loop stops after ``max_consecutive_drops`` of them. A failing or vanished port r
 
 Connect (:meth:`StsBusLink.connect`): ping every calibrated ID (bounded tries; a wrong baud rate
 or a missing servo is named and nothing moves), check the model number, read the positions (a
-joint far outside its calibrated limits means a stale calibration: refused), write
-Goal_Position = Present_Position (enabling the torque does not jump), the torque limit, then
+joint more than 0.35 rad outside its calibrated limits means a stale calibration: refused; more
+than :data:`START_OUTSIDE_TOLERANCE_RAD` (0.03 rad) outside: refused, the operator moves it into
+range by hand), write Goal_Position = Present_Position clipped into the calibrated range
+(enabling the torque moves a joint at most 0.03 rad: one that sits just outside its range goes
+to the limit; no goal outside the range ever reaches the bus), the torque limit, then
 Torque_Enable = 1, and wait for the first IMU packet. :meth:`StsBusLink.passive` and
 :meth:`StsBusLink.estop` both write Torque_Enable = 0 to every servo (the STS has no damped mode;
 the servos go limp), read Torque_Enable back from every servo and write it again until all read
@@ -92,6 +95,11 @@ except ImportError:  # not POSIX
 #: What a failing or vanished port raises through pyserial and the SDK.
 _PORT_ERRORS = (OSError, _TermiosError)
 _FAST_READ = (56, 4)   # Present_Position, Present_Velocity
+#: A joint read further outside its calibrated limits at connect means a stale calibration [rad].
+STALE_CALIBRATION_RAD = 0.35
+#: A joint read at most this far outside its calibrated limits at connect is accepted: enabling
+#: the torque moves it to the limit, a jump of at most this much [rad]; further out is refused.
+START_OUTSIDE_TOLERANCE_RAD = 0.03
 _FULL_READ = (56, 8)   # ... Present_Load, Present_Voltage, Present_Temperature
 
 
@@ -374,8 +382,10 @@ class StsBusLink:
             LinkError: no servo answers (wrong baud rate, no power: said after a bounded wait of
                 at most ``attempts * 12 * 2 * ping_timeout_s``), some servo does not answer
                 (named, with its joint; nothing is written), a servo of another model, no IMU
-                packet within 0.5 s, or a joint reading far outside its calibrated limits; in
-                every case before the torque is enabled.
+                packet within 0.5 s, or a joint reading more than
+                :data:`START_OUTSIDE_TOLERANCE_RAD` outside its calibrated limits (the message
+                says: stale calibration, or move it into range by hand); in every case before
+                the torque is enabled.
         """
         t0 = time.perf_counter()
         models: dict[int, int] = {}
@@ -427,17 +437,24 @@ class StsBusLink:
             raise LinkError("cannot read the servos at start. Nothing was moved.")
         q = state.q_rad.astype(np.float64)
         off = np.maximum(self.min_rad - q, q - self.max_rad)
-        if (off > 0.35).any():
-            j = int(np.argmax(off))
+        j = int(np.argmax(off))
+        where = (f"joint {self.names[j]!r} ({self._name(self.ids[j])}) reads {q[j]:.3f} rad, "
+                 f"{off[j]:.2f} rad outside its calibrated limits [{self.min_rad[j]:.3f}, "
+                 f"{self.max_rad[j]:.3f}]")
+        if off[j] > STALE_CALIBRATION_RAD:
+            raise LinkError(f"{where}: the calibration is stale or for another robot (run "
+                            "`robotac calibrate`). Nothing was moved.")
+        if off[j] > START_OUTSIDE_TOLERANCE_RAD:
+            limit = "min" if q[j] < self.min_rad[j] else "max"
             raise LinkError(
-                f"joint {self.names[j]!r} ({self._name(self.ids[j])}) reads {q[j]:.3f} rad, "
-                f"{off[j]:.2f} rad outside its calibrated limits [{self.min_rad[j]:.3f}, "
-                f"{self.max_rad[j]:.3f}]: the calibration is stale or for another robot (run "
-                "`robotac calibrate`). Nothing was moved."
+                f"{where}: enabling the torque would move it {off[j]:.2f} rad into range at "
+                f"full speed. With the torque off, move it by hand past its {limit} limit "
+                f"into the range (at most {START_OUTSIDE_TOLERANCE_RAD} rad outside is "
+                "accepted), then start again. Nothing was moved."
             )
         self._sync_protection_limits()
         # Goal = present (no jump when the torque goes on), clipped into the calibrated range: a
-        # joint slightly outside it moves in, as the loop's first ramp target would take it.
+        # joint at most START_OUTSIDE_TOLERANCE_RAD outside it moves in by that much, no more.
         present = np.clip(self._last_ticks, self.tick_lo, self.tick_hi)
         self._sync_write(42, 2, [int(t) for t in present])
         self._sync_write(48, 2, [int(self.cal.torque_limit)] * len(self.ids))

@@ -358,3 +358,32 @@ def test_an_imu_error_while_stopping_does_not_hide_the_released_torque(emulator)
         assert _stop(link, True, False, DEFAULT, None, QUADRUPED_INTERFACE) == "passive"
         settle()
         assert not any(emu.record.torque_on)
+
+
+@pytest.mark.parametrize(("outside_rad", "refused"), [(0.15, True), (0.02, False)])
+def test_a_joint_outside_its_range_at_start_is_refused_unless_barely(emulator, outside_rad,
+                                                                      refused):
+    """S5: torque-on would move a joint up to 0.35 rad outside its range into it at full speed;
+    more than 0.03 rad outside is refused (move it by hand), less moves at most that far."""
+    emu, bus, imu = emulator(mode="stepped")  # no physics before the first goal write
+    cal = emu.truth.calibration()
+    k, name = 2, QUADRUPED_INTERFACE.joint_names[2]
+    q = math.pi + float(emu.sim.q_joint_rad[k])
+    cal.joints[name] = dataclasses.replace(cal.joints[name], min_rad=q + outside_rad,
+                                           max_rad=q + outside_rad + 0.5)
+    with StsBusLink(bus, cal, imu) as link:
+        if refused:
+            with pytest.raises(LinkError) as info:
+                link.connect()
+            msg = str(info.value)
+            assert f"joint {name!r}" in msg and "0.15 rad outside" in msg
+            assert "move it by hand past its min limit into the range" in msg
+            assert "Nothing was moved" in msg
+            settle()
+            assert emu.record.goal_writes == 0 and not any(emu.record.torque_on)
+        else:
+            link.connect()
+            settle()
+            assert all(emu.record.torque_on)
+            jump = abs(emu.target[k] - q)
+            assert outside_rad - 0.002 < jump <= 0.03  # to the limit (ticks inward), no more
