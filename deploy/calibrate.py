@@ -122,6 +122,16 @@ class Calibrator:
             raise LinkError(f"the SDK cannot set {baud} baud on {port!r}")
         self.imu = RvcImu(imu_port) if imu_port else None
 
+    def torque_off_all(self) -> None:
+        """Broadcast Torque_Enable = 0 (every servo on the bus; no reply). Never raises."""
+        try:
+            self.port.is_using = False  # a request cut short (Ctrl-C) leaves it set
+            self.ph.write1ByteTxOnly(self.port, self.sdk.BROADCAST_ID, 40, 0)
+        except Exception:  # noqa: BLE001 - a last resort on the way out must not mask the error
+            pass
+        finally:
+            self.port.is_using = False
+
     def close(self) -> None:
         try:
             self.port.closePort()
@@ -263,9 +273,11 @@ class Calibrator:
             answer = self.ask(f"moved:{name}", f"Did {name} move so that "
                                                f"{POSITIVE_MOTION[part]}? [y/n] ")
         finally:
-            self._write(sid, 42, start, 2)
-            time.sleep(self.settle_s)
-            self._write(sid, 40, 0)
+            try:
+                self._write(sid, 42, start, 2)
+                time.sleep(self.settle_s)
+            finally:
+                self._write(sid, 40, 0)  # torque off even when the goal write-back failed
         if moved < 0.5 * step:
             raise CalibrateError(
                 f"{name} (servo {sid}) moved {moved:.0f} ticks of the {step} commanded: blocked, "
@@ -452,6 +464,7 @@ def main(argv: list[str] | None = None, ask: Ask | None = None) -> int:
         print(f"robotac calibrate: {exc}", file=sys.stderr)
         return 1
     finally:
+        cal_.torque_off_all()  # whatever happened (an error, Ctrl-C), leave every servo limp
         cal_.close()
         if stop is not None:
             stop.set()

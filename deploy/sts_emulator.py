@@ -9,7 +9,8 @@ bus exactly as twelve servos would (as far as the host uses it), driving
 - packets ``FF FF ID LEN INST params CHK`` (``CHK = ~sum(ID..params) & 0xFF``); a packet with
   a bad checksum is ignored, as a servo does; status packets ``FF FF ID LEN ERR data CHK``;
 - instructions PING, READ, WRITE, SYNC_READ (0x82, replies in the order of the IDs asked),
-  SYNC_WRITE (0x83, no reply); broadcast ID 0xFE gets no reply;
+  SYNC_WRITE (0x83, no reply); broadcast ID 0xFE gets no reply (a broadcast WRITE reaches every
+  servo);
 - a 256-byte control table per servo: model 777, ID, baud, return delay, position, voltage and
   temperature limits, Torque_Enable (40), Goal_Position (42, clipped to the servo's
   Min/Max_Position_Limit as the servo does), Torque_Limit (48), Present_Position (56),
@@ -425,6 +426,10 @@ class StsBusEmulator:
             self._refresh_present()
             return b"".join(self._reply(s, bytes(self.mem[s][addr:addr + n]))
                             for s in params[2:] if s in self.mem)
+        if sid == BROADCAST and inst == INST_WRITE and len(params) >= 2:
+            for s in list(self.mem):  # every servo takes it; none answers
+                self._write(s, params[0], params[1:], now)
+            return b""
         if sid not in self.mem:
             return b""
         if inst == INST_PING:

@@ -6,6 +6,8 @@ procedure must find; the resulting file then drives the bus.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -102,3 +104,43 @@ def test_set_id_gives_the_only_servo_its_id(capsys):
         assert "found 3 servo(s)" in capsys.readouterr().err
     finally:
         stop2.set()
+
+
+def test_direction_check_releases_the_torque_even_when_the_goal_write_back_fails(stand):
+    """S6: in direction()'s finally:, a failing write-back of the start goal skipped the
+    torque-off; the servo stayed powered."""
+    emu, bus, imu = stand
+    cal_ = Calibrator(bus, imu, lambda key, prompt: "y", say=lambda s: None, settle_s=0.05)
+    real, goals = cal_._write, []
+
+    def write(sid, addr, value, n=1):
+        if addr == 42:
+            goals.append(value)
+            if len(goals) == 3:  # start, start + step, then the write-back: fails
+                raise CalibrateError(f"servo {sid} did not acknowledge a write of address 42")
+        real(sid, addr, value, n)
+
+    cal_._write = write
+    try:
+        with pytest.raises(CalibrateError, match="address 42"):
+            cal_.direction("fl_knee", 3)
+    finally:
+        cal_.close()
+    assert len(goals) == 3 and not emu.torque.any()
+
+
+def test_cli_leaves_every_servo_limp_whatever_stops_it(stand):
+    """S6: main()'s finally: broadcasts Torque_Enable = 0, also after Ctrl-C mid-procedure."""
+    from deploy.sts_emulator import INST_WRITE, instruction_packet
+
+    emu, bus, imu = stand
+
+    def ask(key, prompt):
+        emu.feed(instruction_packet(3, INST_WRITE, bytes([40, 1])))  # a servo left powered
+        assert emu.torque.any()
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        main(["--port", bus, "--scan-ids", "1-12"], ask=ask)
+    time.sleep(0.05)  # the broadcast has no reply to wait for
+    assert not emu.torque.any()
