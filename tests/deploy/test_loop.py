@@ -212,6 +212,8 @@ def test_action_filter_from_the_metadata_shapes_targets_before_the_safety_layer(
     res = _run_in_process(_BangBangPolicy(OnnxPolicy(standing_policy),
                                           {"action_filter_alpha": 0.5}), duration_s=0.2)
     run = res.log["phase"] == Phase.RUN
+    first_run = int(np.argmax(run))  # of this run, not the one above
+    assert first_run > 0
     f, prev_t = ActionFilter(0.5), res.log["target"][first_run - 1].astype(np.float64)
     for a, t in zip(res.log["action"][run], res.log["target"][run], strict=True):
         prev_t = f.apply(a.astype(np.float64), prev_t, 0.02)
