@@ -387,3 +387,26 @@ def test_a_joint_outside_its_range_at_start_is_refused_unless_barely(emulator, o
             assert all(emu.record.torque_on)
             jump = abs(emu.target[k] - q)
             assert outside_rad - 0.002 < jump <= 0.03  # to the limit (ticks inward), no more
+
+
+def test_ctrl_c_inside_a_bus_read_of_the_loop_ends_passive_with_the_torque_off(emulator,
+                                                                               standing_policy):
+    """S1 end to end: the loop's finally: after Ctrl-C inside the SDK's read releases every
+    servo and says so (it said "none (port failed while stopping; the robot's watchdog ...)")."""
+    from deploy.loop import LoopConfig, Phase, run_deploy
+    from deploy.policy import OnnxPolicy
+    from deploy.safety import SafetyConfig
+
+    emu, bus, imu = emulator()
+    with StsBusLink(bus, emu.truth.calibration(), imu) as link:
+        def on_step(k, phase):
+            if phase == Phase.RUN:
+                _interrupt_next_read(link)
+
+        cfg = LoopConfig(rate_hz=50, duration_s=1.0, reply_timeout_s=0.015,
+                         safety=SafetyConfig(ramp_s=0.1, hold_s=0.1))
+        res = run_deploy(link, OnnxPolicy(standing_policy), cfg, on_step=on_step)
+    assert res.stop_reason == "interrupted by the operator (Ctrl-C)"
+    assert res.stopped_with == "passive"
+    settle()
+    assert not any(emu.record.torque_on) and emu.record.torque_off_events_s
