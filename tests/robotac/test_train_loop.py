@@ -256,7 +256,7 @@ def test_evaluation_video_with_software_gl(tmp_path):
         "from policies.networks import DeterministicActor, RunningNorm; "
         "a = DeterministicActor(4, [-3.0], [3.0], (8,)); "
         f"_record_video(Path({str(tmp_path)!r}), a, RunningNorm(4), "
-        "TrainConfig(env_id='InvertedPendulum-v5', video_frames=4), 'cpu')"
+        "TrainConfig(env_id='InvertedPendulum-v5', video_frames=4))"
     )
     env = {**os.environ, "MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
