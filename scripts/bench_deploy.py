@@ -140,9 +140,13 @@ def standing_policy(tmp: Path) -> Path:
     return make_standing_policy(tmp / "standing.onnx")
 
 
-def sim_to_sim(policy_path: Path, seconds: float, command, tmp: Path,
-               max_rate_rad_s: float) -> dict:
-    """Forward velocity: gym env vs deploy loop + virtual robot (stepped and real time)."""
+def env_vx(policy_path: Path, seconds: float, command) -> dict:
+    """Forward velocity of an exported policy in the gym env: 3 seeded episodes of ``seconds``.
+
+    Returns:
+        ``env_vx_m_s`` (mean body-frame vx, the first 20 % of each episode skipped),
+        ``env_falls`` and ``env_lengths`` (steps per episode).
+    """
     from deploy.policy import OnnxPolicy
     from robotac.env_utils import make_env
 
@@ -164,8 +168,17 @@ def sim_to_sim(policy_path: Path, seconds: float, command, tmp: Path,
         lengths.append(len(ep))
         vx.append(float(np.mean(ep[len(ep) // 5:])))  # skip the first 20 % (start-up)
     env.close()
+    return {"env_vx_m_s": float(np.mean(vx)), "env_falls": falls, "env_lengths": lengths}
+
+
+def sim_to_sim(policy_path: Path, seconds: float, command, tmp: Path,
+               max_rate_rad_s: float) -> dict:
+    """Forward velocity: gym env vs deploy loop + virtual robot (stepped and real time)."""
+    from deploy.policy import OnnxPolicy
+
+    pol = OnnxPolicy(policy_path)
     out = {"command": list(command), "seconds": seconds, "max_rate_rad_s": max_rate_rad_s,
-           "env_vx_m_s": float(np.mean(vx)), "env_falls": falls, "env_lengths": lengths}
+           **env_vx(policy_path, seconds, command)}
     for mode in ("stepped", "realtime"):
         s, rec = run_loop(policy_path, 1.0 / pol.interface.control_period_s, seconds, command,
                           mode, tmp, {"ramp_s": 1.0, "hold_s": 0.5,

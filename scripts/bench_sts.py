@@ -44,7 +44,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("MUJOCO_GL", "osmesa")
+
+from bench_deploy import env_vx, standing_policy  # noqa: E402  (scripts/, beside this file)
 
 
 def start_emulator(tmp: Path, *extra: str) -> tuple[subprocess.Popen, str, str, Path, Path]:
@@ -229,37 +230,6 @@ def bench_gyro(policy_path: Path, steps: int = 300, command=(0.5, 0.0, 0.0)) -> 
     return {"periods": len(e), "err_rms_rad_s": np.sqrt((e ** 2).mean(0)).tolist(),
             "err_max_rad_s": np.abs(e).max(0).tolist(),
             "true_rms_rad_s": np.sqrt((t ** 2).mean(0)).tolist()}
-
-
-def standing_policy(tmp: Path) -> Path:
-    sys.path.insert(0, str(ROOT / "tests" / "deploy"))
-    from deploy_test_helpers import make_standing_policy
-
-    return make_standing_policy(tmp / "standing.onnx")
-
-
-def env_vx(policy_path: Path, seconds: float, command) -> dict:
-    from deploy.policy import OnnxPolicy
-    from robotac.env_utils import make_env
-
-    pol = OnnxPolicy(policy_path)
-    kwargs = dict(pol.metadata.get("env_kwargs") or {})
-    kwargs["fixed_command"] = tuple(command)
-    env = make_env(pol.metadata["env_id"], **kwargs)
-    steps = int(round(seconds / pol.interface.control_period_s))
-    vx, falls = [], 0
-    for seed in range(3):
-        obs, _ = env.reset(seed=seed)
-        ep = []
-        for _ in range(steps):
-            obs, _, terminated, truncated, info = env.step(pol(obs))
-            ep.append(float(info["base_lin_vel_m_s"][0]))
-            if terminated or truncated:
-                falls += int(terminated)
-                break
-        vx.append(float(np.mean(ep[len(ep) // 5:])))
-    env.close()
-    return {"env_vx_m_s": float(np.mean(vx)), "env_falls": falls}
 
 
 def sts_vx(tmp: Path, policy_path: Path, seconds: float, command, mode: str,
