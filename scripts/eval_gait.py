@@ -146,6 +146,8 @@ def evaluate_command(
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         prev_target = sim.ctrl_servo_rad.copy()
+        # Torque limits change only at reset (motor-strength randomization): read them once.
+        limit = sim.model.actuator_forcerange[sim.actuator_ids, 1].copy()
         t = 0
         while True:
             obs, _, terminated, truncated, info = env.step(policy(obs))
@@ -154,7 +156,6 @@ def evaluate_command(
             prev_target = target
             too_fast += int(np.any(d / dt > servo_speed_rad_s))
             dtarget += float(d.mean())
-            limit = sim.model.actuator_forcerange[sim.actuator_ids, 1]
             sat += int(np.sum(np.abs(info["joint_torques_nm"]) >= 0.98 * limit))
             servo_steps += d.size
             steps += 1
