@@ -140,6 +140,80 @@ def _range_pair(name: str, value: Any, low_bound: float | None = None) -> tuple[
     return lo, hi
 
 
+#: Keys a curriculum stage may set (see :class:`QuadrupedEnv`, ``curriculum``).
+CURRICULUM_KEYS = ("at_step", "command_ranges", "standing_share", "randomization")
+
+
+def _curriculum_stages(
+    curriculum: Any, full_ranges: dict[str, tuple[float, float]], full_standing: float
+) -> list[dict[str, Any]]:
+    """Validate ``curriculum`` and fill each stage's missing keys with the full task's values.
+
+    Returns:
+        Stages sorted by ``at_step``, each ``{"at_step": int, "command_ranges": {k: (lo, hi)},
+        "standing_share": float, "randomization": float}``.
+
+    Raises:
+        ValueError: naming the stage and the key for an unknown key, a missing or unordered
+            ``at_step``, a first stage not at step 0, a range outside the full task's, or a share
+            or scale outside [0, 1].
+    """
+    if not isinstance(curriculum, (list, tuple)) or not curriculum:
+        raise ValueError(
+            f"curriculum must be a non-empty list of stages like {{at_step: 0, "
+            f"command_ranges: {{vx: [0.2, 0.6]}}, standing_share: 0, randomization: 0}}, "
+            f"got {curriculum!r}"
+        )
+    stages: list[dict[str, Any]] = []
+    prev = -1
+    for i, raw in enumerate(curriculum):
+        if not isinstance(raw, dict):
+            raise ValueError(f"curriculum[{i}] must be a mapping, got {raw!r}")
+        unknown = sorted(set(raw) - set(CURRICULUM_KEYS))
+        if unknown:
+            raise ValueError(
+                f"curriculum[{i}] has unknown keys {unknown}; valid: {list(CURRICULUM_KEYS)}"
+            )
+        if "at_step" not in raw:
+            raise ValueError(f"curriculum[{i}] needs at_step (global env steps)")
+        at = raw["at_step"]
+        if isinstance(at, bool) or not isinstance(at, (int, np.integer)) or at <= prev:
+            raise ValueError(
+                f"curriculum[{i}].at_step must be an integer greater than the previous stage's "
+                f"({prev}), got {at!r}"
+            )
+        if i == 0 and at != 0:
+            raise ValueError(f"curriculum[0].at_step must be 0 (where training starts), got {at}")
+        prev = int(at)
+        ranges = dict(full_ranges)
+        for k, v in (raw.get("command_ranges") or {}).items():
+            if k not in full_ranges:
+                raise ValueError(
+                    f"curriculum[{i}].command_ranges has unknown key {k!r}; "
+                    f"valid: {list(full_ranges)}"
+                )
+            lo, hi = _range_pair(f"curriculum[{i}].command_ranges[{k!r}]", v)
+            flo, fhi = full_ranges[k]
+            if lo < flo or hi > fhi:
+                raise ValueError(
+                    f"curriculum[{i}].command_ranges[{k!r}] = {v!r} lies outside the env's "
+                    f"command range {[flo, fhi]}; a stage may only narrow the commands"
+                )
+            ranges[k] = (lo, hi)
+        stage: dict[str, Any] = {"at_step": int(at), "command_ranges": ranges}
+        for k, default in (("standing_share", full_standing), ("randomization", 1.0)):
+            v = float(raw.get(k, default))
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"curriculum[{i}].{k} must be in [0, 1], got {raw[k]!r}")
+            stage[k] = v
+        stages.append(stage)
+    return stages
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    return a + (b - a) * t
+
+
 class QuadrupedEnv(gym.Env):
     """Track a (vx, vy, yaw rate) velocity command with a 2 kg, 12-servo quadruped.
 
@@ -260,6 +334,19 @@ class QuadrupedEnv(gym.Env):
       1.0 and ``None``: no filter). The deploy loop applies the same function with these values,
       read from the ONNX metadata. The filtered target is ``info["servo_target_rad"]``; the
       observation's ``prev_action`` and the ``action_rate`` term use the policy's action.
+    - ``curriculum``: a list of stages, each ``{at_step, command_ranges, standing_share,
+      randomization}``, that makes the task easier early in training (Rudin et al. 2022 grow
+      legged_gym's command ranges during training; here the schedule is fixed in env steps, so a
+      run is reproducible and resumable). ``at_step`` counts global env steps, 0 for the first
+      stage; ``command_ranges`` narrows the env's (missing keys: the full range);
+      ``standing_share`` replaces the env's; ``randomization`` in [0, 1] scales every domain
+      randomization towards the nominal robot (friction towards 1, added mass towards 0, motor
+      strength towards 1, latency towards its low end, observation noise and pushes towards 0).
+      Between two stages every value moves linearly; after the last stage it holds. A missing key
+      means the full task's value (randomization 1), so an empty last stage ``{at_step: N}``
+      reaches the full task at step ``N``. The trainer reports the step through
+      :meth:`set_curriculum_step` before each reset; an env never told a step (evaluation,
+      deploy, scripts) runs the full task.
     - ``xml_path``: another MJCF of the same robot.
 
     ## Version History
@@ -294,6 +381,7 @@ class QuadrupedEnv(gym.Env):
         standing_share: float = 0.0,
         action_filter_alpha: float = 1.0,
         action_max_rate_rad_s: float | None = None,
+        curriculum: list[dict[str, Any]] | None = None,
         xml_path: str | None = None,
         **unknown: Any,
     ) -> None:
@@ -413,6 +501,15 @@ class QuadrupedEnv(gym.Env):
             float(action_filter_alpha),
             None if action_max_rate_rad_s is None else float(action_max_rate_rad_s),
         )
+        self._full_command_ranges = dict(self.command_ranges)
+        self._full_standing_share = self.standing_share
+        self.curriculum = (
+            None
+            if curriculum is None
+            else _curriculum_stages(curriculum, self._full_command_ranges, self.standing_share)
+        )
+        self._curriculum_step: int | None = None
+        self.randomization_scale = 1.0
 
         # Soft joint limits for the joint_limits term: middle 90 % of the range (legged_gym's
         # soft_dof_pos_limit = 0.9).
@@ -448,9 +545,8 @@ class QuadrupedEnv(gym.Env):
             s.quat_wxyz, s.gyro_rad_s, s.q_servo_rad, s.dq_rad_s, self._prev_action, self.command
         )
         if self.obs_noise:
-            obs = obs + (self._obs_noise_std * self.np_random.standard_normal(obs.shape)).astype(
-                np.float32
-            )
+            std = self._obs_noise_std * self.randomization_scale
+            obs = obs + (std * self.np_random.standard_normal(obs.shape)).astype(np.float32)
         return obs
 
     def _info(
@@ -478,18 +574,69 @@ class QuadrupedEnv(gym.Env):
         return info
 
     def _randomize(self) -> None:
-        rng, sim = self.np_random, self.sim
+        # Every draw is made whatever the curriculum's scale ``r``, which then moves the drawn value
+        # towards the nominal robot: the random stream does not depend on the stage.
+        rng, sim, r = self.np_random, self.sim, self.randomization_scale
         sim.reset_randomization()
         if self.friction_range is not None:
-            sim.set_floor_friction(rng.uniform(*self.friction_range))
+            sim.set_floor_friction(1.0 + r * (rng.uniform(*self.friction_range) - 1.0))
         if self.added_mass_range_kg is not None:
-            sim.set_added_mass(rng.uniform(*self.added_mass_range_kg))
+            sim.set_added_mass(r * rng.uniform(*self.added_mass_range_kg))
         if self.motor_strength_range is not None:
             sim.set_motor_strength(
-                rng.uniform(*self.motor_strength_range, size=self.interface.n_joints)
+                1.0 + r * (rng.uniform(*self.motor_strength_range, size=self.interface.n_joints)
+                           - 1.0)
             )
         lat = self.action_latency_steps
-        self._latency = 0 if lat is None else int(rng.integers(lat[0], lat[1] + 1))
+        self._latency = (
+            0 if lat is None
+            else lat[0] + int(round(r * (int(rng.integers(lat[0], lat[1] + 1)) - lat[0])))
+        )
+
+    def set_curriculum_step(self, global_step: int | None) -> None:
+        """Tell the env how far training is; the next :meth:`reset` applies that stage.
+
+        Args:
+            global_step: Global env steps taken by the trainer so far (all envs together), or
+                ``None`` for the full task.
+        """
+        self._curriculum_step = None if global_step is None else int(global_step)
+
+    def curriculum_values(self, global_step: int | None) -> dict[str, Any]:
+        """The task at ``global_step``: ``{"command_ranges", "standing_share", "randomization"}``.
+
+        Linear between stages, the last stage's values after it; the full task for ``None`` or
+        an env without a curriculum.
+        """
+        full = {"command_ranges": dict(self._full_command_ranges),
+                "standing_share": self._full_standing_share, "randomization": 1.0}
+        if self.curriculum is None or global_step is None:
+            return full
+        stages = self.curriculum
+        if global_step >= stages[-1]["at_step"]:
+            a = b = stages[-1]
+            t = 0.0
+        else:
+            j = next(j for j in range(1, len(stages)) if global_step < stages[j]["at_step"])
+            a, b = stages[j - 1], stages[j]
+            t = (global_step - a["at_step"]) / (b["at_step"] - a["at_step"])
+        return {
+            "command_ranges": {
+                k: (_lerp(a["command_ranges"][k][0], b["command_ranges"][k][0], t),
+                    _lerp(a["command_ranges"][k][1], b["command_ranges"][k][1], t))
+                for k in full["command_ranges"]
+            },
+            "standing_share": _lerp(a["standing_share"], b["standing_share"], t),
+            "randomization": _lerp(a["randomization"], b["randomization"], t),
+        }
+
+    def _apply_curriculum(self) -> None:
+        if self.curriculum is None:
+            return
+        v = self.curriculum_values(self._curriculum_step)
+        self.command_ranges = v["command_ranges"]
+        self.standing_share = v["standing_share"]
+        self.randomization_scale = v["randomization"]
 
     def _sample_command(self) -> np.ndarray:
         """A command drawn from ``command_ranges``, or zero with probability ``standing_share``."""
@@ -513,6 +660,7 @@ class QuadrupedEnv(gym.Env):
         """
         super().reset(seed=seed)
         rng = self.np_random
+        self._apply_curriculum()
         self._randomize()
         self.sim.reset(rng, self.reset_noise_rad)
         self._command_fixed_for_episode = False
@@ -577,6 +725,7 @@ class QuadrupedEnv(gym.Env):
             self.command = self._sample_command()
         if self._steps_per_push is not None and self._steps % self._steps_per_push == 0:
             dv = self.np_random.uniform(-self.push_max_vel_m_s, self.push_max_vel_m_s, size=2)
+            dv *= self.randomization_scale
             sim.push(np.array([dv[0], dv[1], 0.0]))
         sim.step(applied)
 

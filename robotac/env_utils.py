@@ -174,38 +174,56 @@ def episode_seed(seed: int, env_index: int, episode: int) -> int:
 class SeededResets(gym.Wrapper):
     """Seeds every reset from ``(seed, index, reset count)``; records actions since the reset.
 
+    It also counts this env's steps and, before each reset, tells an env that has a curriculum
+    (``env.unwrapped.set_curriculum_step``) the global step, ``steps * num_envs`` (a vector env
+    steps its envs in lockstep), so the curriculum stage is part of the reconstructible state.
+
     Args:
         env: The env to wrap.
         seed: Run seed.
         index: Index of this env in its vector env.
+        num_envs: Number of envs in the vector env.
     """
 
-    def __init__(self, env: gym.Env, seed: int, index: int):
+    def __init__(self, env: gym.Env, seed: int, index: int, num_envs: int = 1):
         super().__init__(env)
         self.base_seed = int(seed)
         self.index = int(index)
+        self.num_envs = int(num_envs)
         self.episode = 0
+        self.steps = 0
         self.actions: list[np.ndarray] = []
+        self._set_step = getattr(env.unwrapped, "set_curriculum_step", None)
 
     def reset(self, *, seed=None, options=None):
         """Reset with the derived seed (a ``seed`` argument is ignored on purpose)."""
         s = episode_seed(self.base_seed, self.index, self.episode)
         self.episode += 1
         self.actions = []
+        if self._set_step is not None:
+            self._set_step(self.steps * self.num_envs)
         return self.env.reset(seed=s, options=options)
 
     def step(self, action):
         self.actions.append(np.array(action, copy=True))
+        self.steps += 1
         return self.env.step(action)
 
     def robotac_state(self) -> dict:
-        """Reset count and the actions since the last reset: enough to rebuild the env's state."""
-        return {"episode": self.episode, "actions": [a.tolist() for a in self.actions]}
+        """Reset count, steps so far and the actions since the last reset: enough to rebuild the
+        env's state."""
+        return {"episode": self.episode, "steps": self.steps,
+                "actions": [a.tolist() for a in self.actions]}
 
     def robotac_restore(self, states: list[dict]) -> np.ndarray:
-        """Rebuild the state of :meth:`robotac_state` ``states[self.index]``; return the obs."""
+        """Rebuild the state of :meth:`robotac_state` ``states[self.index]``; return the obs.
+
+        A state saved before step counting existed (no ``"steps"``) restarts the count at the
+        replayed actions, which only matters for an env with a curriculum.
+        """
         st = states[self.index]
         self.episode = int(st["episode"]) - 1
+        self.steps = int(st.get("steps", len(st["actions"]))) - len(st["actions"])
         obs, _ = self.reset()
         dtype = self.action_space.dtype
         for a in st["actions"]:
@@ -213,9 +231,11 @@ class SeededResets(gym.Wrapper):
         return obs
 
 
-def make_train_env(env_id: str, env_kwargs: dict, seed: int, index: int) -> gym.Env:
+def make_train_env(
+    env_id: str, env_kwargs: dict, seed: int, index: int, num_envs: int = 1
+) -> gym.Env:
     """Env factory for vector envs (module level, so ``AsyncVectorEnv`` can pickle it)."""
-    return SeededResets(make_env(env_id, **env_kwargs), seed, index)
+    return SeededResets(make_env(env_id, **env_kwargs), seed, index, num_envs)
 
 
 def make_vector_env(
@@ -227,7 +247,7 @@ def make_vector_env(
         EnvError: for an unknown id or unsuitable spaces (checked on the first env).
     """
     fns = [
-        functools.partial(make_train_env, env_id, dict(env_kwargs), seed, i)
+        functools.partial(make_train_env, env_id, dict(env_kwargs), seed, i, num_envs)
         for i in range(num_envs)
     ]
     kw = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
