@@ -1,0 +1,112 @@
+"""The quadruped's training curriculum (``curriculum`` keyword of :class:`QuadrupedEnv`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from envs.interface import QUADRUPED_INTERFACE, quadruped_obs
+from envs.quadruped import QuadrupedEnv
+
+DEFAULT = np.asarray(QUADRUPED_INTERFACE.default_pose_rad, dtype=np.float32)
+
+DR = dict(
+    friction_range=(0.5, 1.25),
+    added_mass_range_kg=(-0.1, 0.3),
+    motor_strength_range=(0.8, 1.2),
+    action_latency_steps=(1, 2),
+    obs_noise={"gyro": 0.05, "joint_pos": 0.01},
+    push_interval_s=0.02,
+    push_max_vel_m_s=0.3,
+)
+EASY = {"at_step": 0, "command_ranges": {"vx": [0.2, 0.6], "vy": [0.0, 0.0],
+                                         "yaw_rate": [0.0, 0.0]},
+        "standing_share": 0.0, "randomization": 0.0}
+
+
+def test_values_are_linear_between_stages_and_hold_after_the_last() -> None:
+    env = QuadrupedEnv(standing_share=0.2, curriculum=[EASY, {**EASY, "at_step": 100},
+                                                       {"at_step": 300}])
+    v = env.curriculum_values(0)
+    assert v == env.curriculum_values(100)
+    assert v["command_ranges"] == {"vx": (0.2, 0.6), "vy": (0.0, 0.0), "yaw_rate": (0.0, 0.0)}
+    assert v["standing_share"] == 0.0 and v["randomization"] == 0.0
+    mid = env.curriculum_values(200)
+    np.testing.assert_allclose(mid["command_ranges"]["vx"], (-0.05, 0.6))
+    np.testing.assert_allclose(mid["command_ranges"]["yaw_rate"], (-0.5, 0.5))
+    assert mid["standing_share"] == pytest.approx(0.1) and mid["randomization"] == 0.5
+    full = {"command_ranges": {"vx": (-0.3, 0.6), "vy": (-0.2, 0.2), "yaw_rate": (-1.0, 1.0)},
+            "standing_share": 0.2, "randomization": 1.0}
+    assert env.curriculum_values(300) == env.curriculum_values(10**9) == full
+    # An env never told a step (evaluation, deploy) runs the full task.
+    assert env.curriculum_values(None) == full
+    env.reset(seed=0)
+    assert env.command_ranges == full["command_ranges"] and env.randomization_scale == 1.0
+
+
+def test_first_stage_draws_easy_commands_on_the_nominal_robot() -> None:
+    env = QuadrupedEnv(**DR, standing_share=0.5, command_resample_s=0.04,
+                       curriculum=[EASY, {"at_step": 1000}])
+    m = env.sim.model
+    nominal = (m.geom_friction.copy(), m.body_mass.copy(), m.actuator_gainprm.copy())
+    for seed in range(4):
+        env.set_curriculum_step(0)
+        obs, _ = env.reset(seed=seed)
+        assert env.action_latency_steps and env._latency == 1  # the low end of (1, 2)
+        cmds = [env.command.copy()]
+        for _ in range(10):
+            obs, *_ = env.step(DEFAULT)
+            cmds.append(env.command.copy())
+        cmds = np.array(cmds)
+        assert (cmds[:, 0] >= 0.2).all() and (cmds[:, 0] <= 0.6).all()  # never standing
+        assert (cmds[:, 1:] == 0.0).all()
+        for before, now in zip(nominal, (m.geom_friction, m.body_mass, m.actuator_gainprm),
+                               strict=True):
+            np.testing.assert_array_equal(before, now)
+    # No observation noise and no pushes (one every step at full randomization).
+    s = env.sim.sensors()
+    expected = quadruped_obs(s.quat_wxyz, s.gyro_rad_s, s.q_servo_rad, s.dq_rad_s, DEFAULT,
+                             env.command)
+    np.testing.assert_array_equal(obs, expected)
+    assert np.abs(env.sim.base_lin_vel_body_m_s[:2]).max() < 0.05
+    env.set_curriculum_step(1000)
+    env.reset(seed=0)
+    env.step(DEFAULT)
+    s = env.sim.sensors()
+    noisy = quadruped_obs(s.quat_wxyz, s.gyro_rad_s, s.q_servo_rad, s.dq_rad_s, DEFAULT,
+                          env.command)
+    assert not np.array_equal(env._observe(), noisy)
+
+
+def test_randomization_scale_moves_each_draw_towards_the_nominal_robot() -> None:
+    half = [EASY, {"at_step": 100, "randomization": 1.0}]
+    full_env = QuadrupedEnv(**DR, curriculum=half)
+    half_env = QuadrupedEnv(**DR, curriculum=half)
+    for seed in range(3):
+        full_env.set_curriculum_step(100)
+        half_env.set_curriculum_step(50)
+        full_env.reset(seed=seed)
+        half_env.reset(seed=seed)
+        assert half_env.randomization_scale == 0.5
+        f_full, f_half = full_env.sim.floor_friction, half_env.sim.floor_friction
+        assert f_half - 1.0 == pytest.approx(0.5 * (f_full - 1.0))
+        assert half_env.sim.body_mass_kg - full_env.sim.nominal_body_mass_kg == pytest.approx(
+            0.5 * (full_env.sim.body_mass_kg - full_env.sim.nominal_body_mass_kg))
+        np.testing.assert_allclose(half_env.sim.motor_strength - 1.0,
+                                   0.5 * (full_env.sim.motor_strength - 1.0))
+        assert full_env.sim.motor_strength.std() > 0
+
+
+@pytest.mark.parametrize("curriculum,message", [
+    ([], "non-empty list of stages"),
+    ([{"at_step": 5}], r"curriculum\[0\].at_step must be 0"),
+    ([EASY, {"at_step": 0}], r"curriculum\[1\].at_step must be an integer greater"),
+    ([{**EASY, "pushes": 1}], r"curriculum\[0\] has unknown keys \['pushes'\]"),
+    ([{"command_ranges": {"vx": [0, 0.1]}}], r"curriculum\[0\] needs at_step"),
+    ([{"at_step": 0, "command_ranges": {"vx": [0.0, 0.9]}}], r"outside the env's command range"),
+    ([{"at_step": 0, "command_ranges": {"v": [0.0, 0.1]}}], r"unknown key 'v'"),
+    ([{"at_step": 0, "randomization": 1.5}], r"curriculum\[0\].randomization must be in"),
+])
+def test_bad_curricula_name_the_stage_and_the_key(curriculum, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        QuadrupedEnv(curriculum=curriculum)
