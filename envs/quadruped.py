@@ -602,6 +602,30 @@ class QuadrupedEnv(gym.Env):
         """
         self._curriculum_step = None if global_step is None else int(global_step)
 
+    def set_command(self, command: Any) -> None:
+        """Change the velocity command mid-episode (a scripted schedule, an evaluation).
+
+        Held like reset's ``options["command"]``: the periodic redraw (``command_resample_s``)
+        does not replace it for the rest of the episode; the next :meth:`reset` draws (or takes)
+        a command as usual. The reward of the next :meth:`step` tracks it and the observation
+        that step returns carries it.
+
+        Args:
+            command: ``(3,)`` ``(vx [m/s], vy [m/s], yaw rate [rad/s])``, body frame.
+
+        Raises:
+            ValueError: if ``command`` is not three finite numbers.
+        """
+        try:
+            cmd = np.array(command, dtype=np.float64)
+        except (TypeError, ValueError):
+            cmd = np.full(1, np.nan)
+        if cmd.shape != (3,) or not np.isfinite(cmd).all():
+            raise ValueError(f"command must be finite (vx, vy, yaw_rate), shape (3,), got "
+                             f"{command!r}")
+        self.command = cmd
+        self._command_fixed_for_episode = True
+
     def curriculum_values(self, global_step: int | None) -> dict[str, Any]:
         """The task at ``global_step``: ``{"command_ranges", "standing_share", "randomization"}``.
 

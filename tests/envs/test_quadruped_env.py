@@ -167,6 +167,29 @@ def test_commands_resample_within_an_episode_with_a_share_of_standing() -> None:
     np.testing.assert_array_equal(info["command"], [0.1, 0.2, 0.3])
 
 
+def test_set_command_holds_mid_episode_until_reset() -> None:
+    env = QuadrupedEnv(command_resample_s=0.1)  # would redraw every 5 steps
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(DEFAULT)
+    env.unwrapped.set_command((0.4, -0.1, 0.8))
+    for _ in range(20):  # four redraw times pass
+        obs, _, _, _, info = env.step(DEFAULT)
+        np.testing.assert_array_equal(info["command"], [0.4, -0.1, 0.8])
+    np.testing.assert_array_equal(obs[42:45], np.float32([0.4, -0.1, 0.8]))  # the policy sees it
+    env.set_command([0.0, 0.0, 0.0])
+    _, _, _, _, info = env.step(DEFAULT)
+    np.testing.assert_array_equal(info["command"], [0.0, 0.0, 0.0])
+    env.reset(seed=1)  # a new episode draws again, and redraws again
+    first = env.command.copy()
+    for _ in range(5):
+        _, _, _, _, info = env.step(DEFAULT)
+    assert not np.array_equal(info["command"], first)
+    for bad in ((0.1, 0.2), (0.1, np.nan, 0.0), "fast"):
+        with pytest.raises(ValueError, match=r"finite \(vx, vy, yaw_rate\)"):
+            env.set_command(bad)
+
+
 def test_action_filter_limits_how_fast_the_servo_targets_move() -> None:
     env = QuadrupedEnv(action_max_rate_rad_s=4.0, action_filter_alpha=0.5,
                        fixed_command=(0.0, 0.0, 0.0))
