@@ -113,6 +113,10 @@ class RobotRecord:
     #: Body-frame forward velocity [m/s] at each accepted position COMMAND (privileged state,
     #: for sim-to-sim comparisons; the host never sees it).
     vx_body_m_s: list[float] = field(default_factory=list)
+    #: Body-frame lateral velocity [m/s] and yaw rate (body z angular velocity) [rad/s] at the
+    #: same moments as ``vx_body_m_s`` (privileged, as it).
+    vy_body_m_s: list[float] = field(default_factory=list)
+    yaw_rate_body_rad_s: list[float] = field(default_factory=list)
 
     def count(self, table: dict[str, int], key: str) -> None:
         table[key] = table.get(key, 0) + 1
@@ -299,7 +303,10 @@ class VirtualRobot:
             self.sim.step_physics(self.sim.n_substeps)
             self.record.physics_steps += self.sim.n_substeps
         if msg.mode == P.Mode.POSITION and len(self.record.vx_body_m_s) < 1_000_000:
-            self.record.vx_body_m_s.append(float(self.sim.base_lin_vel_body_m_s[0]))
+            v = self.sim.base_lin_vel_body_m_s
+            self.record.vx_body_m_s.append(float(v[0]))
+            self.record.vy_body_m_s.append(float(v[1]))
+            self.record.yaw_rate_body_rad_s.append(float(self.sim.base_ang_vel_body_rad_s[2]))
         return self._state(msg.seq)
 
     def feed(self, data: bytes, now: float | None = None) -> bytes:

@@ -17,6 +17,14 @@
 3. Sim-to-sim (needs a trained policy, ``--policy``): mean body-frame forward velocity over the
    policy phase, deploy loop + virtual robot (stepped and real-time physics) vs the same ONNX
    policy in the Gymnasium env, at ``--command`` (default 0.5,0,0) (target: within 10 %).
+   With ``--schedule FILE`` (CSV rows ``t_s,vx,vy,yaw_rate``, e.g.
+   ``docs/data/command_schedule_demo.csv``; needs a policy trained on sampled commands) it
+   follows that schedule instead (:func:`sim_to_sim_schedule`): the env with the same ONNX
+   policy (randomization off, seeds 0-2) vs ``run_deploy`` with the schedule as its command
+   source at the deploy defaults (``LoopConfig``/``SafetyConfig``: ramp 2 s, hold 1 s, 15 rad/s,
+   command shaping 1 m/s^2, 2 rad/s^2), stepped and real time. Per segment (its first
+   ``--settle-s`` left out) the mean body-frame vx, vy and yaw rate; a command component that
+   is not zero passes when ``|deploy - env| / max(|env|, 0.05) <= 10 %``.
 
 The actor of part 1 is the SAC actor of ``--run`` when given, else a freshly initialised SAC
 actor of the trainer's default size (45 -> 256 -> 256 -> 24); inference time does not depend on
@@ -194,6 +202,161 @@ def sim_to_sim(policy_path: Path, seconds: float, command, tmp: Path,
     return out
 
 
+def compare_segments(commands: np.ndarray, env: np.ndarray, deploy: np.ndarray,
+                     tol: float = 0.10, floor: float = 0.05) -> tuple[list[dict], bool]:
+    """Judge deploy against env per schedule segment and command component.
+
+    ``rel = |deploy - env| / max(|env|, floor)`` per component; a component whose command is not
+    zero passes when ``rel <= tol`` (a NaN, a run that ended before the segment, fails); zero
+    components are reported, not judged (a standing segment is not judged at all).
+
+    Args:
+        commands: ``(n, 3)`` command of each segment (vx [m/s], vy [m/s], yaw rate [rad/s]).
+        env, deploy: ``(n, 3)`` mean body-frame (vx, vy, yaw rate) per segment.
+        tol: Largest relative difference that passes.
+        floor: Smallest ``|env|`` the difference is divided by (a near-zero env value would
+            make any difference huge), in the components' units.
+
+    Returns:
+        ``(rows, ok)``: per segment ``{"command", "env", "deploy", "rel_diff", "judged",
+        "ok"}`` (``ok`` is ``None`` for a segment without a judged component), and whether
+        every judged component passed.
+    """
+    c = np.asarray(commands, dtype=np.float64).reshape(-1, 3)
+    e = np.asarray(env, dtype=np.float64).reshape(c.shape)
+    d = np.asarray(deploy, dtype=np.float64).reshape(c.shape)
+    rel = np.abs(d - e) / np.maximum(np.abs(e), floor)
+    judged = c != 0.0
+    passed = np.where(judged, rel <= tol, True)  # NaN <= tol is False
+    rows = [{"command": c[i].tolist(), "env": e[i].tolist(), "deploy": d[i].tolist(),
+             "rel_diff": rel[i].tolist(), "judged": judged[i].tolist(),
+             "ok": bool(passed[i].all()) if judged[i].any() else None} for i in range(len(c))]
+    return rows, bool(passed.all())
+
+
+def run_schedule_loop(policy_path: Path, schedule_path: Path, seconds: float, mode: str,
+                      tmp: Path) -> tuple[dict, dict, dict]:
+    """``run_deploy`` with a schedule as the command source, at the deploy defaults.
+
+    ``LoopConfig`` as ``python -m deploy --command-schedule FILE --duration-s SECONDS`` builds
+    it without other options: the policy's rate, ``SafetyConfig()`` and the default command
+    shaping. Returns ``(summary, robot record, per-step log)``.
+    """
+    from deploy.commands import ScheduleCommand
+    from deploy.link import SerialLink
+    from deploy.loop import LoopConfig, run_deploy
+    from deploy.policy import OnnxPolicy
+
+    policy = OnnxPolicy(policy_path)
+    report = tmp / f"robot_schedule_{mode}.json"
+    proc, port = _start_robot(["--mode", mode], report)
+    try:
+        cfg = LoopConfig(rate_hz=1.0 / policy.interface.control_period_s, duration_s=seconds)
+        with SerialLink(port) as link:
+            res = run_deploy(link, policy, cfg, commands=ScheduleCommand(schedule_path))
+    finally:
+        rec = _stop_robot(proc, report)
+    return dict(res.summary), rec, res.log
+
+
+def sim_to_sim_schedule(policy_path: Path, schedule_path: Path, tail_s: float, tmp: Path,
+                        settle_s: float = 1.0, seeds: tuple[int, ...] = (0, 1, 2),
+                        modes: tuple[str, ...] = ("stepped", "realtime")) -> dict:
+    """Per-segment body velocities along a command schedule: gym env vs deploy loop + robot.
+
+    Env: :func:`eval_gait.run_schedule` per seed, randomization off (the virtual robot has
+    none), the segment means averaged over the seeds that reached the segment. Deploy: one
+    :func:`run_schedule_loop` per mode; the loop polls the schedule at ``t - (ramp_s +
+    hold_s)``, the time since its policy phase began, so a policy-phase step at ``t_run`` is
+    in the same segment as env step ``k = t_run / dt``; the robot's records of the policy phase
+    are its last ``n`` (one per accepted COMMAND). The env takes each change at once; the
+    loop's command shaper ramps it (1 m/s^2, 2 rad/s^2: at most 0.4 s for the demo schedule),
+    inside the ``settle_s`` left out.
+
+    Returns:
+        A dict: the schedule, ``segments`` (start, end [s]), ``env`` (n, 3) (``env_per_seed``
+        (seeds, n, 3), NaN after a fall) and per mode
+        ``deploy_<mode>`` with its rows (:func:`compare_segments`), ``ok`` and loop figures;
+        ``ok``: every mode passed.
+    """
+    from deploy.commands import ScheduleCommand
+    from deploy.policy import OnnxPolicy
+    from deploy.safety import SafetyConfig
+    from scripts.eval_gait import RANDOMIZATION_KWARGS, run_schedule, segment_means
+
+    schedule = ScheduleCommand(schedule_path)
+    end_s = schedule.duration_s + tail_s
+    starts, cmds = schedule.t_s, schedule.commands
+    pol = OnnxPolicy(policy_path)
+    kwargs = {k: v for k, v in (pol.metadata.get("env_kwargs") or {}).items()
+              if k not in RANDOMIZATION_KWARGS}
+    per_seed, falls = [], 0
+    for seed in seeds:
+        r = run_schedule(pol, kwargs, starts, cmds, end_s, seed)
+        falls += int(r["fell"])
+        per_seed.append(segment_means(r["t_s"], r["vel"], starts, end_s, settle_s))
+    stack = np.stack(per_seed)
+    seen = np.isfinite(stack).sum(axis=0)
+    env = np.where(seen > 0, np.nansum(stack, axis=0) / np.maximum(seen, 1), np.nan)
+    out: dict = {"schedule": str(schedule_path), "seconds": end_s, "settle_s": settle_s,
+                 "segments": np.column_stack([starts, np.append(starts[1:], end_s)]).tolist(),
+                 "commands": cmds.tolist(), "env_seeds": list(seeds), "env_falls": falls,
+                 "env_kwargs": kwargs, "env": env.tolist(), "env_per_seed": stack.tolist(),
+                 "ok": True}
+    hold_end = SafetyConfig().ramp_s + SafetyConfig().hold_s
+    for mode in modes:
+        s, rec, log = run_schedule_loop(policy_path, schedule_path, end_s, mode, tmp)
+        run = log["phase"] == 2
+        n = int(run.sum())
+        v_all = np.column_stack([rec["vx_body_m_s"], rec["vy_body_m_s"],
+                                 rec["yaw_rate_body_rad_s"]])
+        m = min(n, len(v_all))  # fewer only if COMMANDs were lost (see "drops")
+        t_run = log["t_s"][run][:m] - hold_end
+        deploy = segment_means(t_run, v_all[len(v_all) - m:], starts, end_s, settle_s)
+        rows, ok = compare_segments(cmds, env, deploy)
+        out[f"deploy_{mode}"] = {
+            "rows": rows, "ok": ok, "fault": s["fault"], "stop_reason": s["stop_reason"],
+            "policy_steps": n, "deadline_misses": s.get("deadline_misses"),
+            "drops": s.get("drops"), "clamped_steps": s["clamped_steps"],
+            "rate_limited_steps": s["rate_limited_steps"],
+            "command_rate_limited_steps": s["command_rate_limited_steps"],
+            "command_clipped_steps": s["command_clipped_steps"]}
+        out["ok"] = out["ok"] and ok
+    return out
+
+
+def print_schedule_table(res: dict) -> None:
+    """The per-segment table of :func:`sim_to_sim_schedule` (markdown)."""
+    print(f"sim-to-sim along {res['schedule']} ({res['seconds']:g} s, first {res['settle_s']:g} s "
+          f"of each segment left out; env: seeds {res['env_seeds']}, randomization off, falls "
+          f"{res['env_falls']})")
+    modes = [k for k in res if k.startswith("deploy_")]
+    print("| segment [s] | command (vx, vy, yaw) | env (vx, vy, yaw) | "
+          + " | ".join(f"{m[7:]} (vx, vy, yaw) | rel diff | pass" for m in modes) + " |")
+    print("|---|---|---|" + "---|---|---|" * len(modes))
+
+    def tri(v: list[float], fmt: str = "+.3f") -> str:
+        return "(" + ", ".join(format(x, fmt) for x in v) + ")"
+
+    for i, (a, b) in enumerate(res["segments"]):
+        cells = [f"{a:g}-{b:g}", tri(res["commands"][i], "+.2f"), tri(res["env"][i])]
+        for m in modes:
+            r = res[m]["rows"][i]
+            rel = ", ".join(f"{100 * x:.0f} %" if j else f"({100 * x:.0f} %)"
+                            for x, j in zip(r["rel_diff"], r["judged"], strict=True))
+            cells += [tri(r["deploy"]), rel, "-" if r["ok"] is None else
+                      ("yes" if r["ok"] else "NO")]
+        print("| " + " | ".join(cells) + " |")
+    for m in modes:
+        d = res[m]
+        print(f"{m[7:]}: {'PASS' if d['ok'] else 'FAIL'} (fault {d['fault']}, {d['policy_steps']} "
+              f"policy steps, deadline misses {d['deadline_misses']}, joint-limit clamped / rate "
+              f"limited steps {d['clamped_steps']} / {d['rate_limited_steps']}, command "
+              f"rate-limited steps {d['command_rate_limited_steps']})")
+    print("rel diff = |deploy - env| / max(|env|, 0.05); judged (target <= 10 %) only where the "
+          "command component is not zero, the others in parentheses")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="loop run length per rate [s]")
@@ -210,6 +373,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-rate-rad-s", type=float, default=15.0,
                     help="safety rate limit of the sim-to-sim deploy runs [rad/s] (the deploy "
                          "default); the env has none")
+    ap.add_argument("--schedule", type=Path, default=None,
+                    help="sim-to-sim along this command schedule (CSV t_s,vx,vy,yaw_rate) "
+                         "instead of --command, at the deploy defaults (see above)")
+    ap.add_argument("--schedule-tail-s", type=float, default=4.0,
+                    help="--schedule: how long its last row lasts [s]")
+    ap.add_argument("--settle-s", type=float, default=1.0,
+                    help="--schedule: transition left out at the start of each segment [s]")
     ap.add_argument("--skip", default="", help="parts to skip: inference,loop,sim")
     ap.add_argument("--rt-priority", type=int, default=0,
                     help="SCHED_FIFO priority of the loop (the virtual robot gets one less); "
@@ -256,6 +426,20 @@ def main(argv: list[str] | None = None) -> int:
             policy = args.policy or (DEFAULT_POLICY if DEFAULT_POLICY.is_file() else None)
             if policy is None:
                 print("sim-to-sim skipped: no trained policy (give --policy FILE)")
+            elif args.schedule is not None:
+                from deploy.commands import CommandSourceError, refuse_live_commands
+                from deploy.policy import OnnxPolicy
+
+                try:
+                    refuse_live_commands(OnnxPolicy(policy).metadata.get("env_kwargs"),
+                                         "schedule", str(policy))
+                except CommandSourceError as exc:
+                    print(f"sim-to-sim along the schedule refused: {exc}", file=sys.stderr)
+                    return 1
+                res = sim_to_sim_schedule(policy, args.schedule, args.schedule_tail_s, tmp,
+                                          args.settle_s)
+                results["sim_to_sim_schedule"] = res
+                print_schedule_table(res)
             else:
                 res = sim_to_sim(policy, args.sim_seconds, command, tmp, args.max_rate_rad_s)
                 results["sim_to_sim"] = res

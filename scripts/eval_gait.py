@@ -23,11 +23,22 @@ The targets (issue 10): every command tracked within 0.1 m/s and 0.2 rad/s, no f
 targets at most 5 % and torque saturation at most 3 %, with randomization off and on. ``--plot``
 draws commanded against achieved.
 
+With ``--schedule FILE`` (CSV rows ``t_s,vx,vy,yaw_rate``, the format of ``python -m deploy
+--command-schedule``; e.g. ``docs/data/command_schedule_demo.csv``) it runs one episode (seed
+``--seed``, randomization off) that follows the schedule: the command changes at the schedule's
+times (:meth:`envs.quadruped.QuadrupedEnv.set_command`) and the run lasts until the last row's start
+plus ``--schedule-tail-s``. It prints per segment the commanded and the achieved mean (vx, vy,
+yaw rate), the first ``--settle-s`` of each segment left out. ``--video OUT.mp4`` also writes a
+video of it (every 2nd control step: 25 fps, ``--width`` x ``--height``, default 320 x 240); without
+an OpenGL backend it says why in one line and writes none.
+
 Usage::
 
     python scripts/eval_gait.py --onnx policies/pretrained/quadruped_sac.onnx
     python scripts/eval_gait.py --run runs/quadruped-walk-sac --which best --json out.json
     python scripts/eval_gait.py --onnx policy.onnx --grid --json grid.json --plot grid.png
+    python scripts/eval_gait.py --onnx policy.onnx --schedule docs/data/command_schedule_demo.csv \
+        --video schedule.mp4
 """
 
 from __future__ import annotations
@@ -231,6 +242,152 @@ def evaluate_grid(policy, env_kwargs: dict, args: argparse.Namespace) -> dict:
     return out
 
 
+def segment_means(t_s: np.ndarray, values: np.ndarray, starts_s: np.ndarray, end_s: float,
+                  skip_s: float = 1.0) -> np.ndarray:
+    """Mean of ``values`` over each segment of a command schedule, its first ``skip_s`` left out.
+
+    Segment ``i`` is ``[starts_s[i] + skip_s, starts_s[i + 1])``, the last one ends at ``end_s``.
+
+    Args:
+        t_s: ``(N,)`` time of each sample since the start of the schedule [s].
+        values: ``(N, k)`` samples, e.g. body-frame (vx [m/s], vy [m/s], yaw rate [rad/s]).
+        starts_s: ``(n,)`` segment start times [s], strictly increasing.
+        end_s: End of the last segment [s].
+        skip_s: Transition left out at the start of each segment [s].
+
+    Returns:
+        ``(n, k)`` float64 means; NaN for a segment without samples (the run ended before it).
+    """
+    t = np.asarray(t_s, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64).reshape(len(t), -1)
+    starts = np.asarray(starts_s, dtype=np.float64)
+    ends = np.append(starts[1:], end_s)
+    out = np.full((len(starts), v.shape[1]), np.nan)
+    for i, (a, b) in enumerate(zip(starts + skip_s, ends, strict=True)):
+        sel = (t >= a) & (t < b)
+        if sel.any():
+            out[i] = v[sel].mean(axis=0)
+    return out
+
+
+def run_schedule(
+    policy: Callable[[np.ndarray], np.ndarray],
+    env_kwargs: dict,
+    t_starts_s: np.ndarray,
+    commands: np.ndarray,
+    seconds: float,
+    seed: int,
+    render_every: int = 0,
+    size: tuple[int, int] = (320, 240),
+) -> dict:
+    """One env episode that follows a piecewise-constant command schedule.
+
+    The policy's observation at control step ``k`` carries the schedule's command at ``t = k *
+    dt`` (the deploy loop polls its schedule at the time since its policy phase began, the
+    same clock); the env gets each command just before the step whose observation must carry
+    it (:meth:`~envs.quadruped.QuadrupedEnv.set_command`), the first one through ``reset``.
+
+    Args:
+        policy: ``obs (45,) float32 -> action (12,)`` [rad].
+        env_kwargs: Env keyword arguments (the command ones are dropped: the schedule sets it).
+        t_starts_s: ``(n,)`` row start times [s], strictly increasing.
+        commands: ``(n, 3)`` (vx [m/s], vy [m/s], yaw rate [rad/s]) of each row; zero before
+            the first row.
+        seconds: Episode length [s].
+        seed: Reset seed.
+        render_every: Keep a frame every this many steps (0: no rendering).
+        size: ``(width, height)`` of the frames [px].
+
+    Returns:
+        ``t_s`` (N,) step times [s], ``commands`` (N, 3) command of each step, ``vel`` (N, 3)
+        body-frame (vx, vy, yaw rate) after each step, ``fell`` (bool), ``frames`` (list of
+        ``(height, width, 3)`` uint8).
+    """
+    from envs.interface import QUADRUPED_INTERFACE
+    from envs.registration import make_env
+
+    dt = QUADRUPED_INTERFACE.control_period_s
+    n = int(round(seconds / dt))
+    kwargs = {k: v for k, v in env_kwargs.items() if k not in COMMAND_KWARGS}
+    if render_every:
+        kwargs.update(render_mode="rgb_array", width=size[0], height=size[1])
+    env = make_env("robotac/Quadruped-v0", max_episode_steps=n + 1, **kwargs)
+    t = np.arange(n) * dt
+    starts = np.asarray(t_starts_s, dtype=np.float64)
+    idx = np.searchsorted(starts, t + 1e-9, side="right") - 1  # the row in force at each step
+    cmds = np.where((idx >= 0)[:, None], np.asarray(commands, dtype=np.float64)[idx], 0.0)
+    frames, vel, fell = [], [], False
+    try:
+        obs, _ = env.reset(seed=seed, options={"command": cmds[0]})
+        for k in range(n):
+            if render_every and k % render_every == 0:
+                frames.append(env.render())
+            action = policy(obs)
+            if k + 1 < n:
+                env.unwrapped.set_command(cmds[k + 1])  # carried by the obs this step returns
+            obs, _, terminated, truncated, info = env.step(action)
+            vel.append([*info["base_lin_vel_m_s"][:2], info["base_ang_vel_rad_s"][2]])
+            if terminated or truncated:
+                fell = bool(terminated)
+                break
+    finally:
+        env.close()
+    m = len(vel)
+    return {"t_s": t[:m], "commands": cmds[:m], "vel": np.asarray(vel, dtype=np.float64),
+            "fell": fell, "frames": frames}
+
+
+def evaluate_schedule(policy, env_kwargs: dict, args: argparse.Namespace) -> dict:
+    """``--schedule``: one episode along the schedule, the segment table, the video if asked."""
+    from deploy.commands import ScheduleCommand
+    from envs.rendering import gl_backend_problem
+
+    schedule = ScheduleCommand(args.schedule)
+    end_s = schedule.duration_s + args.schedule_tail_s
+    kwargs = {k: v for k, v in env_kwargs.items() if k not in RANDOMIZATION_KWARGS}
+    every = 0
+    if args.video:
+        problem = gl_backend_problem()
+        if problem is not None:
+            print(f"no video: {problem}")
+        else:
+            every = 2
+    try:
+        res = run_schedule(policy, kwargs, schedule.t_s, schedule.commands, end_s, args.seed,
+                           render_every=every, size=(args.width, args.height))
+    except RuntimeError as exc:  # rendering failed after all: run again without it
+        if not every:
+            raise
+        print(f"no video: {exc}")
+        res = run_schedule(policy, kwargs, schedule.t_s, schedule.commands, end_s, args.seed)
+    means = segment_means(res["t_s"], res["vel"], schedule.t_s, end_s, args.settle_s)
+    rows = [{"t_s": [float(a), float(b)], "command": c.tolist(), "achieved": m.tolist()}
+            for a, b, c, m in zip(schedule.t_s, np.append(schedule.t_s[1:], end_s),
+                                  schedule.commands, means, strict=True)]
+    fell = f"; FELL after {len(res['t_s']) * 0.02:.2f} s" if res["fell"] else ""
+    print(f"schedule {args.schedule}: {end_s:g} s, seed {args.seed}, randomization off, first "
+          f"{args.settle_s:g} s of each segment left out{fell}")
+    print("| segment [s] | command (vx, vy, yaw) | achieved (vx, vy, yaw) |")
+    print("|---|---|---|")
+    for r in rows:
+        c, m = r["command"], r["achieved"]
+        print(f"| {r['t_s'][0]:g}-{r['t_s'][1]:g} | ({c[0]:+.2f}, {c[1]:+.2f}, {c[2]:+.2f}) | "
+              f"({m[0]:+.3f}, {m[1]:+.3f}, {m[2]:+.3f}) |")
+    out = {"schedule": str(args.schedule), "seconds": end_s, "seed": args.seed,
+           "settle_s": args.settle_s, "fell": res["fell"], "steps": len(res["t_s"]),
+           "segments": rows, "video": None}
+    if res["frames"]:
+        import imageio.v2 as imageio
+
+        args.video.parent.mkdir(parents=True, exist_ok=True)
+        fps = round(1.0 / (0.02 * every))
+        imageio.mimsave(args.video, res["frames"], fps=fps)
+        out["video"] = str(args.video)
+        print(f"video: {args.video} ({len(res['frames'])} frames, {args.width}x{args.height}, "
+              f"{fps} fps)")
+    return out
+
+
 def plot_grid(result: dict, path: Path) -> None:
     """Commanded against achieved: (vx, vy) arrows and yaw rate, one colour per setting."""
     import matplotlib
@@ -283,7 +440,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--servo-speed-rad-s", type=float, default=4.7,
                    help="--grid: servo no-load speed [rad/s] (STS3215: 4.7)")
     p.add_argument("--plot", type=Path, default=None, help="--grid: commanded vs achieved PNG")
+    p.add_argument("--schedule", type=Path, default=None,
+                   help="follow this command schedule (CSV t_s,vx,vy,yaw_rate; see above)")
+    p.add_argument("--schedule-tail-s", type=float, default=4.0,
+                   help="--schedule: how long the last row lasts [s]")
+    p.add_argument("--video", type=Path, default=None, help="--schedule: write an mp4 here")
+    p.add_argument("--width", type=int, default=320, help="--video: width [px]")
+    p.add_argument("--height", type=int, default=240, help="--video: height [px]")
     args = p.parse_args(argv)
+    if args.video and not args.schedule:
+        p.error("--video needs --schedule FILE")
+    if args.schedule:
+        policy, env_kwargs = load_policy_fn(args)
+        result = evaluate_schedule(policy, env_kwargs, args)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
+        return 0
     if args.grid:
         policy, env_kwargs = load_policy_fn(args)
         result = evaluate_grid(policy, env_kwargs, args)

@@ -143,6 +143,13 @@ def test_stepped_mode_matches_sim_step():
         st = r.handle_frame(P.encode(P.Command(k + 2, 1, target))[:-1], 0.01 * k)
         sim.step(target.astype(np.float64))
     np.testing.assert_allclose(st.q_rad, sim.sensors().q_servo_rad, atol=1e-5)
+    # The privileged body velocities are recorded after each COMMAND's physics step.
+    rec = r.snapshot()
+    assert len(rec["vx_body_m_s"]) == len(rec["vy_body_m_s"]) == 5
+    np.testing.assert_allclose([rec["vx_body_m_s"][-1], rec["vy_body_m_s"][-1],
+                                rec["yaw_rate_body_rad_s"][-1]],
+                               [*sim.base_lin_vel_body_m_s[:2], sim.base_ang_vel_body_rad_s[2]],
+                               atol=1e-9)
 
 
 def test_in_process_link_runs_the_loop_deterministically(standing_policy):
