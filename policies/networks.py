@@ -85,9 +85,18 @@ class RunningNorm(nn.Module):
         shape: Feature shape, e.g. ``(obs_dim,)``.
         eps: Added to the variance before the square root.
         clip: Normalized values are clipped to ``[-clip, clip]``.
+        skip: Indices of 1-D features kept out of the statistics: their mean stays 0 and their
+            variance 1, so they pass through (clipped). For inputs whose distribution changes
+            during training on purpose, e.g. a curriculum's command ranges: running statistics
+            gathered while a command was held at 0 would later blow any other value up to the
+            clip.
+
+    Raises:
+        ValueError: for ``eps`` or ``clip`` not > 0, or a ``skip`` index outside the features.
     """
 
-    def __init__(self, shape: int | Sequence[int], eps: float = 1e-8, clip: float = 10.0):
+    def __init__(self, shape: int | Sequence[int], eps: float = 1e-8, clip: float = 10.0,
+                 skip: Sequence[int] = ()):
         super().__init__()
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         if eps <= 0 or clip <= 0:
@@ -97,6 +106,12 @@ class RunningNorm(nn.Module):
         self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
         self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        skip = sorted({int(i) for i in skip})
+        if skip and (len(shape) != 1 or skip[0] < 0 or skip[-1] >= shape[0]):
+            raise ValueError(f"RunningNorm skip indices {skip} are not features of shape {shape}")
+        # Not in the state_dict: the skipped features' mean 0 / var 1 are, and that is all the
+        # exported graph and load_policy need.
+        self.register_buffer("skip", torch.as_tensor(skip, dtype=torch.long), persistent=False)
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -118,6 +133,9 @@ class RunningNorm(nn.Module):
         self.mean.add_(delta * (n_b / n))
         self.var.copy_((m2_a + m2_b + delta**2 * (n_a * n_b / n)) / n)
         self.count.copy_(n)
+        if self.skip.numel():
+            self.mean[self.skip] = 0.0
+            self.var[self.skip] = 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalize ``x``: ``(..., *shape)`` -> same shape and dtype as ``x``."""

@@ -84,6 +84,11 @@ class TrainConfig:
     """Normalize observations with running statistics (updated on every collected obs)."""
     obs_clip: float = 10.0
     """Normalized observations are clipped to ``[-obs_clip, obs_clip]``."""
+    obs_norm_skip: tuple[str, ...] = ()
+    """Observation blocks (names in the env's ``interface.obs_layout``, e.g. ``command``) left
+    out of the running normalization: they pass through unscaled. For a block whose distribution
+    a curriculum changes during training (running statistics of a command held at 0 would
+    later map every other value to the clip)."""
     policy_delay: int | None = None
     """Critic updates per actor update (TD3 default 2, SAC and DDPG default 1)."""
     # SAC
@@ -192,7 +197,8 @@ def resolved(cfg: TrainConfig) -> TrainConfig:
     delay = cfg.policy_delay
     if delay is None and algo in ALGORITHMS:
         delay = ALGORITHMS[algo].default_policy_delay
-    return dataclasses.replace(cfg, algo=algo, policy_delay=delay, hidden=tuple(cfg.hidden))
+    return dataclasses.replace(cfg, algo=algo, policy_delay=delay, hidden=tuple(cfg.hidden),
+                               obs_norm_skip=tuple(cfg.obs_norm_skip))
 
 
 def usable_cores() -> int:
@@ -273,6 +279,7 @@ def to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """JSON-ready dict of the config (tuples become lists)."""
     d = dataclasses.asdict(cfg)
     d["hidden"] = list(cfg.hidden)
+    d["obs_norm_skip"] = list(cfg.obs_norm_skip)
     return d
 
 
@@ -290,6 +297,9 @@ def from_dict(d: dict[str, Any]) -> TrainConfig:
         raise ConfigError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
     if "hidden" in d:
         d["hidden"] = tuple(int(h) for h in d["hidden"])
+    if "obs_norm_skip" in d:
+        skip = d["obs_norm_skip"]
+        d["obs_norm_skip"] = (skip,) if isinstance(skip, str) else tuple(str(b) for b in skip)
     if "env_kwargs" in d:
         if not isinstance(d["env_kwargs"], dict):
             raise ConfigError(f"env_kwargs must be a mapping, got {d['env_kwargs']!r}")

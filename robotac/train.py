@@ -27,7 +27,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -295,7 +295,9 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
     n = cfg.num_envs
 
     algo: OffPolicyAlgo = make_algo(cfg, obs_dim, action_low, action_high, n)
-    obs_norm = RunningNorm(obs_dim, clip=ckpt_mod.obs_clip_of(to_dict(cfg))).to(device)
+    obs_norm = RunningNorm(obs_dim, clip=ckpt_mod.obs_clip_of(to_dict(cfg)),
+                           skip=obs_block_indices(interface, cfg.obs_norm_skip, cfg.env_id)
+                           ).to(device)
     buffer = ReplayBuffer(cfg.buffer_size, obs_dim, len(action_low), device)
     st = LoopState(episode_returns=[0.0] * n, episode_lengths=[0] * n)
     meta = {
@@ -467,6 +469,35 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
     return TrainResult(run_dir, st.global_step, last_eval,
                        None if st.best_eval == -math.inf else st.best_eval, stopped,
                        learn_steps / learn_time if learn_time > 0 else None)
+
+
+def obs_block_indices(interface: dict | None, blocks: Sequence[str], env_id: str) -> list[int]:
+    """Observation indices of the named blocks of the env's ``interface["obs_layout"]``.
+
+    Raises:
+        ConfigError: naming ``obs_norm_skip`` when a block is unknown (listing the env's) or
+            the env publishes no observation layout.
+    """
+    if not blocks:
+        return []
+    layout = (interface or {}).get("obs_layout")
+    if not layout:
+        raise ConfigError(
+            f"obs_norm_skip={list(blocks)}: {env_id} publishes no observation layout "
+            f"(env.unwrapped.interface.obs_layout), so its blocks cannot be named; leave "
+            f"obs_norm_skip empty"
+        )
+    starts, k = {}, 0
+    for b in layout["blocks"]:
+        starts[b["name"]] = range(k, k + int(b["size"]))
+        k += int(b["size"])
+    unknown = [b for b in blocks if b not in starts]
+    if unknown:
+        raise ConfigError(
+            f"obs_norm_skip has unknown blocks {unknown}; {env_id}'s observation blocks are "
+            f"{list(starts)}"
+        )
+    return sorted({i for b in blocks for i in starts[b]})
 
 
 def _restore(ckpt, algo, obs_norm, buffer, st, envs, np_rng, cfg) -> np.ndarray:
