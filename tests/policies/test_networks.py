@@ -177,6 +177,25 @@ def test_running_norm_normalizes_and_clips():
     assert torch.equal(before, norm.mean)
 
 
+def test_running_norm_skip_passes_features_through_and_saves_nothing_new():
+    rng = np.random.default_rng(1)
+    norm = RunningNorm(4, skip=[1, 3])
+    plain = RunningNorm(4)
+    for n in (5, 300):
+        x = torch.as_tensor(rng.normal(3.0, 2.0, size=(n, 4)))
+        norm.update(x)
+        plain.update(x)
+    np.testing.assert_array_equal(norm.mean.numpy()[[1, 3]], [0.0, 0.0])
+    np.testing.assert_array_equal(norm.var.numpy()[[1, 3]], [1.0, 1.0])
+    np.testing.assert_array_equal(norm.mean.numpy()[[0, 2]], plain.mean.numpy()[[0, 2]])
+    np.testing.assert_array_equal(norm.var.numpy()[[0, 2]], plain.var.numpy()[[0, 2]])
+    y = norm(torch.tensor([[0.0, 0.7, 0.0, -20.0]]))
+    assert y[0, 1].item() == pytest.approx(0.7) and y[0, 3].item() == -10.0  # clipped only
+    assert set(norm.state_dict()) == {"mean", "var", "count"}
+    with pytest.raises(ValueError, match=r"skip indices \[4\] are not features"):
+        RunningNorm(4, skip=[4])
+
+
 def test_q_ensemble_members_are_independent_mlps():
     torch.manual_seed(3)
     q = QEnsemble(5, 2, hidden=(16, 16), n_critics=2)

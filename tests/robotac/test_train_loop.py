@@ -309,6 +309,30 @@ def test_actor_bounds_default_pose_narrows_the_joint_limits(tmp_path):
         validate(resolved(TrainConfig(env_id="Pendulum-v1", actor_bound_radius=-1.0)))
 
 
+def test_obs_norm_skip_keeps_the_command_block_out_of_the_statistics(tmp_path):
+    run = tmp_path / "q"
+    train(_cfg(run, env_id="robotac/Quadruped-v0", total_steps=120, learning_starts=100,
+               eval_every=0, checkpoint_every=120, obs_norm_skip=("command",),
+               env_kwargs={"command_ranges": {"vx": (0.2, 0.6)}}))
+    ckpt = load_checkpoint(run / "checkpoints" / "latest.pt")
+    mean, var = ckpt["obs_norm"]["mean"].numpy(), ckpt["obs_norm"]["var"].numpy()
+    np.testing.assert_array_equal(mean[-3:], 0.0)  # the command block: the last 3 entries
+    np.testing.assert_array_equal(var[-3:], 1.0)
+    assert np.all(var[:-3] != 1.0) and json.loads((run / "config.json").read_text())[
+        "obs_norm_skip"] == ["command"]
+
+
+@pytest.mark.parametrize("env_id,match", [
+    ("robotac/Quadruped-v0", r"obs_norm_skip has unknown blocks \['cmd'\]; .*'command'"),
+    ("Pendulum-v1", r"Pendulum-v1 publishes no observation layout"),
+])
+def test_obs_norm_skip_names_an_unknown_block_before_anything_is_written(tmp_path, env_id,
+                                                                        match):
+    with pytest.raises(ConfigError, match=match):
+        train(_cfg(tmp_path / "r", env_id=env_id, obs_norm_skip=("cmd",)))
+    assert not (tmp_path / "r").exists()
+
+
 def test_on_eval_sees_each_periodic_evaluation_and_can_stop_the_run(tmp_path):
     seen = []
 
