@@ -23,24 +23,28 @@ def test_shipped_policy_matches_the_quadruped_interface():
     arr = QUADRUPED_INTERFACE.arrays()
     assert np.all(policy.action_low >= arr["joint_low_rad"] - 1e-6)
     assert np.all(policy.action_high <= arr["joint_high_rad"] + 1e-6)
+    # Trained on sampled commands (issue 10): live command sources are accepted.
+    from deploy.commands import trained_fixed_command
+
+    assert trained_fixed_command(policy.metadata["env_kwargs"]) is None
     config = json.loads((PRETRAINED / "quadruped_sac.config.json").read_text())
     assert config["env_kwargs"] == policy.metadata["env_kwargs"]
 
 
 def test_shipped_policy_carries_nothing_of_the_machine_it_was_made_on():
     policy = OnnxPolicy(PRETRAINED / "quadruped_sac.onnx")
-    assert policy.metadata["source_run"] == "quadruped-walk-sac"
+    assert policy.metadata["source_run"] == "quadruped-steer-s2"
     text = json.dumps(policy.metadata)
     for fragment in ('"/tmp', '"/home', '"/root', '"/work', '"/Users'):
         assert fragment not in text, fragment
 
 
 def test_shipped_policy_walks_forward_in_the_env():
-    """5 s at a commanded 0.5 m/s: no fall, mean forward velocity above 0.35 m/s (the full
-    10-episode figure, 0.44 m/s, is in quadruped_sac.gait.json and docs/benchmarks.md)."""
+    """5 s at a commanded 0.4 m/s: no fall, mean forward velocity above 0.3 m/s (the grid's
+    2-episode figure, 0.345 m/s, is in quadruped_sac.grid.json and docs/benchmarks.md)."""
     policy = OnnxPolicy(PRETRAINED / "quadruped_sac.onnx")
     kwargs = dict(policy.metadata["env_kwargs"])
-    kwargs["fixed_command"] = (0.5, 0.0, 0.0)
+    kwargs["fixed_command"] = (0.4, 0.0, 0.0)
     env = make_env("robotac/Quadruped-v0", **kwargs)
     obs, _ = env.reset(seed=123)
     vx = []
@@ -49,4 +53,65 @@ def test_shipped_policy_walks_forward_in_the_env():
         assert not terminated, "the shipped policy fell"
         vx.append(info["base_lin_vel_m_s"][0])
     env.close()
-    assert np.mean(vx[50:]) > 0.35, np.mean(vx[50:])
+    assert np.mean(vx[50:]) > 0.3, np.mean(vx[50:])
+
+
+def _segment_mean(vel: np.ndarray, cmd: np.ndarray, target, skip: int = 50) -> np.ndarray:
+    """Mean (vx, vy, yaw rate) over the steps whose command is ``target``, the first ``skip``
+    steps (1 s: the command ramp and the gait's transition) left out."""
+    idx = np.flatnonzero(np.all(np.abs(cmd - np.asarray(target)) < 1e-6, axis=1))
+    assert len(idx) > skip + 50, f"command {target} held for only {len(idx)} steps"
+    return vel[idx[skip:]].mean(axis=0)
+
+
+def test_keyboard_on_the_virtual_robot_walks_turns_and_stops(tmp_path):
+    """`robotac deploy --virtual --keyboard` with the shipped policy: w x4 walks forward at
+    0.4 m/s, q x3 adds a 0.6 rad/s left turn, space stands still (measured on the robot's
+    side). The policy does not yet turn on the spot (docs/benchmarks.md, "Steerable gait")."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    root = PRETRAINED.parents[1]
+    master, slave = os.openpty()
+    log, report = tmp_path / "log.npz", tmp_path / "robot.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deploy", "--virtual", "--virtual-mode", "stepped", "--keyboard",
+         "--duration-s", "15", "--ramp-s", "0.5", "--hold-s", "0.5", "--log", str(log),
+         "--virtual-args", f"--report {report}"],
+        cwd=root, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    os.close(slave)
+    try:
+        lines: list[str] = []
+        while not (lines and lines[-1].startswith("keys:")):
+            lines.append(proc.stdout.readline())
+            assert lines[-1], f"deploy did not start: {lines} {proc.stderr.read()}"
+        time.sleep(1.5)  # ramp and hold
+        os.write(master, b"wwww")  # vx 0.4 m/s
+        time.sleep(4.0)
+        os.write(master, b"qqq")  # and turn left at 0.6 rad/s
+        time.sleep(4.0)
+        os.write(master, b" ")  # stand
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out + err
+    data = np.load(log)
+    run = data["phase"] == 2
+    cmd = data["command"][run]
+    rec = json.loads(report.read_text())
+    vel = np.column_stack([rec["vx_body_m_s"], rec["vy_body_m_s"], rec["yaw_rate_body_rad_s"]])
+    vel = vel[len(vel) - len(cmd):]  # the robot's records of the policy phase
+    assert len(vel) == len(cmd)
+
+    forward = _segment_mean(vel, cmd, (0.4, 0.0, 0.0))
+    assert forward[0] > 0.3 and abs(forward[1]) < 0.1 and abs(forward[2]) < 0.2, forward
+    turn = _segment_mean(vel, cmd, (0.4, 0.0, 0.6))
+    assert turn[2] > 0.4 and turn[0] > 0.25, turn
+    still = np.flatnonzero(np.all(cmd == 0.0, axis=1))
+    stand = vel[still[still > np.flatnonzero(cmd[:, 2] > 0.0)[-1]][50:]].mean(axis=0)
+    assert np.hypot(stand[0], stand[1]) < 0.05 and abs(stand[2]) < 0.1, stand
