@@ -406,7 +406,7 @@ def plot_grid(result: dict, path: Path) -> None:
         ax_xy.quiver(c[:, 0], c[:, 1], v[:, 0] - c[:, 0], v[:, 1] - c[:, 1], angles="xy",
                      scale_units="xy", scale=1, color=color, width=0.004,
                      label=f"achieved, randomization {name}")
-        ax_yaw.scatter(c[:, 2], w, color=color, label=f"randomization {name}")
+        ax_yaw.scatter(c[:, 2], w, color=color, label=f"randomization {name}", zorder=3)
     ax_xy.set(xlabel="vx [m/s]", ylabel="vy [m/s]",
               title="commanded (x) -> achieved (arrow tip)")
     ax_xy.legend(fontsize=8)
@@ -414,7 +414,7 @@ def plot_grid(result: dict, path: Path) -> None:
     lim = [-1.1, 1.1]
     ax_yaw.plot(lim, lim, color="0.6", lw=1)
     ax_yaw.fill_between(lim, [lim[0] - 0.2, lim[1] - 0.2], [lim[0] + 0.2, lim[1] + 0.2],
-                        color="0.9", label="target +-0.2 rad/s")
+                        color="0.9", label="target +-0.2 rad/s", zorder=0)
     ax_yaw.set(xlabel="commanded yaw rate [rad/s]", ylabel="achieved yaw rate [rad/s]",
                title="yaw rate")
     ax_yaw.legend(fontsize=8)
