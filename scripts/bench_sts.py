@@ -25,7 +25,8 @@
 6. Sim-to-sim (the shipped policy, ``--command 0.5,0,0``): mean body-frame forward velocity over
    the policy phase (first 20 % skipped), STS backend + emulator (stepped and real-time physics)
    vs the same ONNX policy in ``robotac/Quadruped-v0`` (3 seeds), at the rate limits of the
-   protocol-v1 figures in ``policies/pretrained/quadruped_sac.sim_to_sim.json`` (15 and 30 rad/s).
+   protocol-v1 figures of the 2026-11-21 policy (15 and 30 rad/s), in
+   ``docs/data/pretrained_2026-11-21/quadruped_sac.sim_to_sim.json``.
 """
 
 from __future__ import annotations
