@@ -487,17 +487,16 @@ def obs_block_indices(interface: dict | None, blocks: Sequence[str], env_id: str
             f"(env.unwrapped.interface.obs_layout), so its blocks cannot be named; leave "
             f"obs_norm_skip empty"
         )
-    starts, k = {}, 0
-    for b in layout["blocks"]:
-        starts[b["name"]] = range(k, k + int(b["size"]))
-        k += int(b["size"])
-    unknown = [b for b in blocks if b not in starts]
+    from envs.interface import ObsLayout
+
+    slices = ObsLayout.from_dict(layout).slices()
+    unknown = [b for b in blocks if b not in slices]
     if unknown:
         raise ConfigError(
             f"obs_norm_skip has unknown blocks {unknown}; {env_id}'s observation blocks are "
-            f"{list(starts)}"
+            f"{list(slices)}"
         )
-    return sorted({i for b in blocks for i in starts[b]})
+    return sorted({i for b in blocks for i in range(slices[b].start, slices[b].stop)})
 
 
 def _restore(ckpt, algo, obs_norm, buffer, st, envs, np_rng, cfg) -> np.ndarray:
