@@ -210,6 +210,21 @@ def _curriculum_stages(
     return stages
 
 
+def _command_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as a finite ``(3,)`` float64 ``(vx, vy, yaw_rate)``.
+
+    Raises:
+        ValueError: naming ``name`` when ``value`` is not three finite numbers.
+    """
+    try:
+        cmd = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        cmd = np.full(1, np.nan)
+    if cmd.shape != (3,) or not np.isfinite(cmd).all():
+        raise ValueError(f"{name} must be finite (vx, vy, yaw_rate), shape (3,), got {value!r}")
+    return cmd
+
+
 def _lerp(a: float, b: float, t: float) -> float:
     return a + (b - a) * t
 
@@ -418,12 +433,7 @@ class QuadrupedEnv(gym.Env):
             ranges[k] = _range_pair(f"command_ranges[{k!r}]", v)
         self.command_ranges = ranges
         if fixed_command is not None:
-            fc = np.asarray(fixed_command, dtype=np.float64)
-            if fc.shape != (3,) or not np.isfinite(fc).all():
-                raise ValueError(
-                    f"fixed_command must be finite (vx, vy, yaw_rate), got {fixed_command!r}"
-                )
-            fixed_command = fc
+            fixed_command = _command_array("fixed_command", fixed_command)
         self.fixed_command = fixed_command
 
         scales = dict(DEFAULT_REWARD_SCALES)
@@ -616,14 +626,7 @@ class QuadrupedEnv(gym.Env):
         Raises:
             ValueError: if ``command`` is not three finite numbers.
         """
-        try:
-            cmd = np.array(command, dtype=np.float64)
-        except (TypeError, ValueError):
-            cmd = np.full(1, np.nan)
-        if cmd.shape != (3,) or not np.isfinite(cmd).all():
-            raise ValueError(f"command must be finite (vx, vy, yaw_rate), shape (3,), got "
-                             f"{command!r}")
-        self.command = cmd
+        self.command = _command_array("command", command)
         self._command_fixed_for_episode = True
 
     def curriculum_values(self, global_step: int | None) -> dict[str, Any]:
@@ -689,10 +692,7 @@ class QuadrupedEnv(gym.Env):
         self.sim.reset(rng, self.reset_noise_rad)
         self._command_fixed_for_episode = False
         if options and "command" in options:
-            cmd = np.asarray(options["command"], dtype=np.float64)
-            if cmd.shape != (3,) or not np.isfinite(cmd).all():
-                raise ValueError(f"options['command'] must be finite (3,), got {cmd!r}")
-            self.command = cmd
+            self.command = _command_array("options['command']", options["command"])
             self._command_fixed_for_episode = True
         elif self.fixed_command is not None:
             self.command = self.fixed_command.copy()
