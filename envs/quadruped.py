@@ -64,7 +64,7 @@ _REWARD_FORMULAS: dict[str, str] = {
     "action_rate": "sum of (action - previous action)^2 [rad^2]",
     "joint_limits": "sum of joint-angle excursions beyond the soft limits [rad]",
     "termination": "1 on the step that terminates (fall), else 0",
-    "feet_air_time": "sum over touch-downs of (air time - target) [s], 0 if |cmd_xy| < 0.1",
+    "feet_air_time": "sum over touch-downs of min(air, max) - target [s], 0 at a standing cmd",
     "stand_still": "sum of |q - q_default| [rad] if |cmd_xy| < 0.1 and |cmd_yaw| < 0.1, else 0",
 }
 
@@ -296,7 +296,7 @@ class QuadrupedEnv(gym.Env):
     | action_rate | -0.01 | sum of (action - previous action)^2 [rad^2] |
     | joint_limits | -10 | sum of joint-angle excursions beyond the soft limits [rad] |
     | termination | -2 | 1 on the step that terminates (fall), else 0 |
-    | feet_air_time | 0 | sum over touch-downs of (air time - target) [s], 0 if |cmd_xy| < 0.1 |
+    | feet_air_time | 0 | sum over touch-downs of min(air, max) - target [s], 0 at a standing cmd |
     | stand_still | 0 | sum of |q - q_default| [rad] if |cmd_xy| < 0.1 and |cmd_yaw| < 0.1, else 0 |
 
     ## Starting State
@@ -330,6 +330,9 @@ class QuadrupedEnv(gym.Env):
     - ``feet_air_time_target_s``: swing time that ``feet_air_time`` rewards beyond and
       penalises below (default 0.25 s; legged_gym's ``_reward_feet_air_time`` uses 0.5 s for
       robots twice this size). The term's weight is 0 by default.
+    - ``feet_air_time_max_s``: air time beyond which ``feet_air_time`` pays no more (default
+      ``None``: unbounded, as legged_gym; MuJoCo Playground's Go1 joystick clips at 0.5 s), so a
+      foot held in the air on three legs is not a reward.
     - ``reset_noise_rad``: joint-angle perturbation at reset (default 0.05).
     - ``termination_height_m``, ``termination_tilt_rad``: fall thresholds (0.08 m, 1.0 rad).
     - Domain randomization, all off (``None``) by default, drawn from ``self.np_random``:
@@ -367,6 +370,9 @@ class QuadrupedEnv(gym.Env):
     ## Version History
     - v0: initial release (robotac 0.1.0), observation layout ``quadruped-obs-v1``; the
       ``feet_air_time`` term (weight 0 by default) and ``feet_air_time_target_s`` added in 0.1.0.
+      ``feet_air_time`` pays at every non-standing command, turning on the spot included (it was 0
+      whenever |cmd_xy| < 0.1, as in legged_gym, which gave no stepping reward to a turn on the
+      spot); ``feet_air_time_max_s`` added (2026-11-30).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -382,6 +388,7 @@ class QuadrupedEnv(gym.Env):
         reward_scales: dict[str, float] | None = None,
         tracking_sigma: float = 0.1,
         feet_air_time_target_s: float = 0.25,
+        feet_air_time_max_s: float | None = None,
         reset_noise_rad: float = 0.05,
         termination_height_m: float = 0.08,
         termination_tilt_rad: float = 1.0,
@@ -450,6 +457,14 @@ class QuadrupedEnv(gym.Env):
         if not feet_air_time_target_s >= 0:
             raise ValueError(f"feet_air_time_target_s must be >= 0, got {feet_air_time_target_s}")
         self.feet_air_time_target_s = float(feet_air_time_target_s)
+        if feet_air_time_max_s is not None and not feet_air_time_max_s > feet_air_time_target_s:
+            raise ValueError(
+                f"feet_air_time_max_s must be > feet_air_time_target_s "
+                f"({feet_air_time_target_s}) or None, got {feet_air_time_max_s}"
+            )
+        self.feet_air_time_max_s = (
+            None if feet_air_time_max_s is None else float(feet_air_time_max_s)
+        )
         self._feet_air_time_s = np.zeros(4)
         self._last_contacts = np.zeros(4, dtype=bool)
         if reset_noise_rad < 0:
@@ -775,10 +790,11 @@ class QuadrupedEnv(gym.Env):
         self._last_contacts = contact
         first_contact = (self._feet_air_time_s > 0.0) & contact_filt
         self._feet_air_time_s += sim.control_period_s
-        air_time = float(np.sum((self._feet_air_time_s - self.feet_air_time_target_s)
-                                * first_contact))
-        if math.hypot(cmd[0], cmd[1]) < 0.1:
-            air_time = 0.0
+        excess = self._feet_air_time_s - self.feet_air_time_target_s
+        if self.feet_air_time_max_s is not None:
+            excess = np.minimum(excess, self.feet_air_time_max_s - self.feet_air_time_target_s)
+        standing_command = math.hypot(cmd[0], cmd[1]) < 0.1 and abs(cmd[2]) < 0.1
+        air_time = 0.0 if standing_command else float(np.sum(excess * first_contact))
         self._feet_air_time_s[contact_filt] = 0.0
         raw = {
             "tracking_lin_vel": math.exp(-((cmd[0] - vx) ** 2 + (cmd[1] - vy) ** 2) / sig),
@@ -794,7 +810,7 @@ class QuadrupedEnv(gym.Env):
             "feet_air_time": air_time,
             "stand_still": (
                 float(np.sum(np.abs(q - (self._default - np.pi))))
-                if math.hypot(cmd[0], cmd[1]) < 0.1 and abs(cmd[2]) < 0.1 else 0.0
+                if standing_command else 0.0
             ),
         }
         terms = {k: float(self.reward_scales[k] * raw[k]) for k in raw}

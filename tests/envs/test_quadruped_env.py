@@ -423,15 +423,17 @@ def test_bad_kwargs_raise_listing_the_valid_ones() -> None:
         QuadrupedEnv(friction_range=(1.0, 0.5))
 
 
-def test_feet_air_time_rewards_a_touch_down_after_a_swing() -> None:
-    """legged_gym's term: on touch-down, (air time - target); nothing while the feet stay down.
+def _swing_one_foot_air_time_rewards(command, target, max_s=None) -> list[float]:
+    """Lift the front-right foot for 0.3 s and put it down; return the nonzero air-time terms.
 
-    The expectation is recomputed from the reported foot contacts with the definition of the
-    docstring (contacts OR-ed with the previous step's, air time counted in control periods).
+    Every step's term is checked against the docstring's definition, recomputed from the
+    reported foot contacts (contacts OR-ed with the previous step's, air time counted in control
+    periods, ``min(air, max) - target`` on a touch-down, 0 at a standing command).
     """
-    target, dt = 0.1, 0.02
-    env = QuadrupedEnv(reward_scales={"feet_air_time": 1.0}, fixed_command=(0.5, 0.0, 0.0),
-                       feet_air_time_target_s=target, reset_noise_rad=0.0)
+    dt = 0.02
+    env = QuadrupedEnv(reward_scales={"feet_air_time": 1.0}, fixed_command=command,
+                       feet_air_time_target_s=target, feet_air_time_max_s=max_s,
+                       reset_noise_rad=0.0)
     env.reset(seed=0)
     default = np.asarray(env.interface.default_pose_rad, dtype=np.float32)
     lift = default.copy()
@@ -448,14 +450,39 @@ def test_feet_air_time_rewards_a_touch_down_after_a_swing() -> None:
         last = c
         first = (air > 0) & filt
         air += dt
-        expected = float(np.sum((air - target) * first))
+        capped = air if max_s is None else np.minimum(air, max_s)
+        standing = np.hypot(command[0], command[1]) < 0.1 and abs(command[2]) < 0.1
+        expected = 0.0 if standing else float(np.sum((capped - target) * first))
         air[filt] = 0.0
         got = info["reward_terms"]["feet_air_time"]
         assert got == pytest.approx(expected, abs=1e-9)
         if k < 25:
-            assert got == 0.0  # standing: no touch-down, no reward
+            assert got == 0.0  # feet down: no touch-down, no reward
         if got:
             rewarded.append(got)
+    env.close()
+    return rewarded
+
+
+def test_feet_air_time_rewards_a_touch_down_after_a_swing() -> None:
+    """legged_gym's term: on touch-down, (air time - target); nothing while the feet stay down."""
+    rewarded = _swing_one_foot_air_time_rewards((0.5, 0.0, 0.0), target=0.1)
     # The front-right foot was lifted for 15 steps (0.3 s) and put down: at least one positive
     # touch-down reward of about 0.3 - 0.1 s.
     assert rewarded and max(rewarded) > 0.15
+
+
+def test_feet_air_time_pays_a_turn_on_the_spot_not_a_standing_command() -> None:
+    """A yaw-only command pays for stepping (legged_gym pays nothing below |cmd_xy| 0.1); zero
+    does not."""
+    turning = _swing_one_foot_air_time_rewards((0.0, 0.0, 0.5), target=0.1)
+    assert turning and max(turning) > 0.15
+    assert _swing_one_foot_air_time_rewards((0.0, 0.0, 0.0), target=0.1) == []
+
+
+def test_feet_air_time_max_caps_the_reward_of_a_long_swing() -> None:
+    """With ``feet_air_time_max_s`` 0.2 s a 0.3 s swing earns 0.2 - 0.1 s, not 0.2 s."""
+    rewarded = _swing_one_foot_air_time_rewards((0.5, 0.0, 0.0), target=0.1, max_s=0.2)
+    assert rewarded and max(rewarded) == pytest.approx(0.1, abs=1e-9)
+    with pytest.raises(ValueError, match="feet_air_time_max_s must be > feet_air_time_target_s"):
+        QuadrupedEnv(feet_air_time_target_s=0.25, feet_air_time_max_s=0.2)
