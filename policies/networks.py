@@ -90,13 +90,19 @@ class RunningNorm(nn.Module):
             during training on purpose, e.g. a curriculum's command ranges: running statistics
             gathered while a command was held at 0 would later blow any other value up to the
             clip.
+        skip_std: Fixed standard deviations of the ``skip`` features, in the order of ``skip``
+            (default: all 1). A skipped feature is divided by its value instead of passing
+            unscaled, e.g. the full command range's spread, so that a small command such as
+            0.15 m/s sideways reaches the network at unit scale (legged_gym's
+            ``commands_scale`` does the same with hand-set factors).
 
     Raises:
-        ValueError: for ``eps`` or ``clip`` not > 0, or a ``skip`` index outside the features.
+        ValueError: for ``eps`` or ``clip`` not > 0, a ``skip`` index outside the features, or
+            ``skip_std`` not one positive value per ``skip`` index.
     """
 
     def __init__(self, shape: int | Sequence[int], eps: float = 1e-8, clip: float = 10.0,
-                 skip: Sequence[int] = ()):
+                 skip: Sequence[int] = (), skip_std: Sequence[float] | None = None):
         super().__init__()
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         if eps <= 0 or clip <= 0:
@@ -106,12 +112,26 @@ class RunningNorm(nn.Module):
         self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
         self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
-        skip = sorted({int(i) for i in skip})
+        skip = [int(i) for i in skip]
+        std = [1.0] * len(skip) if skip_std is None else [float(v) for v in skip_std]
+        if len(std) != len(skip) or not all(v > 0 and math.isfinite(v) for v in std):
+            raise ValueError(
+                f"RunningNorm skip_std must be one finite value > 0 per skip index "
+                f"({len(skip)}), got {list(std)}"
+            )
+        if len(set(skip)) != len(skip):
+            raise ValueError(f"RunningNorm skip indices {skip} repeat an index")
+        order = sorted(range(len(skip)), key=skip.__getitem__)
+        skip, std = [skip[k] for k in order], [std[k] for k in order]
         if skip and (len(shape) != 1 or skip[0] < 0 or skip[-1] >= shape[0]):
             raise ValueError(f"RunningNorm skip indices {skip} are not features of shape {shape}")
-        # Not in the state_dict: the skipped features' mean 0 / var 1 are, and that is all the
-        # exported graph and load_policy need.
+        # Not in the state_dict: the skipped features' mean 0 / var std^2 are, and that is all
+        # the exported graph and load_policy need.
         self.register_buffer("skip", torch.as_tensor(skip, dtype=torch.long), persistent=False)
+        self.register_buffer("skip_var", torch.as_tensor(std, dtype=torch.float64) ** 2,
+                             persistent=False)
+        if skip:
+            self.var[self.skip] = self.skip_var
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -135,7 +155,7 @@ class RunningNorm(nn.Module):
         self.count.copy_(n)
         if self.skip.numel():
             self.mean[self.skip] = 0.0
-            self.var[self.skip] = 1.0
+            self.var[self.skip] = self.skip_var
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalize ``x``: ``(..., *shape)`` -> same shape and dtype as ``x``."""

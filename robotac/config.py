@@ -89,6 +89,10 @@ class TrainConfig:
     out of the running normalization: they pass through unscaled. For a block whose distribution
     a curriculum changes during training (running statistics of a command held at 0 would
     later map every other value to the clip)."""
+    obs_norm_skip_std: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Fixed standard deviations of ``obs_norm_skip`` blocks, one per entry of the block (e.g.
+    ``command: [0.26, 0.115, 0.58]``, the spread of uniform commands over the env's ranges):
+    the block is divided by them instead of passing unscaled. Blocks not named here keep 1."""
     policy_delay: int | None = None
     """Critic updates per actor update (TD3 default 2, SAC and DDPG default 1)."""
     # SAC
@@ -198,7 +202,9 @@ def resolved(cfg: TrainConfig) -> TrainConfig:
     if delay is None and algo in ALGORITHMS:
         delay = ALGORITHMS[algo].default_policy_delay
     return dataclasses.replace(cfg, algo=algo, policy_delay=delay, hidden=tuple(cfg.hidden),
-                               obs_norm_skip=tuple(cfg.obs_norm_skip))
+                               obs_norm_skip=tuple(cfg.obs_norm_skip),
+                               obs_norm_skip_std={k: tuple(float(x) for x in v)
+                                                  for k, v in cfg.obs_norm_skip_std.items()})
 
 
 def usable_cores() -> int:
@@ -254,6 +260,12 @@ def validate(cfg: TrainConfig) -> None:
                   "ignore it; drop --ou-noise or use --algo ddpg")
     if not cfg.hidden or any(h < 1 for h in cfg.hidden):
         raise bad("hidden", "needs at least one layer, every width >= 1")
+    for block, std in cfg.obs_norm_skip_std.items():
+        if block not in cfg.obs_norm_skip:
+            raise bad("obs_norm_skip_std", f"block {block!r} is not in obs_norm_skip "
+                      f"{list(cfg.obs_norm_skip)}; only skipped blocks take a fixed scale")
+        if not all(math.isfinite(float(x)) and float(x) > 0 for x in std):
+            raise bad("obs_norm_skip_std", f"block {block!r} needs finite values > 0")
     if cfg.batch_size > cfg.buffer_size:
         raise ConfigError(
             f"batch_size={cfg.batch_size} is larger than buffer_size={cfg.buffer_size}: "
@@ -280,6 +292,7 @@ def to_dict(cfg: TrainConfig) -> dict[str, Any]:
     d = dataclasses.asdict(cfg)
     d["hidden"] = list(cfg.hidden)
     d["obs_norm_skip"] = list(cfg.obs_norm_skip)
+    d["obs_norm_skip_std"] = {k: list(v) for k, v in cfg.obs_norm_skip_std.items()}
     return d
 
 
@@ -300,6 +313,16 @@ def from_dict(d: dict[str, Any]) -> TrainConfig:
     if "obs_norm_skip" in d:
         skip = d["obs_norm_skip"]
         d["obs_norm_skip"] = (skip,) if isinstance(skip, str) else tuple(str(b) for b in skip)
+    if "obs_norm_skip_std" in d:
+        if not isinstance(d["obs_norm_skip_std"], dict):
+            raise ConfigError(
+                f"obs_norm_skip_std must be a mapping block -> list of stds, got "
+                f"{d['obs_norm_skip_std']!r}"
+            )
+        d["obs_norm_skip_std"] = {
+            str(k): tuple(float(x) for x in (v if isinstance(v, list | tuple) else [v]))
+            for k, v in d["obs_norm_skip_std"].items()
+        }
     if "env_kwargs" in d:
         if not isinstance(d["env_kwargs"], dict):
             raise ConfigError(f"env_kwargs must be a mapping, got {d['env_kwargs']!r}")

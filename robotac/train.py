@@ -295,9 +295,9 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
     n = cfg.num_envs
 
     algo: OffPolicyAlgo = make_algo(cfg, obs_dim, action_low, action_high, n)
-    obs_norm = RunningNorm(obs_dim, clip=ckpt_mod.obs_clip_of(to_dict(cfg)),
-                           skip=obs_block_indices(interface, cfg.obs_norm_skip, cfg.env_id)
-                           ).to(device)
+    skip, skip_std = obs_norm_skip_scales(interface, cfg)
+    obs_norm = RunningNorm(obs_dim, clip=ckpt_mod.obs_clip_of(to_dict(cfg)), skip=skip,
+                           skip_std=skip_std).to(device)
     buffer = ReplayBuffer(cfg.buffer_size, obs_dim, len(action_low), device)
     st = LoopState(episode_returns=[0.0] * n, episode_lengths=[0] * n)
     meta = {
@@ -497,6 +497,31 @@ def obs_block_indices(interface: dict | None, blocks: Sequence[str], env_id: str
             f"{list(slices)}"
         )
     return sorted({i for b in blocks for i in range(slices[b].start, slices[b].stop)})
+
+
+def obs_norm_skip_scales(interface: dict | None, cfg: TrainConfig) -> tuple[list[int],
+                                                                           list[float]]:
+    """Indices of the ``obs_norm_skip`` blocks and the fixed std of each (``obs_norm_skip_std``).
+
+    Raises:
+        ConfigError: as :func:`obs_block_indices`, or naming ``obs_norm_skip_std`` when a
+            block's list of stds does not have one value per entry of the block.
+    """
+    skip = obs_block_indices(interface, cfg.obs_norm_skip, cfg.env_id)
+    std = dict.fromkeys(skip, 1.0)
+    if cfg.obs_norm_skip_std:
+        from envs.interface import ObsLayout
+
+        slices = ObsLayout.from_dict(interface["obs_layout"]).slices()
+        for block, values in cfg.obs_norm_skip_std.items():
+            sl = slices[block]
+            if len(values) != sl.stop - sl.start:
+                raise ConfigError(
+                    f"obs_norm_skip_std[{block!r}] has {len(values)} values; {cfg.env_id}'s "
+                    f"block {block!r} has {sl.stop - sl.start} entries: give one std per entry"
+                )
+            std.update(zip(range(sl.start, sl.stop), map(float, values), strict=True))
+    return skip, [std[i] for i in skip]
 
 
 def _restore(ckpt, algo, obs_norm, buffer, st, envs, np_rng, cfg) -> np.ndarray:

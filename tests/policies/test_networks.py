@@ -196,6 +196,25 @@ def test_running_norm_skip_passes_features_through_and_saves_nothing_new():
         RunningNorm(4, skip=[4])
 
 
+def test_running_norm_skip_std_divides_skipped_features_by_fixed_spreads():
+    """``skip_std`` follows the order of ``skip`` (given unsorted here) and survives updates."""
+    norm = RunningNorm(4, skip=[3, 1], skip_std=[0.5, 0.1])
+    norm.update(torch.as_tensor(np.random.default_rng(2).normal(3.0, 2.0, size=(50, 4))))
+    np.testing.assert_array_equal(norm.mean.numpy()[[1, 3]], [0.0, 0.0])
+    np.testing.assert_allclose(norm.var.numpy()[[1, 3]], [0.01, 0.25], rtol=1e-12)
+    y = norm(torch.tensor([[0.0, 0.05, 0.0, -1.0]], dtype=torch.float64))
+    np.testing.assert_allclose(y[0, [1, 3]].numpy(), [0.5, -2.0], rtol=1e-6)
+    loaded = RunningNorm(4)  # as load_policy rebuilds it: the spreads travel in the state_dict
+    loaded.load_state_dict(norm.state_dict())
+    assert torch.equal(loaded(y), norm(y))
+    with pytest.raises(ValueError, match="one finite value > 0 per skip index"):
+        RunningNorm(4, skip=[1, 3], skip_std=[0.5])
+    with pytest.raises(ValueError, match="one finite value > 0 per skip index"):
+        RunningNorm(4, skip=[1], skip_std=[0.0])
+    with pytest.raises(ValueError, match="repeat an index"):
+        RunningNorm(4, skip=[1, 1])
+
+
 def test_q_ensemble_members_are_independent_mlps():
     torch.manual_seed(3)
     q = QEnsemble(5, 2, hidden=(16, 16), n_critics=2)

@@ -322,6 +322,42 @@ def test_obs_norm_skip_keeps_the_command_block_out_of_the_statistics(tmp_path):
         "obs_norm_skip"] == ["command"]
 
 
+def test_obs_norm_skip_std_divides_the_command_block_by_fixed_spreads(tmp_path):
+    """The skipped block keeps mean 0 and the given variance through training, and the run's
+    policy (as load_policy rebuilds it) divides the command by those spreads."""
+    run = tmp_path / "q"
+    std = (0.26, 0.115, 0.58)
+    train(_cfg(run, env_id="robotac/Quadruped-v0", total_steps=120, learning_starts=100,
+               eval_every=0, checkpoint_every=120, obs_norm_skip=("command",),
+               obs_norm_skip_std={"command": std}))
+    ckpt = load_checkpoint(run / "checkpoints" / "latest.pt")
+    mean, var = ckpt["obs_norm"]["mean"].numpy(), ckpt["obs_norm"]["var"].numpy()
+    np.testing.assert_array_equal(mean[-3:], 0.0)
+    np.testing.assert_allclose(var[-3:], np.square(std), rtol=1e-12)
+    assert json.loads((run / "config.json").read_text())["obs_norm_skip_std"] == {
+        "command": list(std)}
+    bundle = load_policy(run, "latest")
+    obs = torch.zeros(1, var.shape[0], dtype=torch.float32)
+    obs[0, -3:] = torch.tensor([0.26, -0.115, 0.29])
+    out = bundle.obs_norm(obs)[0, -3:].numpy()
+    np.testing.assert_allclose(out, [1.0, -1.0, 0.5], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"obs_norm_skip": ("command",), "obs_norm_skip_std": {"command": (0.3, 0.1)}},
+     r"obs_norm_skip_std\['command'\] has 2 values; .* has 3 entries"),
+    ({"obs_norm_skip": (), "obs_norm_skip_std": {"command": (0.3, 0.1, 0.5)}},
+     r"obs_norm_skip_std=.*block 'command' is not in obs_norm_skip"),
+    ({"obs_norm_skip": ("command",), "obs_norm_skip_std": {"command": (0.3, 0.0, 0.5)}},
+     r"obs_norm_skip_std=.*finite values > 0"),
+])
+def test_obs_norm_skip_std_refuses_a_bad_value_before_anything_is_written(tmp_path, kwargs,
+                                                                         match):
+    with pytest.raises(ConfigError, match=match):
+        train(_cfg(tmp_path / "r", env_id="robotac/Quadruped-v0", **kwargs))
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("env_id,match", [
     ("robotac/Quadruped-v0", r"obs_norm_skip has unknown blocks \['cmd'\]; .*'command'"),
     ("Pendulum-v1", r"Pendulum-v1 publishes no observation layout"),
