@@ -141,17 +141,20 @@ def _range_pair(name: str, value: Any, low_bound: float | None = None) -> tuple[
 
 
 #: Keys a curriculum stage may set (see :class:`QuadrupedEnv`, ``curriculum``).
-CURRICULUM_KEYS = ("at_step", "command_ranges", "standing_share", "randomization")
+CURRICULUM_KEYS = (
+    "at_step", "command_ranges", "standing_share", "command_zero_prob", "randomization"
+)
 
 
 def _curriculum_stages(
-    curriculum: Any, full_ranges: dict[str, tuple[float, float]], full_standing: float
+    curriculum: Any, full_ranges: dict[str, tuple[float, float]], full_standing: float,
+    full_zero_prob: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Validate ``curriculum`` and fill each stage's missing keys with the full task's values.
 
     Returns:
         Stages sorted by ``at_step``, each ``{"at_step": int, "command_ranges": {k: (lo, hi)},
-        "standing_share": float, "randomization": float}``.
+        "standing_share": float, "command_zero_prob": float, "randomization": float}``.
 
     Raises:
         ValueError: naming the stage and the key for an unknown key, a missing or unordered
@@ -201,7 +204,8 @@ def _curriculum_stages(
                 )
             ranges[k] = (lo, hi)
         stage: dict[str, Any] = {"at_step": int(at), "command_ranges": ranges}
-        for k, default in (("standing_share", full_standing), ("randomization", 1.0)):
+        for k, default in (("standing_share", full_standing),
+                           ("command_zero_prob", full_zero_prob), ("randomization", 1.0)):
             v = float(raw.get(k, default))
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"curriculum[{i}].{k} must be in [0, 1], got {raw[k]!r}")
@@ -303,7 +307,8 @@ class QuadrupedEnv(gym.Env):
     Standing at the default pose (the table's "Default q"), feet on the floor, at rest, servos
     holding the default pose; every joint angle perturbed by ``U(-reset_noise_rad,
     reset_noise_rad)``. The command is drawn per episode from ``command_ranges`` (or is
-    ``fixed_command``), exactly zero with probability ``standing_share``, redrawn every
+    ``fixed_command``), exactly zero with probability ``standing_share``, each component zeroed
+    with probability ``command_zero_prob``, redrawn every
     ``command_resample_s`` within the episode when that is set, and is returned in
     ``info["command"]``. The previous action and the filtered servo target start at the default
     pose.
@@ -347,17 +352,22 @@ class QuadrupedEnv(gym.Env):
     - ``command_resample_s``: redraw the command every this many seconds within an episode
       (legged_gym: 10 s), so the policy learns transitions; ``None`` (default): once per episode.
     - ``standing_share``: probability that a drawn command is exactly ``(0, 0, 0)`` (default 0).
+    - ``command_zero_prob``: probability that each component of a drawn command is set to
+      exactly 0, independently (default 0). Uniform draws over three ranges are almost always
+      combinations; at 0.5, one command in eight is pure forward/backward, one pure sideways,
+      one a pure turn on the spot and one zero, so the moves a person asks for most get trained.
     - ``action_filter_alpha``, ``action_max_rate_rad_s``: the :class:`envs.interface.ActionFilter`
       between the policy and the servos, a low-pass then a slew limit of every target (defaults
       1.0 and ``None``: no filter). The deploy loop applies the same function with these values,
       read from the ONNX metadata. The filtered target is ``info["servo_target_rad"]``; the
       observation's ``prev_action`` and the ``action_rate`` term use the policy's action.
     - ``curriculum``: a list of stages, each ``{at_step, command_ranges, standing_share,
-      randomization}``, that makes the task easier early in training (Rudin et al. 2022 grow
-      legged_gym's command ranges during training; here the schedule is fixed in env steps, so a
-      run is reproducible and resumable). ``at_step`` counts global env steps, 0 for the first
-      stage; ``command_ranges`` narrows the env's (missing keys: the full range);
-      ``standing_share`` replaces the env's; ``randomization`` in [0, 1] scales every domain
+      command_zero_prob, randomization}``, that makes the task easier early in training (Rudin
+      et al. 2022 grow legged_gym's command ranges during training; here the schedule is fixed
+      in env steps, so a run is reproducible and resumable). ``at_step`` counts global env
+      steps, 0 for the first stage; ``command_ranges`` narrows the env's (missing keys: the full
+      range); ``standing_share`` and ``command_zero_prob`` replace the env's; ``randomization``
+      in [0, 1] scales every domain
       randomization towards the nominal robot (friction towards 1, added mass towards 0, motor
       strength towards 1, latency towards its low end, observation noise and pushes towards 0).
       Between two stages every value moves linearly; after the last stage it holds. A missing key
@@ -372,7 +382,8 @@ class QuadrupedEnv(gym.Env):
       ``feet_air_time`` term (weight 0 by default) and ``feet_air_time_target_s`` added in 0.1.0.
       ``feet_air_time`` pays at every non-standing command, turning on the spot included (it was 0
       whenever |cmd_xy| < 0.1, as in legged_gym, which gave no stepping reward to a turn on the
-      spot); ``feet_air_time_max_s`` added (2026-11-30).
+      spot); ``feet_air_time_max_s`` and ``command_zero_prob`` (also a curriculum key) added
+      (2026-11-30).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -401,6 +412,7 @@ class QuadrupedEnv(gym.Env):
         push_max_vel_m_s: float = 0.3,
         command_resample_s: float | None = None,
         standing_share: float = 0.0,
+        command_zero_prob: float = 0.0,
         action_filter_alpha: float = 1.0,
         action_max_rate_rad_s: float | None = None,
         curriculum: list[dict[str, Any]] | None = None,
@@ -522,16 +534,21 @@ class QuadrupedEnv(gym.Env):
         if not 0.0 <= standing_share <= 1.0:
             raise ValueError(f"standing_share must be in [0, 1], got {standing_share}")
         self.standing_share = float(standing_share)
+        if not 0.0 <= command_zero_prob <= 1.0:
+            raise ValueError(f"command_zero_prob must be in [0, 1], got {command_zero_prob}")
+        self.command_zero_prob = float(command_zero_prob)
         self.action_filter = ActionFilter(
             float(action_filter_alpha),
             None if action_max_rate_rad_s is None else float(action_max_rate_rad_s),
         )
         self._full_command_ranges = dict(self.command_ranges)
         self._full_standing_share = self.standing_share
+        self._full_command_zero_prob = self.command_zero_prob
         self.curriculum = (
             None
             if curriculum is None
-            else _curriculum_stages(curriculum, self._full_command_ranges, self.standing_share)
+            else _curriculum_stages(curriculum, self._full_command_ranges, self.standing_share,
+                                    self.command_zero_prob)
         )
         self._curriculum_step: int | None = None
         self.randomization_scale = 1.0
@@ -645,13 +662,15 @@ class QuadrupedEnv(gym.Env):
         self._command_fixed_for_episode = True
 
     def curriculum_values(self, global_step: int | None) -> dict[str, Any]:
-        """The task at ``global_step``: ``{"command_ranges", "standing_share", "randomization"}``.
+        """The task at ``global_step``: ``{"command_ranges", "standing_share", "command_zero_prob",
+        "randomization"}``.
 
         Linear between stages, the last stage's values after it; the full task for ``None`` or
         an env without a curriculum.
         """
         full = {"command_ranges": dict(self._full_command_ranges),
-                "standing_share": self._full_standing_share, "randomization": 1.0}
+                "standing_share": self._full_standing_share,
+                "command_zero_prob": self._full_command_zero_prob, "randomization": 1.0}
         if self.curriculum is None or global_step is None:
             return full
         stages = self.curriculum
@@ -669,6 +688,7 @@ class QuadrupedEnv(gym.Env):
                 for k in full["command_ranges"]
             },
             "standing_share": _lerp(a["standing_share"], b["standing_share"], t),
+            "command_zero_prob": _lerp(a["command_zero_prob"], b["command_zero_prob"], t),
             "randomization": _lerp(a["randomization"], b["randomization"], t),
         }
 
@@ -678,14 +698,19 @@ class QuadrupedEnv(gym.Env):
         v = self.curriculum_values(self._curriculum_step)
         self.command_ranges = v["command_ranges"]
         self.standing_share = v["standing_share"]
+        self.command_zero_prob = v["command_zero_prob"]
         self.randomization_scale = v["randomization"]
 
     def _sample_command(self) -> np.ndarray:
-        """A command drawn from ``command_ranges``, or zero with probability ``standing_share``."""
+        """A command drawn from ``command_ranges``, or zero with probability ``standing_share``;
+        each component then zeroed with probability ``command_zero_prob``."""
         rng = self.np_random
         if self.standing_share > 0.0 and rng.uniform() < self.standing_share:
             return np.zeros(3)
-        return np.array([rng.uniform(*self.command_ranges[k]) for k in ("vx", "vy", "yaw_rate")])
+        cmd = np.array([rng.uniform(*self.command_ranges[k]) for k in ("vx", "vy", "yaw_rate")])
+        if self.command_zero_prob > 0.0:  # no extra draw otherwise: same stream as before
+            cmd[rng.uniform(size=3) < self.command_zero_prob] = 0.0
+        return cmd
 
     # --------------------------------------------------------------------- API
     def reset(

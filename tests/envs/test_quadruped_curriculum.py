@@ -36,7 +36,7 @@ def test_values_are_linear_between_stages_and_hold_after_the_last() -> None:
     np.testing.assert_allclose(mid["command_ranges"]["yaw_rate"], (-0.5, 0.5))
     assert mid["standing_share"] == pytest.approx(0.1) and mid["randomization"] == 0.5
     full = {"command_ranges": {"vx": (-0.3, 0.6), "vy": (-0.2, 0.2), "yaw_rate": (-1.0, 1.0)},
-            "standing_share": 0.2, "randomization": 1.0}
+            "standing_share": 0.2, "command_zero_prob": 0.0, "randomization": 1.0}
     assert env.curriculum_values(300) == env.curriculum_values(10**9) == full
     # An env never told a step (evaluation, deploy) runs the full task.
     assert env.curriculum_values(None) == full
@@ -76,6 +76,31 @@ def test_first_stage_draws_easy_commands_on_the_nominal_robot() -> None:
     noisy = quadruped_obs(s.quat_wxyz, s.gyro_rad_s, s.q_servo_rad, s.dq_rad_s, DEFAULT,
                           env.command)
     assert not np.array_equal(env._observe(), noisy)
+
+
+def test_command_zero_prob_zeroes_each_component_independently_and_follows_the_stages() -> None:
+    """At 0.5 each component is 0 in about half the draws, independently (a pure sideways
+    command about 1 in 8); a stage's value is interpolated like the others."""
+    env = QuadrupedEnv(command_zero_prob=0.5,
+                       curriculum=[{**EASY, "command_zero_prob": 0.0}, {"at_step": 100}])
+    env.reset(seed=0)  # never told a step: the full task
+    cmds = np.array([env._sample_command() for _ in range(4000)])
+    zero = cmds == 0.0
+    np.testing.assert_allclose(zero.mean(axis=0), 0.5, atol=0.03)
+    pure_sideways = zero[:, 0] & ~zero[:, 1] & zero[:, 2]
+    assert pure_sideways.mean() == pytest.approx(0.125, abs=0.02)
+    for i, k in enumerate(("vx", "vy", "yaw_rate")):
+        lo, hi = env.command_ranges[k]
+        assert lo <= cmds[:, i].min() and cmds[:, i].max() <= hi
+    assert env.curriculum_values(50)["command_zero_prob"] == pytest.approx(0.25)
+    env.set_curriculum_step(0)
+    env.reset(seed=1)
+    assert env.command_zero_prob == 0.0
+    assert all(env._sample_command()[0] >= 0.2 for _ in range(200))  # vx never zeroed
+    with pytest.raises(ValueError, match=r"command_zero_prob must be in \[0, 1\]"):
+        QuadrupedEnv(command_zero_prob=1.5)
+    with pytest.raises(ValueError, match=r"curriculum\[0\].command_zero_prob must be in"):
+        QuadrupedEnv(curriculum=[{"at_step": 0, "command_zero_prob": -0.1}])
 
 
 def test_randomization_scale_moves_each_draw_towards_the_nominal_robot() -> None:
