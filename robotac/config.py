@@ -105,6 +105,14 @@ class TrainConfig:
     target_entropy_scale: float = 1.0
     """SAC: target entropy is ``-target_entropy_scale * action_dim`` nats, of the action in the
     squashed ``[-1, 1]`` units (independent of the bounds' widths)."""
+    action_noise_beta: float = 0.0
+    """Color of the exploration noise over time, the exponent of its power spectrum
+    ``1/f^beta`` (Eberhard et al., ICLR 2023): 0 white (i.i.d., the default), 1 pink, 2 red.
+    SAC: the reparameterization noise of the behaviour policy; TD3/DDPG: the Gaussian action
+    noise. Temporally correlated noise explores with sustained joint motions instead of jitter."""
+    action_noise_seq_len: int = 1000
+    """Length [env steps] of each env's colored-noise sequence (the paper: the episode length);
+    the lowest frequency it holds. Used only with ``action_noise_beta > 0``."""
     # TD3 / DDPG
     exploration_noise: float = 0.1
     """TD3/DDPG: std of the Gaussian exploration noise added to the squashed action, in units of
@@ -251,6 +259,13 @@ def validate(cfg: TrainConfig) -> None:
         v = getattr(cfg, name)
         if not (math.isfinite(v) and v >= 0):
             raise bad(name, "must be a finite number >= 0")
+    if not (math.isfinite(cfg.action_noise_beta) and cfg.action_noise_beta >= 0):
+        raise bad("action_noise_beta", "must be a finite number >= 0 (0 white, 1 pink, 2 red)")
+    if cfg.action_noise_seq_len < 2:
+        raise bad("action_noise_seq_len", "must be an integer >= 2 (env steps)")
+    if cfg.action_noise_beta > 0 and cfg.ou_noise:
+        raise bad("action_noise_beta", "colored noise replaces the Gaussian noise; "
+                  "Ornstein-Uhlenbeck noise (ou_noise) is colored already: use one of the two")
     if not 0.0 < cfg.ou_theta <= 1.0:
         raise bad("ou_theta", "must be in (0, 1]")
     if cfg.policy_delay is not None and cfg.policy_delay < 1:

@@ -9,7 +9,7 @@ import torch
 
 from robotac.algos import DDPG, SAC, TD3, make_algo, polyak_update
 from robotac.buffer import Batch
-from robotac.config import TrainConfig, resolved
+from robotac.config import ConfigError, TrainConfig, resolved, validate
 
 LOW = np.array([0.0, -1.0, -10.0], dtype=np.float32)
 HIGH = np.array([2 * np.pi, 1.0, -9.0], dtype=np.float32)
@@ -330,3 +330,54 @@ def test_critic_layer_norm_option_reaches_the_critics_and_their_targets(algo_nam
     for net in (algo.critic, algo.critic_target):
         assert net.norms is not None and len(net.norms) == 2
     assert any(k.startswith("norms.") for k in algo.state_dict()["modules"]["critic"])
+
+
+def _lag1_autocorrelation(x: np.ndarray) -> float:
+    """Mean over columns of the lag-1 autocorrelation of ``x (T, d)``."""
+    x = x - x.mean(axis=0)
+    return float(np.mean((x[1:] * x[:-1]).sum(axis=0) / (x * x).sum(axis=0)))
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_colored_exploration_noise_is_correlated_over_time_and_redrawn_per_episode(algo):
+    """beta 0 gives i.i.d. noise; beta 1 (pink) unit-variance noise correlated from one step to
+    the next (Eberhard et al. 2023), one sequence per env, redrawn when an env's episode ends."""
+    torch.manual_seed(0)
+    act_dim, steps = 6, 1000
+    low, high = -np.ones(act_dim, np.float32), np.ones(act_dim, np.float32)
+    like = torch.zeros(2, act_dim)
+    seqs = {}
+    for beta in (0.0, 1.0):
+        cfg = resolved(TrainConfig(env_id="x", algo=algo, hidden=(8,), action_noise_beta=beta))
+        a = make_algo(cfg, 3, low, high, num_envs=2)
+        seqs[beta] = np.stack([a._exploration_eps(like).numpy() for _ in range(steps)])
+    white, pink = seqs[0.0], seqs[1.0]  # (steps, 2 envs, act_dim)
+    assert abs(_lag1_autocorrelation(white[:, 0])) < 0.1
+    assert _lag1_autocorrelation(pink[:, 0]) > 0.4
+    assert 0.5 < pink.std() < 1.5
+    assert not np.allclose(pink[:, 0], pink[:, 1])  # one sequence per env
+    # A done env starts a new sequence at its next step; the other env continues its own.
+    cfg = resolved(TrainConfig(env_id="x", algo=algo, hidden=(8,), action_noise_beta=1.0))
+    torch.manual_seed(1)
+    a = make_algo(cfg, 3, low, high, num_envs=2)
+    first = a._exploration_eps(like).clone()
+    a.reset_noise(torch.tensor([True, False]))
+    second = a._exploration_eps(like)
+    assert int(a._colored_idx[0]) == 1 and int(a._colored_idx[1]) == 2
+    assert torch.equal(second[1], a._colored[1, 1]) and not torch.equal(first[0], second[0])
+    # The behaviour policy stays within the bounds.
+    obs = torch.randn(2, 3)
+    act = a.act(obs, explore=True)
+    assert act.shape == (2, act_dim) and bool(((act >= -1) & (act <= 1)).all())
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("action_noise_beta", -1.0, "action_noise_beta=-1.0 is invalid"),
+    ("action_noise_seq_len", 1, "action_noise_seq_len=1 is invalid"),
+])
+def test_colored_noise_settings_are_checked(field, value, match):
+    with pytest.raises(ConfigError, match=match):
+        validate(resolved(TrainConfig(env_id="Pendulum-v1", **{field: value})))
+    with pytest.raises(ConfigError, match="Ornstein-Uhlenbeck noise"):
+        validate(resolved(TrainConfig(env_id="Pendulum-v1", algo="ddpg", ou_noise=True,
+                                      action_noise_beta=1.0)))

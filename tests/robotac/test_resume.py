@@ -37,9 +37,15 @@ def _all_tensors(ckpt) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("algo,num_envs", [("sac", 1), ("td3", 2), ("ddpg", 1)])
-def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, algo, num_envs):
-    kw = {"num_envs": num_envs}
+@pytest.mark.parametrize("algo,num_envs,noise", [
+    ("sac", 1, {}), ("td3", 2, {}), ("ddpg", 1, {}),
+    # Colored exploration noise: its per-env sequences are saved state too; 150-step sequences
+    # run out within Pendulum's 200-step episodes, 1000-step ones are redrawn at episode ends.
+    ("sac", 2, {"action_noise_beta": 1.0, "action_noise_seq_len": 150}),
+    ("td3", 1, {"action_noise_beta": 2.0}),
+])
+def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, algo, num_envs, noise):
+    kw = {"num_envs": num_envs, **noise}
     if algo == "ddpg":
         kw["ou_noise"] = True  # also exercises the saved exploration-noise state
     straight = train(_cfg(tmp_path / "a", algo, **kw))
