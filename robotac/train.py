@@ -478,8 +478,16 @@ def obs_block_indices(interface: dict | None, blocks: Sequence[str], env_id: str
         ConfigError: naming ``obs_norm_skip`` when a block is unknown (listing the env's) or
             the env publishes no observation layout.
     """
+    slices = _obs_block_slices(interface, blocks, env_id)
+    return sorted({i for b in blocks for i in range(slices[b].start, slices[b].stop)})
+
+
+def _obs_block_slices(interface: dict | None, blocks: Sequence[str], env_id: str
+                      ) -> dict[str, slice]:
+    """The env's observation block slices, after checking that every one of ``blocks`` exists
+    (``{}`` when ``blocks`` is empty). Raises as :func:`obs_block_indices`."""
     if not blocks:
-        return []
+        return {}
     layout = (interface or {}).get("obs_layout")
     if not layout:
         raise ConfigError(
@@ -496,7 +504,7 @@ def obs_block_indices(interface: dict | None, blocks: Sequence[str], env_id: str
             f"obs_norm_skip has unknown blocks {unknown}; {env_id}'s observation blocks are "
             f"{list(slices)}"
         )
-    return sorted({i for b in blocks for i in range(slices[b].start, slices[b].stop)})
+    return slices
 
 
 def obs_norm_skip_scales(interface: dict | None, cfg: TrainConfig) -> tuple[list[int],
@@ -507,20 +515,17 @@ def obs_norm_skip_scales(interface: dict | None, cfg: TrainConfig) -> tuple[list
         ConfigError: as :func:`obs_block_indices`, or naming ``obs_norm_skip_std`` when a
             block's list of stds does not have one value per entry of the block.
     """
-    skip = obs_block_indices(interface, cfg.obs_norm_skip, cfg.env_id)
-    std = dict.fromkeys(skip, 1.0)
-    if cfg.obs_norm_skip_std:
-        from envs.interface import ObsLayout
-
-        slices = ObsLayout.from_dict(interface["obs_layout"]).slices()
-        for block, values in cfg.obs_norm_skip_std.items():
-            sl = slices[block]
-            if len(values) != sl.stop - sl.start:
-                raise ConfigError(
-                    f"obs_norm_skip_std[{block!r}] has {len(values)} values; {cfg.env_id}'s "
-                    f"block {block!r} has {sl.stop - sl.start} entries: give one std per entry"
-                )
-            std.update(zip(range(sl.start, sl.stop), map(float, values), strict=True))
+    slices = _obs_block_slices(interface, cfg.obs_norm_skip, cfg.env_id)
+    std = {i: 1.0 for b in cfg.obs_norm_skip for i in range(slices[b].start, slices[b].stop)}
+    for block, values in cfg.obs_norm_skip_std.items():
+        sl = slices[block]
+        if len(values) != sl.stop - sl.start:
+            raise ConfigError(
+                f"obs_norm_skip_std[{block!r}] has {len(values)} values; {cfg.env_id}'s "
+                f"block {block!r} has {sl.stop - sl.start} entries: give one std per entry"
+            )
+        std.update(zip(range(sl.start, sl.stop), map(float, values), strict=True))
+    skip = sorted(std)
     return skip, [std[i] for i in skip]
 
 
