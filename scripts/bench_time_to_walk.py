@@ -13,7 +13,8 @@ ratio against it is a lower bound (printed with ``>``).
 
 Configurations:
 
-- ``--config NAME=RECIPE``: ``robotac train --config RECIPE`` in a subprocess; the bench evaluates
+- ``--config "NAME=RECIPE [FLAGS]"``: ``robotac train --config RECIPE [FLAGS]`` in a subprocess
+  (one torch thread unless FLAGS hold ``--num-threads N``); the bench evaluates
   each ``checkpoints/latest.pt`` as it lands (in this process, beside the training, on the
   checkpoint's own timestamp, so evaluation does not pause training).
 - ``--sb3 NAME=RECIPE``: stable-baselines3's SAC on the same env, env kwargs, actor range (a
@@ -22,7 +23,9 @@ Configurations:
   observation normalisation (``VecNormalize``, rewards not normalised); ``ent_coef="auto"`` with
   SB3's target entropy ``-action_dim``. Its evaluation pauses its training and is not counted.
 
-Jobs run ``--parallel`` at a time (default 2: one per core), one torch thread each.
+Jobs run ``--parallel`` at a time (default 2: one per core), one torch thread each unless a
+configuration's flags ask for more (``--config "walk2t=recipes/quadruped_walk.yaml --num-threads
+2" --parallel 1`` measures one run on both cores).
 
 Usage::
 
@@ -72,10 +75,21 @@ class Job:
     kind: str  # "robotac" or "sb3"
     recipe: str
     seed: int
+    flags: list[str] = field(default_factory=list)  # extra ``robotac train`` flags
     checks: list[Check] = field(default_factory=list)
     reached_s: float | None = None
     reached_steps: int | None = None
     status: str = "queued"
+
+
+def job_threads(flags: list[str]) -> int:
+    """The torch thread count that ``flags`` ask for (``--num-threads N``; 1 when absent)."""
+    if "--num-threads" in flags:
+        i = flags.index("--num-threads")
+        if i + 1 < len(flags) and flags[i + 1].isdigit():
+            return int(flags[i + 1])
+        raise SystemExit(f"--num-threads needs a number in {' '.join(flags)!r}")
+    return 1
 
 
 def gait_check(policy, env_kwargs: dict, episodes: int, tolerance: float, seed: int):
@@ -95,17 +109,19 @@ class RobotacRun:
     def __init__(self, job: Job, work: Path, args: argparse.Namespace):
         self.job, self.args = job, args
         self.run_dir = work / f"{job.name}-s{job.seed}"
+        threads = job_threads(job.flags)
         self._start(work, [sys.executable, "-m", "robotac.cli", "train", "--config", job.recipe,
                            "--seed", str(job.seed), "--run-dir", str(self.run_dir),
                            "--checkpoint-every", str(args.check_every), "--eval-every", "0",
                            "--no-save-buffer", "--no-video", "--no-export", "--no-progress",
-                           "--num-threads", "1"])
+                           *(job.flags or ["--num-threads", "1"])], threads)
         self.seen_mtime = 0.0
 
-    def _start(self, work: Path, cmd: list[str]) -> None:
-        """Start the job's process (one thread, its own session so it can be killed whole)."""
+    def _start(self, work: Path, cmd: list[str], threads: int = 1) -> None:
+        """Start the job's process (``threads`` threads, its own session so it can be killed
+        whole)."""
         self.log = (work / f"{self.job.name}-s{self.job.seed}.log").open("w")
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=env, start_new_session=True)
         self.t0 = time.time()
@@ -324,10 +340,16 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     for kind, specs in (("robotac", args.config), ("sb3", args.sb3)):
         for spec in specs:
-            name, _, recipe = spec.partition("=")
+            name, _, rest = spec.partition("=")
+            recipe, *flags = rest.split()
             if not recipe or not Path(recipe).is_file():
-                p.error(f"{spec!r}: expected NAME=RECIPE with an existing recipe file")
-            jobs += [Job(name, kind, recipe, s) for s in args.seeds]
+                p.error(f"{spec!r}: expected NAME=RECIPE [train flags] with an existing recipe "
+                        "file")
+            if flags and kind == "sb3":
+                p.error(f"{spec!r}: extra train flags apply to --config (robotac) jobs only")
+            if flags and "--num-threads" not in flags:
+                flags += ["--num-threads", "1"]
+            jobs += [Job(name, kind, recipe, s, flags) for s in args.seeds]
     # Interleave seeds so each pair of parallel slots compares configurations in the same period.
     jobs.sort(key=lambda j: (j.seed, 0 if j.kind == "robotac" else 1))
     work = args.work or Path(tempfile.mkdtemp(prefix="time_to_walk_"))
@@ -340,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
             while pending and len(running) < args.parallel:
                 job = pending.pop(0)
                 job.status = "running"
-                print(f"start {job.name} ({job.kind}, {job.recipe}) seed {job.seed}", flush=True)
+                print(f"start {job.name} ({job.kind}, {' '.join([job.recipe, *job.flags])}) "
+                      f"seed {job.seed}", flush=True)
                 running.append((RobotacRun if job.kind == "robotac" else Sb3Run)(job, work, args))
             running = [r for r in running if r.poll()]
             time.sleep(2.0)
