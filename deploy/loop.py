@@ -62,9 +62,17 @@ from deploy.commands import (
     check_source_for_policy,
 )
 from deploy.link import LinkError, SerialLink
+from deploy.policy import PolicyMismatchError
 from deploy.robot_link import LinkFault, RobotLink, as_robot_link, hello
 from deploy.safety import Fault, SafetyConfig, SafetyFault, SafetyLayer, SafetyViolation
-from envs.interface import QUADRUPED_INTERFACE, ActionFilter, RobotInterface, quadruped_obs
+from envs.interface import (
+    QUADRUPED_INTERFACE,
+    ActionFilter,
+    RobotInterface,
+    gait_phase,
+    quadruped_obs,
+    with_gait_clock,
+)
 
 __all__ = [
     "Phase",
@@ -193,6 +201,12 @@ class DeadlineClock:
         self._t0 = time.perf_counter()
         self._k = -1
         return self._t0
+
+    @property
+    def tick(self) -> int:
+        """Index ``k`` of the deadline the last ``wait()`` returned for (skipped periods
+        included): the time since ``start()`` in periods."""
+        return self._k
 
     def wait(self) -> float:
         """Block until the next deadline; return how late the call already was [s] (0: on time)."""
@@ -332,6 +346,37 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         raise
 
 
+def policy_robot_interface(robot: RobotInterface, policy_interface: RobotInterface,
+                           gait_frequency_hz: float | None, policy_name: str) -> RobotInterface:
+    """The host's robot interface as this policy observes it.
+
+    A policy trained with a gait clock (env kwarg ``gait_frequency_hz``) observes the robot's
+    blocks plus ``gait_clock``, which the loop computes; its robot interface is ``robot`` with
+    that layout (:func:`envs.interface.with_gait_clock`). Any other policy observes ``robot``
+    as is.
+
+    Raises:
+        PolicyMismatchError: the policy's layout has a gait clock but its metadata gives no gait
+            frequency (or the other way round), or ``robot``'s layout has no clock variant.
+    """
+    has_clock = any(b.name == "gait_clock" for b in policy_interface.obs_layout.blocks)
+    if has_clock != (gait_frequency_hz is not None):
+        raise PolicyMismatchError(
+            f"policy {policy_name!r}: its observation layout "
+            f"{policy_interface.obs_layout.version!r} "
+            + ("has a gait clock but its env_kwargs give no gait_frequency_hz"
+               if has_clock else f"has no gait clock but its env_kwargs give "
+               f"gait_frequency_hz={gait_frequency_hz}")
+            + ": re-export it with `robotac export` from its run"
+        )
+    if not has_clock:
+        return robot
+    try:
+        return with_gait_clock(robot)
+    except ValueError as exc:
+        raise PolicyMismatchError(f"policy {policy_name!r}: {exc}") from exc
+
+
 def run_deploy(
     link: RobotLink | SerialLink,
     policy: Any,
@@ -370,7 +415,8 @@ def run_deploy(
     Raises:
         LiveCommandRefused: ``commands`` is live and the policy was trained on one command
             (raised before connecting).
-        PolicyMismatchError: the policy does not fit the robot (raised after the stop).
+        PolicyMismatchError: the policy does not fit the robot (raised after the stop), or its
+            gait clock and its metadata disagree (raised before connecting).
         LinkError: the robot never answered HELLO.
         Exception: any unexpected error, re-raised after the ESTOP in ``finally:``.
     """
@@ -394,6 +440,11 @@ def run_deploy(
         # policy trained on that one command would see as far out of its distribution.
         shaper.start_at(source.value)
     action_filter = ActionFilter.from_env_kwargs(env_kwargs)
+    # A policy trained with a gait clock sees the clock's phase: the same function of the steps
+    # since the start of the run phase as of the steps since reset in the env.
+    gait_hz = env_kwargs.get("gait_frequency_hz")
+    robot = policy_robot_interface(robot, policy.interface, gait_hz,
+                                   str(getattr(policy, "path", "the policy")))
     nan_cmd = np.full(3, np.nan)
     # Warm up onnxruntime (the first runs allocate) before anything moves.
     for _ in range(3):
@@ -462,13 +513,16 @@ def run_deploy(
                 phase = Phase.RUN
                 if not run_started:
                     run_started = True
+                    run_tick0 = clock.tick
                     resync = getattr(source, "resync", None)
                     if resync is not None:
                         resync()  # a gamepad re-reads its sticks' present positions
                 raw = source.poll(t - hold_end)
                 command = shaper(raw, stand=bool(getattr(source, "standing", False)))
+                gait = (None if gait_hz is None
+                        else gait_phase(clock.tick - run_tick0, gait_hz, period))
                 obs = quadruped_obs(state.quat_wxyz, state.gyro_rad_s, state.q_rad,
-                                    state.dq_rad_s, prev_action, command, robot)
+                                    state.dq_rad_s, prev_action, command, robot, gait)
                 t_i = time.perf_counter()
                 action = policy(obs)
                 infer_s = time.perf_counter() - t_i

@@ -13,7 +13,8 @@ robot it is connected to.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,8 +27,14 @@ __all__ = [
     "InterfaceMismatchError",
     "QUADRUPED_INTERFACE",
     "QUADRUPED_OBS_LAYOUT",
+    "QUADRUPED_OBS_LAYOUT_CLOCK",
+    "TROT_PHASE_OFFSETS",
+    "desired_foot_contacts",
+    "gait_clock",
+    "gait_phase",
     "projected_gravity",
     "quadruped_obs",
+    "with_gait_clock",
 ]
 
 
@@ -289,6 +296,78 @@ QUADRUPED_OBS_LAYOUT = ObsLayout(
     ),
 )
 
+#: The quadruped's layout with a gait clock (a policy trained with ``gait_frequency_hz``): the
+#: v1 blocks, then the phase of a periodic trot reference, which the deploy loop computes from
+#: its own step count exactly as the env does (:func:`gait_phase`).
+QUADRUPED_OBS_LAYOUT_CLOCK = ObsLayout(
+    version="quadruped-obs-v2-clock",
+    blocks=QUADRUPED_OBS_LAYOUT.blocks + (
+        ObsBlock("gait_clock", 2, "1", 1.0,
+                 "sin and cos of 2 pi x the gait phase (0 at the start of the episode)"),
+    ),
+)
+
+#: Phase offsets of the trot the gait clock schedules, in joint (leg) order fr, fl, rr, rl: the
+#: diagonal pairs fr + rl and fl + rr swing together, half a cycle apart.
+TROT_PHASE_OFFSETS: tuple[float, float, float, float] = (0.0, 0.5, 0.5, 0.0)
+
+
+def with_gait_clock(interface: RobotInterface) -> RobotInterface:
+    """``interface`` observed with a gait clock: its layout followed by the ``gait_clock`` block.
+
+    Args:
+        interface: A robot interface with layout ``quadruped-obs-v1`` (or already
+            ``quadruped-obs-v2-clock``, returned as is).
+
+    Raises:
+        ValueError: for any other layout, which has no gait-clock variant.
+    """
+    if interface.obs_layout == QUADRUPED_OBS_LAYOUT_CLOCK:
+        return interface
+    if interface.obs_layout != QUADRUPED_OBS_LAYOUT:
+        raise ValueError(
+            f"observation layout {interface.obs_layout.version!r} has no gait-clock variant "
+            f"(only {QUADRUPED_OBS_LAYOUT.version!r} does)"
+        )
+    return replace(interface, obs_layout=QUADRUPED_OBS_LAYOUT_CLOCK)
+
+
+def gait_phase(step: int, frequency_hz: float, control_period_s: float) -> float:
+    """The gait clock's phase in ``[0, 1)`` after ``step`` control steps since the start.
+
+    Args:
+        step: Control steps since the episode (env) or the run phase (deploy) began, >= 0.
+        frequency_hz: Gait cycles per second.
+        control_period_s: Control period [s].
+
+    Returns:
+        ``(step * frequency_hz * control_period_s) mod 1``, computed from the step count (not
+        accumulated), so the env and the deploy loop agree to the last bit after any number of
+        steps.
+    """
+    return math.fmod(step * frequency_hz * control_period_s, 1.0)
+
+
+def gait_clock(phase: float) -> np.ndarray:
+    """The ``gait_clock`` observation block: ``(2,)`` float64 ``(sin 2 pi phase, cos 2 pi
+    phase)``."""
+    return np.array([math.sin(2.0 * math.pi * phase), math.cos(2.0 * math.pi * phase)])
+
+
+def desired_foot_contacts(phase: float, duty: float = 0.5) -> np.ndarray:
+    """Which feet the trot reference has on the ground at gait phase ``phase``.
+
+    Foot ``i`` is in stance while ``(phase + TROT_PHASE_OFFSETS[i]) mod 1 < duty``.
+
+    Args:
+        phase: Gait phase in ``[0, 1)``.
+        duty: Stance share of a cycle, in ``(0, 1)`` (0.5: a trot, two feet always down).
+
+    Returns:
+        ``(4,)`` bool, legs in joint order (fr, fl, rr, rl).
+    """
+    return np.array([math.fmod(phase + o, 1.0) < duty for o in TROT_PHASE_OFFSETS])
+
 
 def _quadruped_interface() -> RobotInterface:
     names = tuple(f"{leg}_{part}" for leg in _LEGS for part in _PARTS)
@@ -342,6 +421,7 @@ def quadruped_obs(
     prev_action_rad: np.ndarray,
     command: np.ndarray,
     interface: RobotInterface = QUADRUPED_INTERFACE,
+    phase: float | None = None,
 ) -> np.ndarray:
     """Build the quadruped's policy observation from sensor readings (sim and robot alike).
 
@@ -353,24 +433,36 @@ def quadruped_obs(
         prev_action_rad: ``(12,)`` previous servo targets [rad].
         command: ``(3,)`` velocity command (vx [m/s], vy [m/s], yaw rate [rad/s]).
         interface: Robot interface (default pose and layout).
+        phase: Gait phase in ``[0, 1)`` (:func:`gait_phase`); required when the layout has a
+            ``gait_clock`` block (:data:`QUADRUPED_OBS_LAYOUT_CLOCK`), refused otherwise.
 
     Returns:
-        ``(interface.obs_layout.dim,)`` float32 observation (45 for the quadruped).
+        ``(interface.obs_layout.dim,)`` float32 observation (45 for the quadruped, 47 with the
+        gait clock).
 
     Raises:
-        ValueError: if any input has the wrong shape.
+        ValueError: if any input has the wrong shape, or ``phase`` is missing for a layout with
+            a gait clock (or given for one without).
     """
     default = np.asarray(interface.default_pose_rad, dtype=np.float64)
-    return interface.obs_layout.assemble(
-        {
-            "projected_gravity": projected_gravity(quat_wxyz),
-            "gyro": np.asarray(gyro_rad_s, dtype=np.float64),
-            "joint_pos": np.asarray(q_servo_rad, dtype=np.float64) - default,
-            "joint_vel": np.asarray(dq_rad_s, dtype=np.float64),
-            "prev_action": np.asarray(prev_action_rad, dtype=np.float64) - default,
-            "command": np.asarray(command, dtype=np.float64),
-        }
-    )
+    values = {
+        "projected_gravity": projected_gravity(quat_wxyz),
+        "gyro": np.asarray(gyro_rad_s, dtype=np.float64),
+        "joint_pos": np.asarray(q_servo_rad, dtype=np.float64) - default,
+        "joint_vel": np.asarray(dq_rad_s, dtype=np.float64),
+        "prev_action": np.asarray(prev_action_rad, dtype=np.float64) - default,
+        "command": np.asarray(command, dtype=np.float64),
+    }
+    has_clock = any(b.name == "gait_clock" for b in interface.obs_layout.blocks)
+    if has_clock != (phase is not None):
+        raise ValueError(
+            f"observation layout {interface.obs_layout.version!r} "
+            + ("has a gait_clock block: pass the gait phase" if has_clock
+               else "has no gait_clock block: a gait phase was passed for a clock-free policy")
+        )
+    if phase is not None:
+        values["gait_clock"] = gait_clock(phase)
+    return interface.obs_layout.assemble(values)
 
 
 @dataclass(frozen=True)

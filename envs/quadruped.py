@@ -20,7 +20,10 @@ from envs.interface import (
     QUADRUPED_INTERFACE,
     ActionFilter,
     ObsLayout,
+    desired_foot_contacts,
+    gait_phase,
     quadruped_obs,
+    with_gait_clock,
 )
 from envs.quadruped_sim import QuadrupedSim
 from envs.rendering import close_renderer, render_rgb_array
@@ -53,6 +56,7 @@ DEFAULT_REWARD_SCALES: dict[str, float] = {
     "termination": -2.0,
     "feet_air_time": 0.0,
     "stand_still": 0.0,
+    "gait_contacts": 0.0,
 }
 
 _REWARD_FORMULAS: dict[str, str] = {
@@ -66,6 +70,7 @@ _REWARD_FORMULAS: dict[str, str] = {
     "termination": "1 on the step that terminates (fall), else 0",
     "feet_air_time": "sum over touch-downs of min(air, max) - target [s], 0 at a standing cmd",
     "stand_still": "sum of |q - q_default| [rad] if |cmd_xy| < 0.1 and |cmd_yaw| < 0.1, else 0",
+    "gait_contacts": "mean over feet of 1 (contact = gait clock's trot) or -0.3 (not)",
 }
 
 #: Names of the entries of ``info["privileged_obs"]`` (for an asymmetric critic; never the actor).
@@ -279,6 +284,11 @@ class QuadrupedEnv(gym.Env):
     | 30-41 | prev_action | 12 | rad | 1 | previous servo target minus default pose |
     | 42-44 | command | 3 | m/s, m/s, rad/s | 1 | velocity command (vx, vy, yaw rate) |
 
+    With ``gait_frequency_hz`` set, the layout is ``quadruped-obs-v2-clock``
+    (:data:`envs.interface.QUADRUPED_OBS_LAYOUT_CLOCK`, 47 entries): the table's blocks, then
+    ``gait_clock`` at 45-46, ``(sin, cos)`` of 2 pi x the gait phase
+    (:func:`envs.interface.gait_phase`, 0 at reset, advanced from the step count).
+
     Privileged state (never in the observation) is in ``info``: ``base_lin_vel_m_s`` (body
     frame), ``base_ang_vel_rad_s``, ``base_height_m``, ``foot_contacts`` (fr, fl, rr, rl),
     ``joint_torques_nm``, and ``privileged_obs``, a float32 vector of
@@ -302,6 +312,7 @@ class QuadrupedEnv(gym.Env):
     | termination | -2 | 1 on the step that terminates (fall), else 0 |
     | feet_air_time | 0 | sum over touch-downs of min(air, max) - target [s], 0 at a standing cmd |
     | stand_still | 0 | sum of |q - q_default| [rad] if |cmd_xy| < 0.1 and |cmd_yaw| < 0.1, else 0 |
+    | gait_contacts | 0 | mean over feet of 1 (contact = gait clock's trot) or -0.3 (not) |
 
     ## Starting State
     Standing at the default pose (the table's "Default q"), feet on the floor, at rest, servos
@@ -361,6 +372,14 @@ class QuadrupedEnv(gym.Env):
       1.0 and ``None``: no filter). The deploy loop applies the same function with these values,
       read from the ONNX metadata. The filtered target is ``info["servo_target_rad"]``; the
       observation's ``prev_action`` and the ``action_rate`` term use the policy's action.
+    - ``gait_frequency_hz``, ``gait_duty``: a gait clock (walk-these-ways, Margolis and Agrawal,
+      CoRL 2022; Humanoid-Gym, Gu et al. 2024). The observation gains the clock's phase, and the
+      ``gait_contacts`` term (give it a weight) rewards feet whose contacts follow a trot
+      reference at this frequency: diagonal pairs (fr + rl, fl + rr) half a cycle apart, each
+      foot down for ``gait_duty`` of a cycle (default 0.5), all four down at a zero command. A
+      reference that keeps stepping at every non-zero command leaves no reward for freezing in
+      place at a small one. Defaults ``None`` (no clock: layout ``quadruped-obs-v1``) and 0.5.
+      The deploy loop computes the same phase from its own step count.
     - ``curriculum``: a list of stages, each ``{at_step, command_ranges, standing_share,
       command_zero_prob, randomization}``, that makes the task easier early in training (Rudin
       et al. 2022 grow legged_gym's command ranges during training; here the schedule is fixed
@@ -384,6 +403,8 @@ class QuadrupedEnv(gym.Env):
       whenever |cmd_xy| < 0.1, as in legged_gym, which gave no stepping reward to a turn on the
       spot); ``feet_air_time_max_s`` and ``command_zero_prob`` (also a curriculum key) added
       (2026-11-30).
+      ``gait_frequency_hz``, ``gait_duty``, the ``gait_contacts`` term and the layout
+      ``quadruped-obs-v2-clock`` added (2026-11-30).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -415,6 +436,8 @@ class QuadrupedEnv(gym.Env):
         command_zero_prob: float = 0.0,
         action_filter_alpha: float = 1.0,
         action_max_rate_rad_s: float | None = None,
+        gait_frequency_hz: float | None = None,
+        gait_duty: float = 0.5,
         curriculum: list[dict[str, Any]] | None = None,
         xml_path: str | None = None,
         **unknown: Any,
@@ -432,7 +455,19 @@ class QuadrupedEnv(gym.Env):
         self.width, self.height = int(width), int(height)
 
         self.sim = QuadrupedSim(xml_path)
-        self.interface = QUADRUPED_INTERFACE
+        if gait_frequency_hz is not None and not (
+            math.isfinite(gait_frequency_hz) and gait_frequency_hz > 0
+        ):
+            raise ValueError(f"gait_frequency_hz must be > 0 or None, got {gait_frequency_hz!r}")
+        if not 0.0 < gait_duty < 1.0:
+            raise ValueError(f"gait_duty must be in (0, 1), got {gait_duty!r}")
+        self.gait_frequency_hz = None if gait_frequency_hz is None else float(gait_frequency_hz)
+        self.gait_duty = float(gait_duty)
+        self._gait_phase = 0.0
+        self.interface = (
+            QUADRUPED_INTERFACE if self.gait_frequency_hz is None
+            else with_gait_clock(QUADRUPED_INTERFACE)
+        )
         self.layout = self.interface.obs_layout
         ctrl = self.sim.model.actuator_ctrlrange[self.sim.actuator_ids]
         self.action_space = spaces.Box(
@@ -462,6 +497,11 @@ class QuadrupedEnv(gym.Env):
                     f"reward_scales has unknown key {k!r}; valid: {list(DEFAULT_REWARD_SCALES)}"
                 )
             scales[k] = float(v)
+        if scales["gait_contacts"] != 0.0 and self.gait_frequency_hz is None:
+            raise ValueError(
+                "reward_scales['gait_contacts'] is non-zero but the env has no gait clock: set "
+                "gait_frequency_hz (e.g. 3.0) or drop the term"
+            )
         self.reward_scales = scales
         if not tracking_sigma > 0:
             raise ValueError(f"tracking_sigma must be > 0, got {tracking_sigma}")
@@ -584,7 +624,8 @@ class QuadrupedEnv(gym.Env):
     def _observe(self) -> np.ndarray:
         s = self.sim.sensors()
         obs = quadruped_obs(
-            s.quat_wxyz, s.gyro_rad_s, s.q_servo_rad, s.dq_rad_s, self._prev_action, self.command
+            s.quat_wxyz, s.gyro_rad_s, s.q_servo_rad, s.dq_rad_s, self._prev_action, self.command,
+            self.interface, None if self.gait_frequency_hz is None else self._gait_phase,
         )
         if self.obs_noise:
             std = self._obs_noise_std * self.randomization_scale
@@ -745,6 +786,7 @@ class QuadrupedEnv(gym.Env):
         self._queue.clear()
         self._queue.extend([self._default.copy()] * self._latency)
         self._steps = 0
+        self._gait_phase = 0.0
         return self._observe(), self._info()
 
     def _check_action(self, action: np.ndarray) -> np.ndarray:
@@ -821,6 +863,18 @@ class QuadrupedEnv(gym.Env):
         standing_command = math.hypot(cmd[0], cmd[1]) < 0.1 and abs(cmd[2]) < 0.1
         air_time = 0.0 if standing_command else float(np.sum(excess * first_contact))
         self._feet_air_time_s[contact_filt] = 0.0
+        # Gait clock: the trot reference's phase after this step; its feet pattern is what the
+        # gait_contacts term asks of the contacts this step ended with (all four feet down at a
+        # zero command). Humanoid-Gym (Gu et al. 2024, ``_reward_feet_contact_number``): +1 per
+        # foot that matches the reference, -0.3 per foot that does not, averaged over the feet.
+        gait_match = 0.0
+        if self.gait_frequency_hz is not None:
+            self._gait_phase = gait_phase(self._steps, self.gait_frequency_hz,
+                                          sim.control_period_s)
+            is_zero_command = not (cmd[0] or cmd[1] or cmd[2])
+            desired = (np.ones(4, dtype=bool) if is_zero_command
+                       else desired_foot_contacts(self._gait_phase, self.gait_duty))
+            gait_match = float(np.mean(np.where(contact == desired, 1.0, -0.3)))
         raw = {
             "tracking_lin_vel": math.exp(-((cmd[0] - vx) ** 2 + (cmd[1] - vy) ** 2) / sig),
             "tracking_ang_vel": math.exp(-((cmd[2] - wz) ** 2) / sig),
@@ -837,6 +891,7 @@ class QuadrupedEnv(gym.Env):
                 float(np.sum(np.abs(q - (self._default - np.pi))))
                 if standing_command else 0.0
             ),
+            "gait_contacts": gait_match,
         }
         terms = {k: float(self.reward_scales[k] * raw[k]) for k in raw}
         reward = float(sum(terms.values()))
@@ -845,6 +900,8 @@ class QuadrupedEnv(gym.Env):
         info = self._info(terms, v, height, contact.copy())
         info["tilt_rad"] = tilt
         info["servo_target_rad"] = target
+        if self.gait_frequency_hz is not None:
+            info["gait_phase"] = self._gait_phase
         return obs, reward, terminated, False, info
 
     def render(self) -> np.ndarray | None:

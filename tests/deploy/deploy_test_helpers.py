@@ -16,7 +16,9 @@ def make_standing_policy(path: Path, *, interface_dict: dict | None = None, seed
     The last layer's bias is ``atanh`` of the default pose in squashed units and its weights are
     small, so the action varies a little with the observation (the graph is not a constant).
     ``env_kwargs`` go into the metadata as the env's (``fixed_command``, ``command_ranges``,
-    ``action_max_rate_rad_s``, ...); none = trained on sampled commands, no action filter.
+    ``action_max_rate_rad_s``, ...); none = trained on sampled commands, no action filter. The
+    observation size is the interface's layout's (47 with ``interface_dict`` of
+    ``with_gait_clock(QUADRUPED_INTERFACE)``).
     """
     import torch
 
@@ -26,17 +28,19 @@ def make_standing_policy(path: Path, *, interface_dict: dict | None = None, seed
 
     torch.manual_seed(seed)
     arr = QUADRUPED_INTERFACE.arrays()
-    actor = DeterministicActor(45, arr["action_low_rad"], arr["action_high_rad"], (64, 64))
+    obs_dim = sum(b["size"] for b in (interface_dict or QUADRUPED_INTERFACE.to_dict())
+                  ["obs_layout"]["blocks"])
+    actor = DeterministicActor(obs_dim, arr["action_low_rad"], arr["action_high_rad"], (64, 64))
     with torch.no_grad():
         last = actor.net[-1]
         last.weight.mul_(1e-3)
         center, half = actor.action_center.double(), actor.action_half_range.double()
         u = torch.atanh((torch.as_tensor(arr["default_pose_rad"]) - center) / half)
         last.bias.copy_(u.float())
-    norm = RunningNorm(45)
-    norm.update(torch.randn(500, 45, dtype=torch.float64) * 0.3)
+    norm = RunningNorm(obs_dim)
+    norm.update(torch.randn(500, obs_dim, dtype=torch.float64) * 0.3)
     meta = make_metadata(
-        env_id="robotac/Quadruped-v0", algo="td3", obs_dim=45,
+        env_id="robotac/Quadruped-v0", algo="td3", obs_dim=obs_dim,
         action_low=arr["action_low_rad"], action_high=arr["action_high_rad"],
         interface=interface_dict or QUADRUPED_INTERFACE.to_dict(), robotac_version="test",
         normalizer=norm, env_kwargs=env_kwargs,

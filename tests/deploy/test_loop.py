@@ -436,3 +436,62 @@ def test_live_sources_are_drained_during_ramp_and_hold_and_resynced_at_the_run(s
     assert source.resynced_after == before
     assert np.isnan(res.log["command"][phase != Phase.RUN]).all()
     np.testing.assert_allclose(res.log["command"][phase == Phase.RUN][0], [0.02, 0, 0])
+
+
+@pytest.fixture(scope="module")
+def clock_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A standing policy trained (says its metadata) with a 3 Hz gait clock: 47 inputs."""
+    from deploy_test_helpers import make_standing_policy
+
+    from envs.interface import with_gait_clock
+
+    return make_standing_policy(tmp_path_factory.mktemp("clock") / "clock.onnx",
+                                interface_dict=with_gait_clock(QUADRUPED_INTERFACE).to_dict(),
+                                env_kwargs={"gait_frequency_hz": 3.0})
+
+
+def test_a_gait_clock_policy_sees_the_envs_clock_from_the_first_run_step(clock_policy):
+    """The loop computes the clock as the env does: phase 0 at the first run step (the env's
+    reset), then f * period per control period (skipped periods included)."""
+    from envs.interface import gait_clock, gait_phase
+
+    res = _run_in_process(OnnxPolicy(clock_policy), duration_s=0.4)
+    assert res.ok, res.stop_reason
+    run = res.log["phase"] == Phase.RUN
+    clock = res.log["obs"][run][:, 45:47]
+    assert len(clock) >= 15
+    np.testing.assert_allclose(clock[0], gait_clock(0.0), atol=1e-7)
+    # Each period advances the phase by 3 Hz * 0.02 s = 0.06 cycles; a skipped period by more.
+    phase = np.mod(np.arctan2(clock[:, 0], clock[:, 1]) / (2 * np.pi), 1.0)
+    ticks = np.round(np.mod(np.diff(phase), 1.0) / 0.06)
+    assert (ticks >= 1).all()
+    np.testing.assert_allclose(np.mod(np.diff(phase), 1.0), 0.06 * ticks, atol=1e-6)
+    k = np.concatenate([[0], np.cumsum(ticks)]).astype(int)
+    expected = np.array([gait_clock(gait_phase(int(i), 3.0, 0.02)) for i in k])
+    np.testing.assert_allclose(clock, expected, atol=1e-6)
+    # The rest of the observation is the clock-free layout, as for any policy.
+    assert np.isfinite(res.log["obs"][run][:, :45]).all()
+
+
+def test_a_gait_clock_layout_without_a_frequency_is_refused_before_connecting(clock_policy):
+    from deploy.virtual_robot import InProcessLink
+
+    policy = OnnxPolicy(clock_policy)
+    policy.metadata = {**policy.metadata, "env_kwargs": {}}
+    link = InProcessLink()
+    with pytest.raises(PolicyMismatchError, match="gait clock.*gait_frequency_hz.*re-export"):
+        run_deploy(link, policy, _config(duration_s=0.2))
+    assert link.robot.snapshot()["position_commands"] == 0
+
+
+def test_policy_robot_interface():
+    from deploy.loop import policy_robot_interface
+    from envs.interface import QUADRUPED_OBS_LAYOUT_CLOCK, with_gait_clock
+
+    clock_itf = with_gait_clock(QUADRUPED_INTERFACE)
+    assert clock_itf.obs_layout == QUADRUPED_OBS_LAYOUT_CLOCK and clock_itf.obs_layout.dim == 47
+    assert policy_robot_interface(QUADRUPED_INTERFACE, QUADRUPED_INTERFACE, None, "p") is (
+        QUADRUPED_INTERFACE)
+    assert policy_robot_interface(QUADRUPED_INTERFACE, clock_itf, 3.0, "p") == clock_itf
+    with pytest.raises(PolicyMismatchError, match="no gait clock but .*gait_frequency_hz=3.0"):
+        policy_robot_interface(QUADRUPED_INTERFACE, QUADRUPED_INTERFACE, 3.0, "p")

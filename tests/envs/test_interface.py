@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,3 +54,65 @@ def test_action_filter_is_identity_by_default_and_reads_the_env_kwargs() -> None
     # 0.5 * a, then limited to 5 rad/s * 0.02 s = 0.1 rad per step.
     np.testing.assert_allclose(out, np.clip(0.5 * a, -0.1, 0.1))
     assert np.all(np.abs(np.diff(np.stack([prev, out]), axis=0)) <= 0.1 + 1e-12)
+
+
+# ------------------------------------------------------------------------------- gait clock
+def test_gait_phase_is_a_function_of_the_step_count():
+    from envs.interface import gait_phase
+
+    assert gait_phase(0, 3.0, 0.02) == 0.0
+    assert gait_phase(10, 3.0, 0.02) == pytest.approx(0.6)
+    assert gait_phase(17, 3.0, 0.02) == pytest.approx(0.02)  # 1.02 cycles
+    # Computed from the count, not accumulated: no drift after a long run.
+    assert gait_phase(1_000_000, 2.5, 0.02) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_gait_clock_and_trot_reference():
+    from envs.interface import TROT_PHASE_OFFSETS, desired_foot_contacts, gait_clock
+
+    np.testing.assert_allclose(gait_clock(0.0), [0.0, 1.0])
+    np.testing.assert_allclose(gait_clock(0.25), [1.0, 0.0], atol=1e-12)
+    # Legs fr, fl, rr, rl: the diagonals fr + rl and fl + rr alternate, half a cycle apart.
+    assert TROT_PHASE_OFFSETS == (0.0, 0.5, 0.5, 0.0)
+    np.testing.assert_array_equal(desired_foot_contacts(0.1), [True, False, False, True])
+    np.testing.assert_array_equal(desired_foot_contacts(0.6), [False, True, True, False])
+    # A longer stance: all four feet down around the hand-over.
+    np.testing.assert_array_equal(desired_foot_contacts(0.55, duty=0.6), [True, True, True, True])
+
+
+def test_with_gait_clock_adds_one_block_and_is_refused_for_unknown_layouts():
+    from dataclasses import replace
+
+    from envs.interface import (
+        QUADRUPED_OBS_LAYOUT,
+        QUADRUPED_OBS_LAYOUT_CLOCK,
+        ObsLayout,
+        with_gait_clock,
+    )
+
+    itf = with_gait_clock(QUADRUPED_INTERFACE)
+    assert itf.obs_layout == QUADRUPED_OBS_LAYOUT_CLOCK
+    assert itf.obs_layout.blocks[:-1] == QUADRUPED_OBS_LAYOUT.blocks
+    assert itf.obs_layout.slices()["gait_clock"] == slice(45, 47)
+    assert with_gait_clock(itf) is itf
+    assert itf.joint_names == QUADRUPED_INTERFACE.joint_names
+    other = replace(QUADRUPED_INTERFACE, obs_layout=ObsLayout("other-v1", ()))
+    with pytest.raises(ValueError, match="'other-v1' has no gait-clock variant"):
+        with_gait_clock(other)
+
+
+def test_quadruped_obs_appends_the_clock_and_insists_on_the_phase():
+    from envs.interface import gait_clock, quadruped_obs, with_gait_clock
+
+    itf = with_gait_clock(QUADRUPED_INTERFACE)
+    args = (np.array([1.0, 0, 0, 0]), np.zeros(3), np.asarray(QUADRUPED_INTERFACE.default_pose_rad),
+            np.zeros(12), np.asarray(QUADRUPED_INTERFACE.default_pose_rad), np.array([0.3, 0, 0]))
+    plain = quadruped_obs(*args)
+    obs = quadruped_obs(*args, itf, 0.3)
+    assert obs.shape == (47,)
+    np.testing.assert_array_equal(obs[:45], plain)
+    np.testing.assert_allclose(obs[45:], gait_clock(0.3), atol=1e-7)
+    with pytest.raises(ValueError, match="has a gait_clock block: pass the gait phase"):
+        quadruped_obs(*args, itf)
+    with pytest.raises(ValueError, match="no gait_clock block"):
+        quadruped_obs(*args, QUADRUPED_INTERFACE, 0.3)

@@ -97,8 +97,10 @@ def test_same_seed_same_trajectory() -> None:
 
 
 def test_reward_terms_sum_to_reward() -> None:
-    # feet_air_time has weight 0 by default: switch it on (and a moving command) to exercise it.
-    env = QuadrupedEnv(reward_scales={"feet_air_time": 1.0}, fixed_command=(0.5, 0.0, 0.0))
+    # feet_air_time and gait_contacts have weight 0 by default: switch them on (and a moving
+    # command, and the gait clock) to exercise them.
+    env = QuadrupedEnv(reward_scales={"feet_air_time": 1.0, "gait_contacts": 0.5},
+                       fixed_command=(0.5, 0.0, 0.0), gait_frequency_hz=3.0)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     seen = set()
@@ -486,3 +488,53 @@ def test_feet_air_time_max_caps_the_reward_of_a_long_swing() -> None:
     assert rewarded and max(rewarded) == pytest.approx(0.1, abs=1e-9)
     with pytest.raises(ValueError, match="feet_air_time_max_s must be > feet_air_time_target_s"):
         QuadrupedEnv(feet_air_time_target_s=0.25, feet_air_time_max_s=0.2)
+
+
+# ------------------------------------------------------------------------------- gait clock
+def test_gait_clock_observation_and_contact_reward():
+    """The clock block holds (sin, cos) of the phase after k steps; gait_contacts pays +1 per foot
+    on the trot reference and -0.3 per foot off it, averaged over the feet."""
+    from envs.interface import desired_foot_contacts, gait_clock, gait_phase
+
+    env = QuadrupedEnv(gait_frequency_hz=3.0, reward_scales={"gait_contacts": 0.5},
+                       fixed_command=(0.3, 0.0, 0.0))
+    assert env.observation_space.shape == (47,)
+    assert env.interface.obs_layout.version == "quadruped-obs-v2-clock"
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_allclose(obs[45:], gait_clock(0.0), atol=1e-7)
+    rng = np.random.default_rng(1)
+    default = np.asarray(QUADRUPED_INTERFACE.default_pose_rad)
+    seen = set()
+    for k in range(1, 41):
+        obs, _, term, _, info = env.step((default + rng.uniform(-0.3, 0.3, 12)).astype(np.float32))
+        phase = gait_phase(k, 3.0, 0.02)
+        assert info["gait_phase"] == phase
+        np.testing.assert_allclose(obs[45:], gait_clock(phase), atol=1e-6)
+        match = info["foot_contacts"] == desired_foot_contacts(phase)
+        expected = 0.5 * np.mean(np.where(match, 1.0, -0.3))
+        assert info["reward_terms"]["gait_contacts"] == pytest.approx(expected, abs=1e-12)
+        seen.add(round(expected, 6))
+        assert not term
+    assert len(seen) >= 3  # matched, mismatched and mixed feet all occurred
+
+
+def test_gait_contacts_reference_is_all_feet_down_at_a_zero_command():
+    env = QuadrupedEnv(gait_frequency_hz=3.0, reward_scales={"gait_contacts": 1.0},
+                       fixed_command=(0.0, 0.0, 0.0), reset_noise_rad=0.0)
+    env.reset(seed=0)
+    default = np.asarray(QUADRUPED_INTERFACE.default_pose_rad, dtype=np.float32)
+    for _ in range(30):  # standing still at the default pose: every foot down, every step
+        _, _, _, _, info = env.step(default)
+    assert info["foot_contacts"].all()
+    assert info["reward_terms"]["gait_contacts"] == 1.0
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"reward_scales": {"gait_contacts": 0.5}}, "no gait clock: set gait_frequency_hz"),
+    ({"gait_frequency_hz": 0.0}, "gait_frequency_hz must be > 0"),
+    ({"gait_frequency_hz": float("nan")}, "gait_frequency_hz must be > 0"),
+    ({"gait_frequency_hz": 3.0, "gait_duty": 1.0}, r"gait_duty must be in \(0, 1\)"),
+])
+def test_gait_clock_settings_are_checked(kw, match):
+    with pytest.raises(ValueError, match=match):
+        QuadrupedEnv(**kw)
