@@ -10,12 +10,23 @@ and prints the final returns beside the Spinning Up reference figures at 300k st
     python scripts/bench_returns.py --steps 20000 --seeds 0 --eval-every 5000   # a short run
 
 Runs are sequential (one torch thread each); ``--jobs N`` runs N at once in subprocesses.
+
+The full benchmark takes longer than one session on a 2-core machine, so it is resumable: run the
+same command again and every run already in ``--out`` continues from its last checkpoint
+(``robotac train --resume``, bitwise; checkpoints every ``--checkpoint-every`` steps), and a
+finished run (its ``eval.csv`` reached ``--steps``) is skipped.
+
+``--sb3`` adds stable-baselines3's SAC as a same-machine peer (algo name ``sb3_sac``): SB3's
+defaults (256x256, batch 256, lr 3e-4, automatic temperature with target entropy ``-act_dim``)
+with ``learning_starts`` 5000 as ours, evaluated the same way; it resumes from its saved model and
+replay buffer (not bitwise: SB3 does not save its random generators).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import subprocess
 import sys
 import time
@@ -33,28 +44,103 @@ REFERENCE = {
 }
 
 
+SB3_ALGO = "sb3_sac"
+
+
+def last_eval_step(run_dir: Path) -> int:
+    """The largest ``global_step`` in ``run_dir/eval.csv`` (0 when there is none)."""
+    path = run_dir / "eval.csv"
+    if not path.is_file():
+        return 0
+    with open(path) as f:
+        return max((int(float(r["global_step"])) for r in csv.DictReader(f)), default=0)
+
+
 def run_one(algo: str, env_id: str, seed: int, steps: int, eval_every: int, out: Path,
-            extra: list[str]) -> subprocess.Popen:
+            extra: list[str], checkpoint_every: int) -> subprocess.Popen | None:
+    """Start (or continue) one run; ``None`` when it already reached ``steps``."""
     run_dir = out / f"{env_id.replace('/', '_')}__{algo}__s{seed}"
-    cmd = [sys.executable, "-m", "robotac.cli", "train", "--env", env_id, "--algo", algo,
-           "--seed", str(seed), "--total-steps", str(steps), "--eval-every", str(eval_every),
-           "--run-dir", str(run_dir), "--no-progress", "--no-video", "--no-export",
-           "--checkpoint-every", str(max(steps // 4, eval_every)), *extra]
-    log = open(out / f"{run_dir.name}.log", "w")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if last_eval_step(run_dir) >= steps:
+        return None
+    if algo == SB3_ALGO:
+        cmd = [sys.executable, __file__, "--sb3-worker", env_id, str(seed), str(steps),
+               str(eval_every), str(checkpoint_every), str(run_dir)]
+    elif (run_dir / "checkpoints" / "latest.pt").is_file():
+        cmd = [sys.executable, "-m", "robotac.cli", "train", "--resume", str(run_dir),
+               "--total-steps", str(steps)]
+    else:
+        cmd = [sys.executable, "-m", "robotac.cli", "train", "--env", env_id, "--algo", algo,
+               "--seed", str(seed), "--total-steps", str(steps), "--eval-every", str(eval_every),
+               "--run-dir", str(run_dir), "--no-progress", "--no-video", "--no-export",
+               "--checkpoint-every", str(checkpoint_every), *extra]
+    log = open(out / f"{run_dir.name}.log", "a")  # noqa: SIM115 - closed with the process
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def sb3_worker(env_id: str, seed: int, steps: int, eval_every: int, checkpoint_every: int,
+               run_dir: Path) -> int:
+    """Train SB3's SAC, appending ``global_step,mean_return,std_return`` to ``run_dir/eval.csv``
+    every ``eval_every`` steps (10 deterministic episodes); save model and replay buffer every
+    ``checkpoint_every`` steps and continue from them when they exist."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    torch.set_num_threads(1)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env, eval_env = gym.make(env_id), gym.make(env_id)
+    model_path, buffer_path = run_dir / "sb3_model.zip", run_dir / "sb3_buffer.pkl"
+    if model_path.is_file() and buffer_path.is_file():
+        model = SAC.load(model_path, env=env, device="cpu")
+        model.load_replay_buffer(buffer_path)
+        print(f"resumed {run_dir.name} at step {model.num_timesteps}", flush=True)
+    else:
+        model = SAC("MlpPolicy", env, learning_starts=5000, batch_size=256, learning_rate=3e-4,
+                    buffer_size=1_000_000, policy_kwargs={"net_arch": [256, 256]}, seed=seed,
+                    device="cpu", verbose=0)
+    eval_csv = run_dir / "eval.csv"
+    if not eval_csv.is_file():
+        eval_csv.write_text("global_step,mean_return,std_return,wall_s\n")
+    t0 = time.time()
+
+    class Every(BaseCallback):
+        def _on_step(self) -> bool:
+            n = self.model.num_timesteps
+            if n % eval_every == 0:
+                rets, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=10,
+                                          deterministic=True, return_episode_rewards=True)
+                with open(eval_csv, "a") as f:
+                    f.write(f"{n},{np.mean(rets)},{np.std(rets)},{time.time() - t0:.1f}\n")
+                print(f"{run_dir.name} step {n}: {np.mean(rets):.1f}", flush=True)
+            if n % checkpoint_every == 0 or n == steps:
+                self.model.save(model_path)
+                self.model.save_replay_buffer(buffer_path)
+            return True
+
+    model.learn(total_timesteps=steps - model.num_timesteps, callback=Every(),
+                reset_num_timesteps=False)
+    return 0
 
 
 def collect(out: Path) -> list[dict]:
+    """Every evaluation of every run in ``out``; a step evaluated twice (a run interrupted after
+    an evaluation and resumed from an earlier checkpoint) keeps its last row."""
     rows = []
     for eval_csv in sorted(out.glob("*__*__s*/eval.csv")):
         env_part, algo, seed = eval_csv.parent.name.split("__")
         env_id = env_part.replace("_", "/", 1) if env_part.startswith("robotac_") else env_part
+        by_step: dict[int, dict] = {}
         with open(eval_csv) as f:
             for r in csv.DictReader(f):
-                rows.append({"algo": algo, "env": env_id, "seed": int(seed[1:]),
-                             "global_step": int(float(r["global_step"])),
-                             "mean_return": float(r["mean_return"]),
-                             "std_return": float(r["std_return"])})
+                step = int(float(r["global_step"]))
+                by_step[step] = {"algo": algo, "env": env_id, "seed": int(seed[1:]),
+                                 "global_step": step, "mean_return": float(r["mean_return"]),
+                                 "std_return": float(r["std_return"])}
+        rows += [by_step[k] for k in sorted(by_step)]
     return rows
 
 
@@ -96,24 +182,42 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=300_000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--algos", nargs="+", default=["sac", "td3"])
+    p.add_argument("--algos", nargs="*", default=["sac", "td3"],
+                   help="robotac algorithms (none: only the --sb3 peer)")
     p.add_argument("--envs", nargs="+", default=["HalfCheetah-v5", "Hopper-v5"])
     p.add_argument("--eval-every", type=int, default=10_000)
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (one thread each)")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_returns")
+    p.add_argument("--checkpoint-every", type=int, default=25_000,
+                   help="env steps between checkpoints (what a later session resumes from)")
+    p.add_argument("--sb3", type=int, nargs="*", default=None, metavar="SEED",
+                   help="also run stable-baselines3's SAC with these seeds (default: the first "
+                        "of --seeds)")
+    p.add_argument("--sb3-worker", nargs=6, default=None, help=argparse.SUPPRESS)
     p.add_argument("extra", nargs="*", help="extra flags for robotac train (after --)")
     args = p.parse_args(argv)
+    if args.sb3_worker:
+        env_id, seed, steps, every, ckpt, run_dir = args.sb3_worker
+        return sb3_worker(env_id, int(seed), int(steps), int(every), int(ckpt), Path(run_dir))
+    if args.checkpoint_every % args.eval_every:
+        p.error("--checkpoint-every must be a multiple of --eval-every")
     args.out.mkdir(parents=True, exist_ok=True)
 
     jobs = [(a, e, s) for e in args.envs for a in args.algos for s in args.seeds]
+    if args.sb3 is not None:
+        jobs += [(SB3_ALGO, e, s) for e in args.envs for s in (args.sb3 or args.seeds[:1])]
     running: list[tuple[tuple, subprocess.Popen]] = []
     t0 = time.time()
     failed = []
     while jobs or running:
         while jobs and len(running) < args.jobs:
             job = jobs.pop(0)
-            running.append((job, run_one(*job, args.steps, args.eval_every, args.out,
-                                         args.extra)))
+            proc = run_one(*job, args.steps, args.eval_every, args.out, args.extra,
+                           args.checkpoint_every)
+            if proc is None:
+                print(f"{job[0]} {job[1]} seed {job[2]}: already finished", flush=True)
+                continue
+            running.append((job, proc))
         for job, proc in list(running):
             if proc.poll() is not None:
                 running.remove((job, proc))

@@ -1,0 +1,61 @@
+"""scripts/bench_returns.py: runs continue across sessions from their checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bench_returns  # noqa: E402
+
+
+def _steps(run_dir: Path) -> list[int]:
+    with open(run_dir / "eval.csv") as f:
+        return [int(float(r["global_step"])) for r in csv.DictReader(f)]
+
+
+def test_a_second_call_resumes_unfinished_runs_and_skips_finished_ones(tmp_path, capsys):
+    common = ["--envs", "Pendulum-v1", "--algos", "sac", "--seeds", "0", "--eval-every", "200",
+              "--checkpoint-every", "200", "--out", str(tmp_path), "--", "--learning-starts",
+              "100", "--batch-size", "32", "--eval-episodes", "1", "--hidden", "16", "16"]
+    assert bench_returns.main(["--steps", "400", *common]) == 0
+    run = tmp_path / "Pendulum-v1__sac__s0"
+    assert _steps(run) == [200, 400]
+    # A longer budget: the same run continues from its 400-step checkpoint, not from scratch.
+    assert bench_returns.main(["--steps", "600", *common]) == 0
+    assert _steps(run) == [200, 400, 600]
+    assert "at step 400" in (tmp_path / "Pendulum-v1__sac__s0.log").read_text()
+    rows = bench_returns.collect(tmp_path)
+    assert [r["global_step"] for r in rows] == [200, 400, 600]
+    capsys.readouterr()
+    assert bench_returns.main(["--steps", "600", *common]) == 0
+    assert "already finished" in capsys.readouterr().out
+
+
+def test_collect_keeps_the_last_row_of_a_step_evaluated_twice(tmp_path):
+    run = tmp_path / "Hopper-v5__td3__s1"
+    run.mkdir()
+    (run / "eval.csv").write_text("global_step,mean_return,std_return\n"
+                                  "100,1.0,0.1\n200,2.0,0.2\n200,3.0,0.3\n300,4.0,0.4\n")
+    rows = bench_returns.collect(tmp_path)
+    assert [(r["global_step"], r["mean_return"]) for r in rows] == [(100, 1.0), (200, 3.0),
+                                                                    (300, 4.0)]
+    assert {(r["algo"], r["env"], r["seed"]) for r in rows} == {("td3", "Hopper-v5", 1)}
+
+
+def test_the_sb3_peer_writes_the_same_csv_and_continues_from_its_saved_model(tmp_path):
+    common = ["--envs", "Pendulum-v1", "--algos", "--seeds", "3", "--sb3", "--eval-every", "200",
+              "--checkpoint-every", "200", "--out", str(tmp_path)]
+    assert bench_returns.main(["--steps", "400", *common]) == 0
+    run = tmp_path / "Pendulum-v1__sb3_sac__s3"
+    assert _steps(run) == [200, 400]
+    assert bench_returns.main(["--steps", "600", *common]) == 0
+    assert _steps(run) == [200, 400, 600]
+    assert "resumed Pendulum-v1__sb3_sac__s3 at step 400" in (
+        tmp_path / "Pendulum-v1__sb3_sac__s3.log").read_text()
+    rows = bench_returns.collect(tmp_path)
+    assert {(r["algo"], r["seed"]) for r in rows} == {("sb3_sac", 3)}
+    assert all(r["mean_return"] < 0 for r in rows)  # Pendulum returns are negative
