@@ -199,12 +199,15 @@ def bench_gyro(policy_path: Path, steps: int = 300, command=(0.5, 0.0, 0.0)) -> 
     from deploy.sts import StsBusLink
     from deploy.sts_emulator import StsBusEmulator
     from envs.interface import QUADRUPED_INTERFACE as itf
-    from envs.interface import quadruped_obs
+    from envs.interface import gait_phase, quadruped_obs, with_gait_clock
 
     arr = itf.arrays()
     emu = StsBusEmulator(mode="stepped", wire_baud=0)
     bus, imu, stop = emu.start_thread()
     pol = OnnxPolicy(policy_path)
+    # A policy trained with a gait clock observes its phase too (as deploy.loop computes it).
+    gait_hz = (pol.metadata.get("env_kwargs") or {}).get("gait_frequency_hz")
+    obs_itf = itf if gait_hz is None else with_gait_clock(itf)
     err, true = [], []
     try:
         with StsBusLink(bus, emu.truth.calibration(), imu) as link:
@@ -214,8 +217,10 @@ def bench_gyro(policy_path: Path, steps: int = 300, command=(0.5, 0.0, 0.0)) -> 
             for k in range(steps):
                 a = arr["default_pose_rad"]
                 if k >= 50:
+                    phase = (None if gait_hz is None
+                             else gait_phase(k - 50, gait_hz, itf.control_period_s))
                     obs = quadruped_obs(st.quat_wxyz, st.gyro_rad_s, st.q_rad, st.dq_rad_s, prev,
-                                        np.asarray(command))
+                                        np.asarray(command), obs_itf, phase)
                     a = prev = np.clip(pol(obs), arr["joint_low_rad"], arr["joint_high_rad"])
                 st = link.command(a.astype(np.float32), 0.05)
                 time.sleep(0.005)  # let the emulator thread finish the period
