@@ -15,8 +15,12 @@ PRETRAINED = Path(__file__).resolve().parents[2] / "policies" / "pretrained"
 
 
 def test_shipped_policy_matches_the_quadruped_interface():
+    from envs.interface import with_gait_clock
+
     policy = OnnxPolicy(PRETRAINED / "quadruped_sac.onnx")
-    QUADRUPED_INTERFACE.check_matches(policy.interface)
+    # Trained with a 3 Hz gait clock: the robot's blocks and the clock (issue 10, version 3).
+    assert policy.metadata["env_kwargs"]["gait_frequency_hz"] == 3.0
+    with_gait_clock(QUADRUPED_INTERFACE).check_matches(policy.interface)
     assert policy.metadata["env_id"] == "robotac/Quadruped-v0"
     assert policy.metadata["algo"] == "sac"
     # Trained with actor_bounds=default_pose: inside the joint limits, so nothing is clamped.
@@ -33,7 +37,7 @@ def test_shipped_policy_matches_the_quadruped_interface():
 
 def test_shipped_policy_carries_nothing_of_the_machine_it_was_made_on():
     policy = OnnxPolicy(PRETRAINED / "quadruped_sac.onnx")
-    assert policy.metadata["source_run"] == "steer-cont-s1"
+    assert policy.metadata["source_run"] == "clockA-s1"
     text = json.dumps(policy.metadata)
     for fragment in ('"/tmp', '"/home', '"/root', '"/work', '"/Users'):
         assert fragment not in text, fragment
