@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=10_000)
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (one thread each)")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_returns")
-    p.add_argument("--checkpoint-every", type=int, default=25_000,
+    p.add_argument("--checkpoint-every", type=int, default=20_000,
                    help="env steps between checkpoints (what a later session resumes from)")
     p.add_argument("--sb3", type=int, nargs="*", default=None, metavar="SEED",
                    help="also run stable-baselines3's SAC with these seeds (default: the first "
