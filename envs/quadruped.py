@@ -463,7 +463,6 @@ class QuadrupedEnv(gym.Env):
             raise ValueError(f"gait_duty must be in (0, 1), got {gait_duty!r}")
         self.gait_frequency_hz = None if gait_frequency_hz is None else float(gait_frequency_hz)
         self.gait_duty = float(gait_duty)
-        self._gait_phase = 0.0
         self.interface = (
             QUADRUPED_INTERFACE if self.gait_frequency_hz is None
             else with_gait_clock(QUADRUPED_INTERFACE)
@@ -621,11 +620,17 @@ class QuadrupedEnv(gym.Env):
         """Control period [s]."""
         return self.sim.control_period_s
 
+    def _gait_phase(self) -> float | None:
+        """The gait clock's phase after this episode's steps; ``None`` without a clock."""
+        if self.gait_frequency_hz is None:
+            return None
+        return gait_phase(self._steps, self.gait_frequency_hz, self.sim.control_period_s)
+
     def _observe(self) -> np.ndarray:
         s = self.sim.sensors()
         obs = quadruped_obs(
             s.quat_wxyz, s.gyro_rad_s, s.q_servo_rad, s.dq_rad_s, self._prev_action, self.command,
-            self.interface, None if self.gait_frequency_hz is None else self._gait_phase,
+            self.interface, self._gait_phase(),
         )
         if self.obs_noise:
             std = self._obs_noise_std * self.randomization_scale
@@ -786,7 +791,6 @@ class QuadrupedEnv(gym.Env):
         self._queue.clear()
         self._queue.extend([self._default.copy()] * self._latency)
         self._steps = 0
-        self._gait_phase = 0.0
         return self._observe(), self._info()
 
     def _check_action(self, action: np.ndarray) -> np.ndarray:
@@ -868,12 +872,11 @@ class QuadrupedEnv(gym.Env):
         # zero command). Humanoid-Gym (Gu et al. 2024, ``_reward_feet_contact_number``): +1 per
         # foot that matches the reference, -0.3 per foot that does not, averaged over the feet.
         gait_match = 0.0
-        if self.gait_frequency_hz is not None:
-            self._gait_phase = gait_phase(self._steps, self.gait_frequency_hz,
-                                          sim.control_period_s)
+        phase = self._gait_phase()
+        if phase is not None:
             is_zero_command = not (cmd[0] or cmd[1] or cmd[2])
             desired = (np.ones(4, dtype=bool) if is_zero_command
-                       else desired_foot_contacts(self._gait_phase, self.gait_duty))
+                       else desired_foot_contacts(phase, self.gait_duty))
             gait_match = float(np.mean(np.where(contact == desired, 1.0, -0.3)))
         raw = {
             "tracking_lin_vel": math.exp(-((cmd[0] - vx) ** 2 + (cmd[1] - vy) ** 2) / sig),
@@ -900,8 +903,8 @@ class QuadrupedEnv(gym.Env):
         info = self._info(terms, v, height, contact.copy())
         info["tilt_rad"] = tilt
         info["servo_target_rad"] = target
-        if self.gait_frequency_hz is not None:
-            info["gait_phase"] = self._gait_phase
+        if phase is not None:
+            info["gait_phase"] = phase
         return obs, reward, terminated, False, info
 
     def render(self) -> np.ndarray | None:
