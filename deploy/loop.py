@@ -70,6 +70,7 @@ from envs.interface import (
     ActionFilter,
     RobotInterface,
     gait_phase,
+    has_gait_clock,
     quadruped_obs,
     with_gait_clock,
 )
@@ -359,7 +360,7 @@ def policy_robot_interface(robot: RobotInterface, policy_interface: RobotInterfa
         PolicyMismatchError: the policy's layout has a gait clock but its metadata gives no gait
             frequency (or the other way round), or ``robot``'s layout has no clock variant.
     """
-    has_clock = any(b.name == "gait_clock" for b in policy_interface.obs_layout.blocks)
+    has_clock = has_gait_clock(policy_interface.obs_layout)
     if has_clock != (gait_frequency_hz is not None):
         raise PolicyMismatchError(
             f"policy {policy_name!r}: its observation layout "

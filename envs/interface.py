@@ -32,6 +32,7 @@ __all__ = [
     "desired_foot_contacts",
     "gait_clock",
     "gait_phase",
+    "has_gait_clock",
     "projected_gravity",
     "quadruped_obs",
     "with_gait_clock",
@@ -332,6 +333,11 @@ def with_gait_clock(interface: RobotInterface) -> RobotInterface:
     return replace(interface, obs_layout=QUADRUPED_OBS_LAYOUT_CLOCK)
 
 
+def has_gait_clock(layout: ObsLayout) -> bool:
+    """Whether ``layout`` has the ``gait_clock`` block (its observation needs a gait phase)."""
+    return any(b.name == "gait_clock" for b in layout.blocks)
+
+
 def gait_phase(step: int, frequency_hz: float, control_period_s: float) -> float:
     """The gait clock's phase in ``[0, 1)`` after ``step`` control steps since the start.
 
@@ -453,7 +459,7 @@ def quadruped_obs(
         "prev_action": np.asarray(prev_action_rad, dtype=np.float64) - default,
         "command": np.asarray(command, dtype=np.float64),
     }
-    has_clock = any(b.name == "gait_clock" for b in interface.obs_layout.blocks)
+    has_clock = has_gait_clock(interface.obs_layout)
     if has_clock != (phase is not None):
         raise ValueError(
             f"observation layout {interface.obs_layout.version!r} "

@@ -195,11 +195,12 @@ def bench_gyro(policy_path: Path, steps: int = 300, command=(0.5, 0.0, 0.0)) -> 
     The emulator runs in this process (stepped physics, no pacing) so the true body angular
     velocity can be read at each period; the first 60 periods (standing) are left out.
     """
+    from deploy.loop import policy_robot_interface
     from deploy.policy import OnnxPolicy
     from deploy.sts import StsBusLink
     from deploy.sts_emulator import StsBusEmulator
     from envs.interface import QUADRUPED_INTERFACE as itf
-    from envs.interface import gait_phase, quadruped_obs, with_gait_clock
+    from envs.interface import gait_phase, quadruped_obs
 
     arr = itf.arrays()
     emu = StsBusEmulator(mode="stepped", wire_baud=0)
@@ -207,7 +208,7 @@ def bench_gyro(policy_path: Path, steps: int = 300, command=(0.5, 0.0, 0.0)) -> 
     pol = OnnxPolicy(policy_path)
     # A policy trained with a gait clock observes its phase too (as deploy.loop computes it).
     gait_hz = (pol.metadata.get("env_kwargs") or {}).get("gait_frequency_hz")
-    obs_itf = itf if gait_hz is None else with_gait_clock(itf)
+    obs_itf = policy_robot_interface(itf, pol.interface, gait_hz, str(policy_path))
     err, true = [], []
     try:
         with StsBusLink(bus, emu.truth.calibration(), imu) as link:
