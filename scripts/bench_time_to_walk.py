@@ -83,12 +83,16 @@ class Job:
 
 
 def job_threads(flags: list[str]) -> int:
-    """The torch thread count that ``flags`` ask for (``--num-threads N``; 1 when absent)."""
+    """The torch thread count that ``flags`` ask for (``--num-threads N``; 1 when absent).
+
+    Raises:
+        ValueError: ``--num-threads`` is not followed by a whole number.
+    """
     if "--num-threads" in flags:
         i = flags.index("--num-threads")
         if i + 1 < len(flags) and flags[i + 1].isdigit():
             return int(flags[i + 1])
-        raise SystemExit(f"--num-threads needs a number in {' '.join(flags)!r}")
+        raise ValueError(f"--num-threads needs a number in {' '.join(flags)!r}")
     return 1
 
 
@@ -109,12 +113,11 @@ class RobotacRun:
     def __init__(self, job: Job, work: Path, args: argparse.Namespace):
         self.job, self.args = job, args
         self.run_dir = work / f"{job.name}-s{job.seed}"
-        threads = job_threads(job.flags)
         self._start(work, [sys.executable, "-m", "robotac.cli", "train", "--config", job.recipe,
                            "--seed", str(job.seed), "--run-dir", str(self.run_dir),
                            "--checkpoint-every", str(args.check_every), "--eval-every", "0",
                            "--no-save-buffer", "--no-video", "--no-export", "--no-progress",
-                           *(job.flags or ["--num-threads", "1"])], threads)
+                           *job.flags], job_threads(job.flags))
         self.seen_mtime = 0.0
 
     def _start(self, work: Path, cmd: list[str], threads: int = 1) -> None:
@@ -347,8 +350,12 @@ def main(argv: list[str] | None = None) -> int:
                         "file")
             if flags and kind == "sb3":
                 p.error(f"{spec!r}: extra train flags apply to --config (robotac) jobs only")
-            if flags and "--num-threads" not in flags:
+            if kind == "robotac" and "--num-threads" not in flags:
                 flags += ["--num-threads", "1"]
+            try:
+                job_threads(flags)
+            except ValueError as exc:
+                p.error(f"{spec!r}: {exc}")
             jobs += [Job(name, kind, recipe, s, flags) for s in args.seeds]
     # Interleave seeds so each pair of parallel slots compares configurations in the same period.
     jobs.sort(key=lambda j: (j.seed, 0 if j.kind == "robotac" else 1))
