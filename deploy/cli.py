@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--rt-priority", type=int, default=0,
                     help="run the loop under SCHED_FIFO at this priority (1-99, Linux, root or "
                          "CAP_SYS_NICE); 0 = default scheduler")
+    ap.add_argument("--fresh-state", action=argparse.BooleanOptionalAction, default=True,
+                    help="READ the robot's state at each deadline and observe it (default); "
+                         "--no-fresh-state observes the STATE that answered the previous "
+                         "COMMAND, a period old, and saves one exchange per period")
     ap.add_argument("--virtual-mode", choices=("realtime", "stepped"), default="realtime",
                     help="virtual robot physics: wall clock, or one control period per COMMAND")
     ap.add_argument("--virtual-args", default="",
@@ -248,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         config = LoopConfig(rate_hz=rate_hz, duration_s=args.duration_s,
                             command=args.command or (0.0, 0.0, 0.0), safety=safety,
                             log_path=args.log, rt_priority=args.rt_priority,
+                            fresh_state=args.fresh_state,
                             **({"command_max_rate": args.command_max_rate}
                                if args.command_max_rate else {}))
         source = open_command_source(args, policy, policy_path)

@@ -12,7 +12,8 @@ port, a Feetech STS servo bus, or the in-process virtual robot); the loop sees i
 replies (joint positions and velocities, IMU readings, status bits, a refusal, a link fault),
 never bytes. A :class:`~deploy.robot_link.LinkFault` stops the run at once with its reason.
 
-Each control step, at its deadline: build the observation from the latest STATE with
+Each control step, at its deadline: read the robot's state (READ -> STATE, ``fresh_state``; see
+:class:`LoopConfig`), build the observation from it with
 ``envs.interface.quadruped_obs`` (the function the simulator uses, contract 2) plus the previous
 action (as the env feeds it back: the policy's action clipped to its bounds, the default pose
 before the first one) and the velocity command, run the policy, shape the action as the env
@@ -112,6 +113,16 @@ class LoopConfig:
         hello_attempts: HELLO tries (each with a 0.2 s timeout) before giving up.
         rt_priority: When > 0, run the loop under ``SCHED_FIFO`` with this priority (1-99;
             Linux, needs root or ``CAP_SYS_NICE``); the previous policy is restored afterwards.
+        fresh_state: In the run phase, read the robot's state (READ -> STATE) at each deadline
+            and build the observation from it. The env's observation is the state at the
+            moment its action starts to act (contract 2); the STATE that answers a COMMAND was
+            sampled when that COMMAND arrived, a whole period before the next one, and a policy
+            fed it acts on a period-old state: the env's ``action_latency_steps=1``, which
+            changed the shipped gait's velocities by up to 14 % in real-time sim-to-sim (a
+            sideways drift of 0.05 m/s). Costs one more exchange per period (a 12-joint READ
+            and its STATE take about 1.7 ms at 1 Mbaud). When the READ gets no STATE in half
+            the reply timeout, the step uses the last STATE (counted in the summary's
+            ``stale_observations``); a link fault stops the run.
     """
 
     rate_hz: float = 50.0
@@ -124,6 +135,7 @@ class LoopConfig:
     log_path: Path | None = None
     hello_attempts: int = 3
     rt_priority: int = 0
+    fresh_state: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.rate_hz <= 1000:
@@ -424,6 +436,7 @@ def run_deploy(
     link = as_robot_link(link)
     period = config.period_s
     timeout = config.reply_timeout_s or max(0.6 * period, 0.002)
+    read_timeout = timeout / 2  # READ and COMMAND replies share the reply timeout's budget
     n = robot.n_joints
     nan_n, nan_obs = np.full(n, np.nan), np.full(policy.obs_dim, np.nan)
     nan_state = (np.full(n, np.nan), np.full(n, np.nan), np.full(4, np.nan), np.full(3, np.nan),
@@ -460,6 +473,7 @@ def run_deploy(
     safety: SafetyLayer | None = None
     last_target: np.ndarray | None = None
     filter_state: np.ndarray | None = None  # the action filter's previous target
+    state_reads = stale_obs = 0  # fresh_state READs in the run phase, and those without a STATE
     clock = DeadlineClock(period, config.spin_s)
     sched_status, sched_prev = set_realtime_priority(config.rt_priority)
     # No garbage-collector pauses inside the loop: the per-step objects hold no reference
@@ -522,6 +536,16 @@ def run_deploy(
                 command = shaper(raw, stand=bool(getattr(source, "standing", False)))
                 gait = (None if gait_hz is None
                         else gait_phase(clock.tick - run_tick0, gait_hz, period))
+                if config.fresh_state:
+                    state_reads += 1
+                    fresh = link.read(read_timeout)
+                    if isinstance(fresh, LinkFault):
+                        raise SafetyFault(fresh.fault, fresh.detail)
+                    if isinstance(fresh, P.State):
+                        safety.check_state(fresh)
+                        state = fresh
+                    else:  # dropped or refused: the STATE of the last COMMAND, a period old
+                        stale_obs += 1
                 obs = quadruped_obs(state.quat_wxyz, state.gyro_rad_s, state.q_rad,
                                     state.dq_rad_s, prev_action, command, robot, gait)
                 t_i = time.perf_counter()
@@ -597,6 +621,9 @@ def run_deploy(
                 "fault": fault.name if fault else None,
                 "stop_reason": stop_reason,
                 "stopped_with": stopped_with,
+                "fresh_state": config.fresh_state,
+                "state_reads": state_reads,
+                "stale_observations": stale_obs,
                 "clamped_steps": safety.n_clamped if safety else 0,
                 "rate_limited_steps": safety.n_rate_limited if safety else 0,
                 "non_finite_actions": safety.n_non_finite if safety else 0,

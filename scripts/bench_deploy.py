@@ -24,7 +24,9 @@
    source at the deploy defaults (``LoopConfig``/``SafetyConfig``: ramp 2 s, hold 1 s, 15 rad/s,
    command shaping 1 m/s^2, 2 rad/s^2), stepped and real time. Per segment (its first
    ``--settle-s`` left out) the mean body-frame vx, vy and yaw rate; a command component that
-   is not zero passes when ``|deploy - env| / max(|env|, 0.05) <= 10 %``.
+   is not zero passes when ``|deploy - env| / max(|env|, 0.05) <= 10 %``. ``--stale-peer``
+   adds a real-time run with the loop's ``fresh_state`` off (it then observes the STATE that
+   answered the previous COMMAND, a period old), as a same-run peer.
 
 The actor of part 1 is the SAC actor of ``--run`` when given, else a freshly initialised SAC
 actor of the trainer's default size (45 -> 256 -> 256 -> 24); inference time does not depend on
@@ -235,12 +237,13 @@ def compare_segments(commands: np.ndarray, env: np.ndarray, deploy: np.ndarray,
 
 
 def run_schedule_loop(policy_path: Path, schedule_path: Path, seconds: float, mode: str,
-                      tmp: Path) -> tuple[dict, dict, dict]:
+                      tmp: Path, fresh_state: bool = True) -> tuple[dict, dict, dict]:
     """``run_deploy`` with a schedule as the command source, at the deploy defaults.
 
     ``LoopConfig`` as ``python -m deploy --command-schedule FILE --duration-s SECONDS`` builds
     it without other options: the policy's rate, ``SafetyConfig()`` and the default command
-    shaping. Returns ``(summary, robot record, per-step log)``.
+    shaping (``fresh_state=False``: as with ``--no-fresh-state``). Returns ``(summary, robot
+    record, per-step log)``.
     """
     from deploy.commands import ScheduleCommand
     from deploy.link import SerialLink
@@ -248,10 +251,11 @@ def run_schedule_loop(policy_path: Path, schedule_path: Path, seconds: float, mo
     from deploy.policy import OnnxPolicy
 
     policy = OnnxPolicy(policy_path)
-    report = tmp / f"robot_schedule_{mode}.json"
+    report = tmp / f"robot_schedule_{mode}_{fresh_state}.json"
     proc, port = _start_robot(["--mode", mode], report)
     try:
-        cfg = LoopConfig(rate_hz=1.0 / policy.interface.control_period_s, duration_s=seconds)
+        cfg = LoopConfig(rate_hz=1.0 / policy.interface.control_period_s, duration_s=seconds,
+                         fresh_state=fresh_state)
         with SerialLink(port) as link:
             res = run_deploy(link, policy, cfg, commands=ScheduleCommand(schedule_path))
     finally:
@@ -271,7 +275,9 @@ def sim_to_sim_schedule(policy_path: Path, schedule_path: Path, tail_s: float, t
     in the same segment as env step ``k = t_run / dt``; the robot's records of the policy phase
     are its last ``n`` (one per accepted COMMAND). The env takes each change at once; the
     loop's command shaper ramps it (1 m/s^2, 2 rad/s^2: at most 0.4 s for the demo schedule),
-    inside the ``settle_s`` left out.
+    inside the ``settle_s`` left out. Mode ``"realtime-stale"`` is real time with
+    ``fresh_state=False`` (the loop observes the STATE of the previous COMMAND, a period old),
+    a peer shown beside the others but not part of ``ok``.
 
     Returns:
         A dict: the schedule, ``segments`` (start, end [s]), ``env`` (n, 3) (``env_per_seed``
@@ -305,7 +311,9 @@ def sim_to_sim_schedule(policy_path: Path, schedule_path: Path, tail_s: float, t
                  "ok": True}
     hold_end = SafetyConfig().ramp_s + SafetyConfig().hold_s
     for mode in modes:
-        s, rec, log = run_schedule_loop(policy_path, schedule_path, end_s, mode, tmp)
+        robot_mode, _, stale = mode.partition("-")
+        s, rec, log = run_schedule_loop(policy_path, schedule_path, end_s, robot_mode, tmp,
+                                        fresh_state=stale != "stale")
         run = log["phase"] == 2
         n = int(run.sum())
         v_all = np.column_stack([rec["vx_body_m_s"], rec["vy_body_m_s"],
@@ -320,8 +328,10 @@ def sim_to_sim_schedule(policy_path: Path, schedule_path: Path, tail_s: float, t
             "drops": s.get("drops"), "clamped_steps": s["clamped_steps"],
             "rate_limited_steps": s["rate_limited_steps"],
             "command_rate_limited_steps": s["command_rate_limited_steps"],
-            "command_clipped_steps": s["command_clipped_steps"]}
-        out["ok"] = out["ok"] and ok
+            "command_clipped_steps": s["command_clipped_steps"],
+            "fresh_state": s["fresh_state"], "stale_observations": s["stale_observations"]}
+        if stale != "stale":
+            out["ok"] = out["ok"] and ok
     return out
 
 
@@ -352,7 +362,8 @@ def print_schedule_table(res: dict) -> None:
         print(f"{m[7:]}: {'PASS' if d['ok'] else 'FAIL'} (fault {d['fault']}, {d['policy_steps']} "
               f"policy steps, deadline misses {d['deadline_misses']}, joint-limit clamped / rate "
               f"limited steps {d['clamped_steps']} / {d['rate_limited_steps']}, command "
-              f"rate-limited steps {d['command_rate_limited_steps']})")
+              f"rate-limited steps {d['command_rate_limited_steps']}, stale observations "
+              f"{d['stale_observations']})")
     print("rel diff = |deploy - env| / max(|env|, 0.05); judged (target <= 10 %) only where the "
           "command component is not zero, the others in parentheses")
 
@@ -380,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="--schedule: how long its last row lasts [s]")
     ap.add_argument("--settle-s", type=float, default=1.0,
                     help="--schedule: transition left out at the start of each segment [s]")
+    ap.add_argument("--stale-peer", action="store_true",
+                    help="sim-to-sim along --schedule: also run real time with the loop's "
+                         "fresh_state off (observing the previous COMMAND's STATE), as a peer")
     ap.add_argument("--skip", default="", help="parts to skip: inference,loop,sim")
     ap.add_argument("--rt-priority", type=int, default=0,
                     help="SCHED_FIFO priority of the loop (the virtual robot gets one less); "
@@ -436,8 +450,10 @@ def main(argv: list[str] | None = None) -> int:
                 except CommandSourceError as exc:
                     print(f"sim-to-sim along the schedule refused: {exc}", file=sys.stderr)
                     return 1
+                modes = ("stepped", "realtime") + (("realtime-stale",) if args.stale_peer
+                                                   else ())
                 res = sim_to_sim_schedule(policy, args.schedule, args.schedule_tail_s, tmp,
-                                          args.settle_s)
+                                          args.settle_s, modes=modes)
                 results["sim_to_sim_schedule"] = res
                 print_schedule_table(res)
             else:

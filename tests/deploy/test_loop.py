@@ -495,3 +495,94 @@ def test_policy_robot_interface():
     assert policy_robot_interface(QUADRUPED_INTERFACE, clock_itf, 3.0, "p") == clock_itf
     with pytest.raises(PolicyMismatchError, match="no gait clock but .*gait_frequency_hz=3.0"):
         policy_robot_interface(QUADRUPED_INTERFACE, QUADRUPED_INTERFACE, 3.0, "p")
+
+
+class _MarkedReadLink:
+    """The in-process stepped robot, with every READ's joint positions shifted by ``MARK`` rad
+    (so an observation tells which STATE it was built from) and a log of the calls; READ number
+    ``drop_read`` gets no reply and READ number ``fault_read`` a link fault."""
+
+    MARK = 0.01
+
+    def __init__(self, drop_read: int | None = None, fault_read: int | None = None):
+        from deploy.virtual_robot import InProcessLink
+
+        self.inner, self.calls = InProcessLink(), []
+        self.drop_read, self.fault_read = drop_read, fault_read
+        self.command_q: list[np.ndarray] = []  # joint positions of each COMMAND's STATE
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def read(self, timeout_s):
+        self.calls.append("read")
+        n_reads = self.calls.count("read")
+        if n_reads == self.drop_read:
+            return None
+        if n_reads == self.fault_read:
+            from deploy.robot_link import LinkFault
+
+            return LinkFault(Fault.LINK_LOST, "test: the READ's reply is lost")
+        reply = self.inner.read(timeout_s)
+        reply.q_rad = (reply.q_rad + self.MARK).astype(np.float32)
+        return reply
+
+    def command(self, target_rad, timeout_s):
+        self.calls.append("command")
+        reply = self.inner.command(target_rad, timeout_s)
+        self.command_q.append(reply.q_rad.copy())
+        return reply
+
+
+def _joint_pos_obs(log) -> np.ndarray:
+    """The joint positions [rad] each run-phase observation was built from."""
+    run = log["phase"] == Phase.RUN
+    return log["obs"][run][:, 6:18].astype(np.float64) + QUADRUPED_INTERFACE.arrays()[
+        "default_pose_rad"]
+
+
+def test_the_observation_is_built_from_a_state_read_at_the_deadline(standing_policy):
+    """fresh_state: each run step READs the state and observes it, not the STATE that answered
+    the previous period's COMMAND (sampled a period earlier: the env's action latency 1)."""
+    cfg = LoopConfig(rate_hz=50, duration_s=0.3, safety=SafetyConfig(ramp_s=0.1, hold_s=0.1))
+    link = _MarkedReadLink()
+    res = run_deploy(link, OnnxPolicy(standing_policy), cfg)
+    assert res.ok, res.stop_reason
+    n_run = int(np.sum(res.log["phase"] == Phase.RUN))
+    assert n_run >= 10
+    # READ then COMMAND each run step (ramp and hold send COMMANDs only; one READ at the start).
+    run_calls = link.calls[link.calls.index("read", 1):]
+    assert run_calls[: 2 * n_run] == ["read", "command"] * n_run
+    assert res.summary["state_reads"] == n_run and res.summary["stale_observations"] == 0
+    # Stepped physics: the READ sees the state the last COMMAND left, plus the mark.
+    n_before = len(link.command_q) - n_run
+    prev_command_q = np.asarray(link.command_q[n_before - 1: -1], dtype=np.float64)
+    np.testing.assert_allclose(_joint_pos_obs(res.log), prev_command_q + link.MARK, atol=1e-5)
+
+    # Without it, the observation is the previous COMMAND's STATE and nothing is read.
+    link = _MarkedReadLink()
+    res = run_deploy(link, OnnxPolicy(standing_policy),
+                     LoopConfig(**{**cfg.__dict__, "fresh_state": False}))
+    assert res.ok and res.summary["state_reads"] == 0 and link.calls.count("read") == 1
+    prev_command_q = np.asarray(link.command_q[len(link.command_q) - n_run - 1: -1])
+    np.testing.assert_allclose(_joint_pos_obs(res.log), prev_command_q, atol=1e-6)
+
+
+def test_a_lost_read_falls_back_to_the_last_state_and_a_read_fault_stops(standing_policy):
+    cfg = LoopConfig(rate_hz=50, duration_s=0.3, safety=SafetyConfig(ramp_s=0.1, hold_s=0.1))
+    link = _MarkedReadLink(drop_read=5)  # READ 1 is the start pose; 5 is the 4th run step's
+    res = run_deploy(link, OnnxPolicy(standing_policy), cfg)
+    assert res.ok, res.stop_reason
+    assert res.summary["stale_observations"] == 1
+    q = _joint_pos_obs(res.log)
+    n_before = len(link.command_q) - len(q)
+    # Step 3 (0-based) observed the STATE of the COMMAND before it, unmarked; its neighbours
+    # the marked READs.
+    np.testing.assert_allclose(q[3], link.command_q[n_before + 2], atol=1e-6)
+    np.testing.assert_allclose(q[2], np.asarray(link.command_q[n_before + 1]) + link.MARK,
+                               atol=1e-5)
+
+    link = _MarkedReadLink(fault_read=5)
+    res = run_deploy(link, OnnxPolicy(standing_policy), cfg)
+    assert res.fault == Fault.LINK_LOST and "READ's reply is lost" in res.stop_reason
+    assert res.stopped_with == "estop"
