@@ -30,7 +30,8 @@ times (:meth:`envs.quadruped.QuadrupedEnv.set_command`) and the run lasts until 
 plus ``--schedule-tail-s``. It prints per segment the commanded and the achieved mean (vx, vy,
 yaw rate), the first ``--settle-s`` of each segment left out. ``--video OUT.mp4`` also writes a
 video of it (every 2nd control step: 25 fps, ``--width`` x ``--height``, default 320 x 240); without
-an OpenGL backend it says why in one line and writes none.
+an OpenGL backend it says why in one line and writes none. ``--latency-steps N`` runs it with a
+fixed action latency of N control steps (the deploy loop without ``fresh_state`` is N=1).
 
 Usage::
 
@@ -345,6 +346,8 @@ def evaluate_schedule(policy, env_kwargs: dict, args: argparse.Namespace) -> dic
     schedule = ScheduleCommand(args.schedule)
     end_s = schedule.duration_s + args.schedule_tail_s
     kwargs = {k: v for k, v in env_kwargs.items() if k not in RANDOMIZATION_KWARGS}
+    if args.latency_steps:
+        kwargs["action_latency_steps"] = (args.latency_steps, args.latency_steps)
     every = 0
     if args.video:
         problem = gl_backend_problem()
@@ -365,8 +368,9 @@ def evaluate_schedule(policy, env_kwargs: dict, args: argparse.Namespace) -> dic
             for a, b, c, m in zip(schedule.t_s, np.append(schedule.t_s[1:], end_s),
                                   schedule.commands, means, strict=True)]
     fell = f"; FELL after {len(res['t_s']) * 0.02:.2f} s" if res["fell"] else ""
-    print(f"schedule {args.schedule}: {end_s:g} s, seed {args.seed}, randomization off, first "
-          f"{args.settle_s:g} s of each segment left out{fell}")
+    latency = (f", action latency {args.latency_steps} step(s)" if args.latency_steps else "")
+    print(f"schedule {args.schedule}: {end_s:g} s, seed {args.seed}, randomization off{latency}, "
+          f"first {args.settle_s:g} s of each segment left out{fell}")
     print("| segment [s] | command (vx, vy, yaw) | achieved (vx, vy, yaw) |")
     print("|---|---|---|")
     for r in rows:
@@ -374,6 +378,7 @@ def evaluate_schedule(policy, env_kwargs: dict, args: argparse.Namespace) -> dic
         print(f"| {r['t_s'][0]:g}-{r['t_s'][1]:g} | ({c[0]:+.2f}, {c[1]:+.2f}, {c[2]:+.2f}) | "
               f"({m[0]:+.3f}, {m[1]:+.3f}, {m[2]:+.3f}) |")
     out = {"schedule": str(args.schedule), "seconds": end_s, "seed": args.seed,
+           "latency_steps": args.latency_steps,
            "settle_s": args.settle_s, "fell": res["fell"], "steps": len(res["t_s"]),
            "segments": rows, "video": None}
     if res["frames"]:
@@ -444,12 +449,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="follow this command schedule (CSV t_s,vx,vy,yaw_rate; see above)")
     p.add_argument("--schedule-tail-s", type=float, default=4.0,
                    help="--schedule: how long the last row lasts [s]")
+    p.add_argument("--latency-steps", type=int, default=0,
+                   help="--schedule: a fixed action latency of this many control steps (env "
+                        "kwarg action_latency_steps=(N, N); 0-2), the rest of the randomization "
+                        "off: what a deploy loop that observes a period-old state sees (N=1)")
     p.add_argument("--video", type=Path, default=None, help="--schedule: write an mp4 here")
     p.add_argument("--width", type=int, default=320, help="--video: width [px]")
     p.add_argument("--height", type=int, default=240, help="--video: height [px]")
     args = p.parse_args(argv)
     if args.video and not args.schedule:
         p.error("--video needs --schedule FILE")
+    if args.latency_steps and not args.schedule:
+        p.error("--latency-steps needs --schedule FILE")
+    if not 0 <= args.latency_steps <= 2:
+        p.error(f"--latency-steps must be 0, 1 or 2 control steps, got {args.latency_steps}")
     if args.schedule:
         policy, env_kwargs = load_policy_fn(args)
         result = evaluate_schedule(policy, env_kwargs, args)

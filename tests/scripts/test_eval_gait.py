@@ -32,3 +32,16 @@ def test_policy_sees_the_schedule_command_of_each_step(tmp_path) -> None:
     assert (want[:5] == 0).all() and (want[25:, 2] == 0.8).all()
     assert res["vel"].shape == (40, 3) and np.isfinite(res["vel"]).all()
     np.testing.assert_allclose(res["t_s"], np.arange(40) * 0.02)
+
+
+def test_latency_steps_is_refused_outside_0_to_2_and_without_a_schedule(capsys) -> None:
+    import pytest
+
+    from scripts.eval_gait import main
+
+    for argv, match in ((["--onnx", "p.onnx", "--latency-steps", "1"], "needs --schedule"),
+                        (["--onnx", "p.onnx", "--schedule", "s.csv", "--latency-steps", "3"],
+                         "must be 0, 1 or 2")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert match in capsys.readouterr().err
