@@ -121,7 +121,8 @@ def _stop_robot(proc: subprocess.Popen, report: Path) -> dict:
 
 
 def run_loop(policy_path: Path, rate_hz: float, seconds: float, command, mode: str,
-             tmp: Path, safety_kw: dict | None = None, rt_priority: int = 0) -> tuple[dict, dict]:
+             tmp: Path, safety_kw: dict | None = None, rt_priority: int = 0,
+             fresh_state: bool = True) -> tuple[dict, dict]:
     from deploy.link import SerialLink
     from deploy.loop import LoopConfig, run_deploy
     from deploy.policy import OnnxPolicy
@@ -133,7 +134,7 @@ def run_loop(policy_path: Path, rate_hz: float, seconds: float, command, mode: s
     try:
         cfg = LoopConfig(rate_hz=rate_hz, duration_s=seconds, command=tuple(command),
                          safety=SafetyConfig(**(safety_kw or {"ramp_s": 1.0, "hold_s": 0.5})),
-                         rt_priority=rt_priority)
+                         rt_priority=rt_priority, fresh_state=fresh_state)
         with SerialLink(port) as link:
             res = run_deploy(link, OnnxPolicy(policy_path), cfg)
     finally:
@@ -392,8 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settle-s", type=float, default=1.0,
                     help="--schedule: transition left out at the start of each segment [s]")
     ap.add_argument("--stale-peer", action="store_true",
-                    help="sim-to-sim along --schedule: also run real time with the loop's "
-                         "fresh_state off (observing the previous COMMAND's STATE), as a peer")
+                    help="also run the loop (part 2, each rate) and the real-time sim-to-sim "
+                         "along --schedule with the loop's fresh_state off (observing the "
+                         "previous COMMAND's STATE, one exchange per period), as a peer")
     ap.add_argument("--skip", default="", help="parts to skip: inference,loop,sim")
     ap.add_argument("--rt-priority", type=int, default=0,
                     help="SCHED_FIFO priority of the loop (the virtual robot gets one less); "
@@ -421,18 +423,22 @@ def main(argv: list[str] | None = None) -> int:
         if "loop" not in skip:
             loop_policy = args.loop_policy or standing_policy(tmp)
             results["loop"] = {}
-            for rate in (float(r) for r in args.rates.split(",")):
+            runs = [(float(r), fresh) for r in args.rates.split(",")
+                    for fresh in ((True, False) if args.stale_peer else (True,))]
+            for rate, fresh in runs:
                 s, rec = run_loop(loop_policy, rate, args.seconds, (0.0, 0.0, 0.0), "realtime",
-                                  tmp, rt_priority=args.rt_priority)
-                results["loop"][f"{rate:g}"] = s
-                print(f"loop {rate:g} Hz for {args.seconds:g} s: achieved "
+                                  tmp, rt_priority=args.rt_priority, fresh_state=fresh)
+                results["loop"][f"{rate:g}" + ("" if fresh else "-stale")] = s
+                print(f"loop {rate:g} Hz{'' if fresh else ' (no fresh state)'} for "
+                      f"{args.seconds:g} s: achieved "
                       f"{s['achieved_rate_hz']:.3f} Hz, period p50/p99/max "
                       f"{s['period_ms_p50']:.3f}/{s['period_ms_p99']:.3f}/"
                       f"{s['period_ms_max']:.3f} ms, jitter p99 {s['jitter_ms_p99']:.3f} ms "
                       f"(max {s['jitter_ms_max']:.3f}), deadline misses {s['deadline_misses']}, "
                       f"overruns {s['overruns']}, rtt p50/p99 {s['rtt_ms_p50']:.3f}/"
                       f"{s['rtt_ms_p99']:.3f} ms, inference p99 {s['inference_ms_p99']:.3f} ms, "
-                      f"drops {s['drops']}, fault {s['fault']}, robot errors "
+                      f"drops {s['drops']}, stale observations {s['stale_observations']}, "
+                      f"fault {s['fault']}, robot errors "
                       f"{rec['errors_sent']}, {s['scheduler']}", flush=True)
         if "sim" not in skip:
             from deploy.cli import DEFAULT_POLICY
