@@ -122,7 +122,8 @@ def test_parity_on_10000_recorded_observations_and_an_episode(algo, tmp_path):
     assert ep["rel_diff"] < 1e-3 and ep["divergence_step"] is None
 
 
-def test_export_run_and_cli_from_a_checkpoint(tmp_path):
+def _run_with_checkpoint(tmp_path: Path) -> tuple[PolicyBundle, Path]:
+    """A run directory holding only a best checkpoint of a TD3 actor (global step 77)."""
     bundle = _bundle("td3", seed=5)
     run = tmp_path / "run"
     meta = {
@@ -136,6 +137,11 @@ def test_export_run_and_cli_from_a_checkpoint(tmp_path):
         "algo": {"modules": {"actor": bundle.actor.state_dict()}},
         "obs_norm": bundle.obs_norm.state_dict(),
     })
+    return bundle, run
+
+
+def test_export_run_and_cli_from_a_checkpoint(tmp_path):
+    bundle, run = _run_with_checkpoint(tmp_path)
     path = export_run(run)
     assert path == run / "policy.onnx" and path.is_file()
     loaded = load_policy(run)
@@ -246,3 +252,44 @@ def test_onnx_actions_reuses_one_session_per_file(exported, tmp_path, monkeypatc
     assert len(built) == 2
     np.testing.assert_allclose(a, deterministic_action(other.actor, other.obs_norm, obs[:5]),
                                atol=1e-5)
+
+
+def test_chaos_baseline_diverges_only_when_the_actions_are_moved():
+    from robotac.export import chaos_baseline
+
+    bundle = _bundle("sac", seed=3)
+    same = chaos_baseline(bundle, 0.0, seed=4, max_steps=60)
+    assert same["divergence_step"] is None and same["rel_diff"] == 0.0
+    moved = chaos_baseline(bundle, 0.05, seed=4, max_steps=60)  # 0.05 rad per joint and step
+    assert moved["divergence_step"] is not None and moved["action_eps"] == 0.05
+
+
+@pytest.mark.parametrize("baseline_diverges", [True, False])
+def test_check_judges_an_episode_that_disagrees_by_the_chaos_baseline(
+        baseline_diverges, tmp_path, monkeypatch, capsys):
+    """Returns 1 % apart: a chaotic episode (the torch actor diverges from itself, moved by the
+    ONNX file's action difference) passes on action parity; a stable one fails the check."""
+    import robotac.export as ex
+
+    _, run = _run_with_checkpoint(tmp_path)
+    monkeypatch.setattr(ex, "episode_parity", lambda *a, **k: {
+        "torch_return": 100.0, "onnx_return": 101.0, "rel_diff": 0.01, "torch_length": 50,
+        "onnx_length": 50, "divergence_step": 20})
+    seen = {}
+
+    def baseline(bundle, action_eps, seed=0, max_steps=None):
+        seen["eps"] = action_eps
+        return {"rel_diff": 0.005, "divergence_step": 19 if baseline_diverges else None,
+                "action_eps": action_eps}
+
+    monkeypatch.setattr(ex, "chaos_baseline", baseline)
+    status = main(["--run", str(run), "--check"])
+    out, err = capsys.readouterr()
+    report, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
+    assert report["chaos_baseline"]["divergence_step"] == (
+        19 if baseline_diverges else None)
+    assert 0 < seen["eps"] <= 1e-5  # the measured action parity (or its 1e-7 floor)
+    if baseline_diverges:
+        assert status == 0 and "chaotic" in err + out and "FAILED" not in err
+    else:
+        assert status == 2 and "acts differently in closed loop" in err and "FAILED" in err
