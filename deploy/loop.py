@@ -120,7 +120,7 @@ class LoopConfig:
             fed it acts on a period-old state: the env's ``action_latency_steps=1``, which
             changed the shipped gait's velocities by up to 14 % in real-time sim-to-sim (a
             sideways drift of 0.05 m/s). Costs one more exchange per period (a 12-joint READ
-            and its STATE take about 1.7 ms at 1 Mbaud). When the READ gets no STATE in half
+            and its STATE take about 1.6 ms at 1 Mbaud). When the READ gets no STATE in half
             the reply timeout, the step uses the last STATE (counted in the summary's
             ``stale_observations``); a link fault stops the run.
     """

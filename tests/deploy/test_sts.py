@@ -410,3 +410,25 @@ def test_ctrl_c_inside_a_bus_read_of_the_loop_ends_passive_with_the_torque_off(e
     assert res.stopped_with == "passive"
     settle()
     assert not any(emu.record.torque_on) and emu.record.torque_off_events_s
+
+
+def test_read_takes_the_telemetry_before_the_first_period_and_positions_after_it(emulator):
+    """The deploy loop READs every period (fresh_state): after the first COMMAND a READ is the
+    fast sync read (positions, speeds), the telemetry stays with command()'s cadence."""
+    emu, bus, imu = emulator()
+    with StsBusLink(bus, emu.truth.calibration(), imu, telemetry_every=10) as link:
+        link.connect()
+        link.telemetry["voltage_v"][:] = np.nan  # (connect read it too)
+        assert isinstance(link.read(0.03), P.State)  # before the first period: full
+        assert np.isfinite(link.telemetry["voltage_v"]).all()
+        assert isinstance(link.command(DEFAULT.astype(np.float32), 0.03), P.State)
+        link.telemetry["voltage_v"][:] = np.nan
+        state = link.read(0.03)  # after it: positions and speeds only
+        assert isinstance(state, P.State) and np.isnan(link.telemetry["voltage_v"]).all()
+        assert np.abs(state.q_rad - (emu.sim.q_joint_rad + np.pi)).max() < 0.05
+        for _ in range(9):  # periods 2-10 (k = 1-9): positions and speeds only
+            link.command(DEFAULT.astype(np.float32), 0.03)
+        assert np.isnan(link.telemetry["voltage_v"]).all()
+        link.command(DEFAULT.astype(np.float32), 0.03)  # period 11 (k = 10): telemetry again
+        assert np.isfinite(link.telemetry["voltage_v"]).all()
+        link.passive(DEFAULT, 0.05)
