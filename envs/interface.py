@@ -25,6 +25,7 @@ __all__ = [
     "ObsLayout",
     "RobotInterface",
     "InterfaceMismatchError",
+    "MirrorMaps",
     "QUADRUPED_INTERFACE",
     "QUADRUPED_OBS_LAYOUT",
     "QUADRUPED_OBS_LAYOUT_CLOCK",
@@ -33,6 +34,7 @@ __all__ = [
     "gait_clock",
     "gait_phase",
     "has_gait_clock",
+    "mirror_maps",
     "projected_gravity",
     "quadruped_obs",
     "with_gait_clock",
@@ -311,6 +313,113 @@ QUADRUPED_OBS_LAYOUT_CLOCK = ObsLayout(
 #: Phase offsets of the trot the gait clock schedules, in joint (leg) order fr, fl, rr, rl: the
 #: diagonal pairs fr + rl and fl + rr swing together, half a cycle apart.
 TROT_PHASE_OFFSETS: tuple[float, float, float, float] = (0.0, 0.5, 0.5, 0.0)
+
+
+#: Left-right mirror of each observation block's entries (reflection in the body's x-z plane):
+#: the sign of each entry, or ``"joints"`` for a block in joint order (legs swapped, abduction
+#: negated). A polar vector (gravity, velocity) keeps x and z and negates y; an axial one (the
+#: angular velocity) keeps y and negates x and z; the yaw rate of the command is a z component.
+#: The gait clock's trot reference is mirrored by half a period (:func:`mirror_maps`).
+_MIRROR_BLOCK_SIGNS: dict[str, tuple[float, ...] | str] = {
+    "projected_gravity": (1.0, -1.0, 1.0),
+    "gyro": (-1.0, 1.0, -1.0),
+    "joint_pos": "joints",
+    "joint_vel": "joints",
+    "prev_action": "joints",
+    "command": (1.0, -1.0, -1.0),
+    "gait_clock": (-1.0, -1.0),
+}
+#: Leg prefixes swapped by the mirror, and the joints whose angle changes sign under it (a
+#: rotation about the body's x axis; hip flexion and knee turn about y and keep theirs).
+_MIRROR_LEGS = {"fr": "fl", "fl": "fr", "rr": "rl", "rl": "rr"}
+_MIRROR_NEGATED_JOINTS = ("hip_abduction",)
+
+
+@dataclass(frozen=True)
+class MirrorMaps:
+    """The left-right mirror image of a robot's observations and actions, as index maps.
+
+    A transition ``(obs, action, reward, next_obs)`` of a left-right symmetric robot and task
+    has a mirror image ``(obs(obs), action(action), reward, obs(next_obs))`` that is equally a
+    transition of the task; training on both is symmetry data augmentation (Abdolhosseini et
+    al. 2019, "On Learning Symmetric Locomotion", the DUP method; Mittal et al. 2024, "Symmetry
+    Considerations for Learning Task Symmetric Robot Policies", ICRA). Both maps are
+    involutions: applied twice they give the input back.
+
+    Attributes:
+        obs_index: ``(obs_dim,)`` int; entry ``i`` of the mirrored observation is
+            ``obs_sign[i] * obs[obs_index[i]]``.
+        obs_sign: ``(obs_dim,)`` float64, +-1.
+        action_index: ``(n_joints,)`` int, the joint that entry ``i`` of the mirrored action
+            comes from.
+        action_sign: ``(n_joints,)`` float64, +-1.
+        action_center: ``(n_joints,)`` float64 [rad], the default pose, about which actions (servo
+            angles) are mirrored: ``center + sign * (a[index] - center[index])``.
+    """
+
+    obs_index: np.ndarray
+    obs_sign: np.ndarray
+    action_index: np.ndarray
+    action_sign: np.ndarray
+    action_center: np.ndarray
+
+    def obs(self, obs: np.ndarray) -> np.ndarray:
+        """Mirror ``(..., obs_dim)`` observations (raw, before any normalization)."""
+        return np.asarray(obs)[..., self.obs_index] * self.obs_sign
+
+    def action(self, action: np.ndarray) -> np.ndarray:
+        """Mirror ``(..., n_joints)`` actions in servo angles [rad]."""
+        a = np.asarray(action, dtype=np.float64)
+        c = self.action_center
+        return c + self.action_sign * (a[..., self.action_index] - c[self.action_index])
+
+
+def mirror_maps(interface: RobotInterface) -> MirrorMaps:
+    """The left-right mirror maps of ``interface``'s observation layout and joints.
+
+    Joints are named ``<leg>_<joint>`` with legs ``fr``, ``fl``, ``rr``, ``rl`` (front/rear,
+    right/left); the mirror swaps right and left legs and negates the hip abduction angles about
+    the default pose. A ``gait_clock`` block is mirrored by half a period, which is exact for the
+    trot reference (:data:`TROT_PHASE_OFFSETS`: swapping the legs swaps the two diagonal pairs,
+    half a cycle apart).
+
+    Raises:
+        ValueError: naming the block or joint the mirror cannot map (a block it has no rule
+            for, a joint without a mirrored partner, a default pose that is not symmetric).
+    """
+    names = list(interface.joint_names)
+    index, sign = [], []
+    for name in names:
+        leg, _, joint = name.partition("_")
+        partner = f"{_MIRROR_LEGS.get(leg, '?')}_{joint}"
+        if partner not in names:
+            raise ValueError(f"joint {name!r} has no left-right partner {partner!r} in "
+                             f"{names}: this robot cannot be mirrored")
+        index.append(names.index(partner))
+        sign.append(-1.0 if joint in _MIRROR_NEGATED_JOINTS else 1.0)
+    a_index, a_sign = np.array(index), np.array(sign)
+    center = np.asarray(interface.default_pose_rad, dtype=np.float64)
+    if not np.allclose(center[a_index], center):
+        raise ValueError(f"the default pose is not left-right symmetric: {center.tolist()}")
+    offsets = np.asarray(TROT_PHASE_OFFSETS)
+    legs = list(dict.fromkeys(n.partition("_")[0] for n in names))  # fr, fl, rr, rl
+    if has_gait_clock(interface.obs_layout) and not all(
+            np.isclose((offsets[legs.index(_MIRROR_LEGS[leg])] - offsets[i]) % 1.0, 0.5)
+            for i, leg in enumerate(legs)):
+        raise ValueError("the gait clock's reference is not mirrored by half a period")
+    o_index, o_sign = [], []
+    for block, sl in interface.obs_layout.slices().items():
+        rule = _MIRROR_BLOCK_SIGNS.get(block)
+        if rule is None:
+            raise ValueError(f"observation block {block!r} of layout "
+                             f"{interface.obs_layout.version!r} has no mirror rule")
+        if rule == "joints":
+            o_index += (sl.start + a_index).tolist()
+            o_sign += a_sign.tolist()
+        else:
+            o_index += list(range(sl.start, sl.stop))
+            o_sign += list(rule)
+    return MirrorMaps(np.array(o_index), np.array(o_sign), a_index, a_sign, center)
 
 
 def with_gait_clock(interface: RobotInterface) -> RobotInterface:

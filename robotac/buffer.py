@@ -16,7 +16,7 @@ import torch
 
 from policies.networks import RunningNorm
 
-__all__ = ["Batch", "ReplayBuffer"]
+__all__ = ["Batch", "BatchMirror", "ReplayBuffer"]
 
 
 class Batch(NamedTuple):
@@ -28,6 +28,37 @@ class Batch(NamedTuple):
     reward: torch.Tensor
     next_obs: torch.Tensor
     terminated: torch.Tensor
+
+
+class BatchMirror:
+    """Left-right mirror of raw observations and env-unit actions, on a device.
+
+    The torch form of :class:`envs.interface.MirrorMaps` (its index and sign arrays), applied to
+    sampled batches for symmetry data augmentation (``TrainConfig.symmetry_augmentation``).
+
+    Args:
+        maps: An object with ``obs_index``, ``obs_sign``, ``action_index``, ``action_sign`` and
+            ``action_center`` arrays (:func:`envs.interface.mirror_maps`).
+        device: Device of the batches.
+    """
+
+    def __init__(self, maps: object, device: str | torch.device):
+        def t(name: str, dtype: torch.dtype) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(getattr(maps, name)), dtype=dtype, device=device)
+
+        self.obs_index, self.obs_sign = t("obs_index", torch.long), t("obs_sign", torch.float32)
+        self.action_index = t("action_index", torch.long)
+        self.action_sign = t("action_sign", torch.float32)
+        self.action_center = t("action_center", torch.float32)
+
+    def obs(self, obs: torch.Tensor) -> torch.Tensor:
+        """``(B, obs_dim)`` raw observations -> their mirror images."""
+        return obs[:, self.obs_index] * self.obs_sign
+
+    def action(self, action: torch.Tensor) -> torch.Tensor:
+        """``(B, act_dim)`` actions in env units -> their mirror images."""
+        c = self.action_center
+        return c + self.action_sign * (action[:, self.action_index] - c[self.action_index])
 
 
 class ReplayBuffer:
@@ -104,7 +135,8 @@ class ReplayBuffer:
         self.ptr = (self.ptr + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
-    def sample(self, batch_size: int, obs_norm: RunningNorm | None = None) -> Batch:
+    def sample(self, batch_size: int, obs_norm: RunningNorm | None = None,
+               mirror: BatchMirror | None = None) -> Batch:
         """Uniformly sample ``batch_size`` transitions (with replacement), normalized.
 
         Indices come from the global torch generator of the buffer's device, so a seeded run
@@ -114,6 +146,9 @@ class ReplayBuffer:
             batch_size: Number of transitions.
             obs_norm: Normalizer applied to ``obs`` and ``next_obs`` with its current statistics;
                 ``None`` returns raw observations.
+            mirror: When given, the batch is followed by its mirror image (raw observations and
+                actions mirrored, then normalized; same rewards and terminations): ``2 *
+                batch_size`` transitions.
 
         Raises:
             RuntimeError: if the buffer is empty.
@@ -121,10 +156,16 @@ class ReplayBuffer:
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         idx = torch.randint(0, self.size, (batch_size,), device=self.device)
-        obs, next_obs = self.obs[idx], self.next_obs[idx]
+        obs, next_obs, action = self.obs[idx], self.next_obs[idx], self.action[idx]
+        reward, terminated = self.reward[idx], self.terminated[idx]
+        if mirror is not None:
+            obs = torch.cat((obs, mirror.obs(obs)))
+            next_obs = torch.cat((next_obs, mirror.obs(next_obs)))
+            action = torch.cat((action, mirror.action(action)))
+            reward, terminated = reward.repeat(2), terminated.repeat(2)
         if obs_norm is not None:
             obs, next_obs = obs_norm(obs), obs_norm(next_obs)
-        return Batch(obs, self.action[idx], self.reward[idx], next_obs, self.terminated[idx])
+        return Batch(obs, action, reward, next_obs, terminated)
 
     def state_dict(self) -> dict:
         """Stored transitions (only the filled part) and the write position, on CPU."""

@@ -93,6 +93,11 @@ class TrainConfig:
     """Fixed standard deviations of ``obs_norm_skip`` blocks, one per entry of the block (e.g.
     ``command: [0.26, 0.115, 0.58]``, the spread of uniform commands over the env's ranges):
     the block is divided by them instead of passing unscaled. Blocks not named here keep 1."""
+    symmetry_augmentation: bool = False
+    """Train on every sampled batch and its left-right mirror image (``2 * batch_size``
+    transitions per update): the robot and its task are symmetric, so each transition's mirror
+    image is one too (Abdolhosseini et al. 2019, DUP; Mittal et al. 2024). Needs an env whose
+    ``interface`` can be mirrored (:func:`envs.interface.mirror_maps`: the quadruped)."""
     policy_delay: int | None = None
     """Critic updates per actor update (TD3 default 2, SAC and DDPG default 1)."""
     # SAC

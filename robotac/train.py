@@ -39,7 +39,7 @@ import torch
 from policies.networks import RunningNorm, deterministic_action
 from robotac import checkpoint as ckpt_mod
 from robotac.algos import OffPolicyAlgo, make_algo
-from robotac.buffer import ReplayBuffer
+from robotac.buffer import BatchMirror, ReplayBuffer
 from robotac.config import (
     SESSION_FIELDS,
     TRAJECTORY_NOTES,
@@ -299,6 +299,7 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
     obs_norm = RunningNorm(obs_dim, clip=ckpt_mod.obs_clip_of(to_dict(cfg)), skip=skip,
                            skip_std=skip_std).to(device)
     buffer = ReplayBuffer(cfg.buffer_size, obs_dim, len(action_low), device)
+    mirror = batch_mirror(interface, cfg, action_low, action_high, device)
     st = LoopState(episode_returns=[0.0] * n, episode_lengths=[0] * n)
     meta = {
         "algo": cfg.algo,
@@ -417,7 +418,7 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
                 st.update_credit -= k
                 norm = obs_norm if cfg.normalize_obs else None
                 for _ in range(k):
-                    metrics = algo.update(buffer.sample(cfg.batch_size, norm))
+                    metrics = algo.update(buffer.sample(cfg.batch_size, norm, mirror))
             if learning:
                 learn_time += time.perf_counter() - t_step
                 learn_steps += n
@@ -469,6 +470,35 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
     return TrainResult(run_dir, st.global_step, last_eval,
                        None if st.best_eval == -math.inf else st.best_eval, stopped,
                        learn_steps / learn_time if learn_time > 0 else None)
+
+
+def batch_mirror(interface: dict | None, cfg: TrainConfig, action_low: np.ndarray,
+                 action_high: np.ndarray, device: torch.device) -> BatchMirror | None:
+    """The :class:`BatchMirror` of ``symmetry_augmentation`` (``None`` when it is off).
+
+    Raises:
+        ConfigError: naming ``symmetry_augmentation`` when the env publishes no robot interface,
+            the interface cannot be mirrored, or the actor's bounds are not mirror images of
+            each other (a mirrored action would leave them).
+    """
+    if not cfg.symmetry_augmentation:
+        return None
+    if interface is None:
+        raise ConfigError(f"symmetry_augmentation=true: {cfg.env_id} publishes no robot interface "
+                          f"(env.unwrapped.interface) to mirror; leave it false")
+    from envs.interface import RobotInterface, mirror_maps
+
+    try:
+        maps = mirror_maps(RobotInterface.from_dict(interface))
+    except ValueError as exc:
+        raise ConfigError(f"symmetry_augmentation=true: {exc}; leave it false") from exc
+    low, high = maps.action(action_low), maps.action(action_high)
+    if not np.allclose(np.minimum(low, high), action_low, atol=1e-5) or not np.allclose(
+            np.maximum(low, high), action_high, atol=1e-5):
+        raise ConfigError(f"symmetry_augmentation=true: the actor bounds ({cfg.actor_bounds}) "
+                          "are not left-right mirror images, so mirrored actions would leave "
+                          "them; use actor_bounds=default_pose")
+    return BatchMirror(maps, device)
 
 
 def obs_block_indices(interface: dict | None, blocks: Sequence[str], env_id: str) -> list[int]:

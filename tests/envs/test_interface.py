@@ -116,3 +116,58 @@ def test_quadruped_obs_appends_the_clock_and_insists_on_the_phase():
         quadruped_obs(*args, itf)
     with pytest.raises(ValueError, match="no gait_clock block"):
         quadruped_obs(*args, QUADRUPED_INTERFACE, 0.3)
+
+
+def test_mirror_maps_are_involutions_and_swap_left_and_right():
+    from envs.interface import mirror_maps, with_gait_clock
+
+    m = mirror_maps(with_gait_clock(QUADRUPED_INTERFACE))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 47))
+    a = rng.uniform(0.0, 2 * np.pi, size=(7, 12))
+    np.testing.assert_allclose(m.obs(m.obs(x)), x)
+    np.testing.assert_allclose(m.action(m.action(a)), a)
+    names = QUADRUPED_INTERFACE.joint_names
+    assert [names[i] for i in m.action_index[:3]] == ["fl_hip_abduction", "fl_hip_flexion",
+                                                     "fl_knee"]
+    default = np.asarray(QUADRUPED_INTERFACE.default_pose_rad)
+    np.testing.assert_allclose(m.action(default), default)  # the standing pose is its own image
+    # fr abduction +0.2 rad about the default -> fl abduction -0.2; flexion keeps its sign.
+    b = default.copy()
+    b[0] += 0.2
+    b[1] += 0.1
+    mb = m.action(b)
+    np.testing.assert_allclose(mb[3:5] - default[3:5], [-0.2, 0.1], atol=1e-12)
+    # Command (vx, vy, yaw) -> (vx, -vy, -yaw); the clock moves half a period.
+    obs = quadruped_obs([1, 0, 0, 0], [0.1, 0.2, 0.3], default, np.zeros(12), default,
+                        [0.3, 0.1, 0.5], with_gait_clock(QUADRUPED_INTERFACE), phase=0.1)
+    mo = m.obs(obs)
+    np.testing.assert_allclose(mo[42:45], [0.3, -0.1, -0.5], atol=1e-7)
+    np.testing.assert_allclose(mo[3:6], 0.25 * np.array([-0.1, 0.2, -0.3]), atol=1e-7)
+    np.testing.assert_allclose(mo[45:47], [np.sin(2 * np.pi * 0.6), np.cos(2 * np.pi * 0.6)],
+                               atol=1e-6)
+
+
+def test_the_trot_reference_is_mirrored_by_half_a_period():
+    from envs.interface import desired_foot_contacts
+
+    swap = [1, 0, 3, 2]  # fr <-> fl, rr <-> rl
+    for phase in np.linspace(0, 1, 37, endpoint=False):
+        a = np.asarray(desired_foot_contacts(phase, 0.5))
+        b = np.asarray(desired_foot_contacts((phase + 0.5) % 1.0, 0.5))
+        np.testing.assert_array_equal(a[swap], b)
+
+
+def test_mirror_maps_refuse_a_robot_they_cannot_mirror():
+    from dataclasses import replace
+
+    from envs.interface import ObsBlock, ObsLayout, mirror_maps
+
+    odd = replace(QUADRUPED_INTERFACE, obs_layout=ObsLayout(
+        "x", QUADRUPED_INTERFACE.obs_layout.blocks + (ObsBlock("lidar", 4, "m", 1.0),)))
+    with pytest.raises(ValueError, match="'lidar'.*no mirror rule"):
+        mirror_maps(odd)
+    pose = list(QUADRUPED_INTERFACE.default_pose_rad)
+    pose[0] += 0.1  # fr abduction not mirrored by fl's
+    with pytest.raises(ValueError, match="not left-right symmetric"):
+        mirror_maps(replace(QUADRUPED_INTERFACE, default_pose_rad=tuple(pose)))

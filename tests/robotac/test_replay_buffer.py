@@ -73,3 +73,33 @@ def test_save_and_load_round_trip(tmp_path):
 def test_empty_buffer_refuses_to_sample():
     with pytest.raises(RuntimeError, match="empty"):
         ReplayBuffer(4, 3, 2, "cpu").sample(2)
+
+
+def test_a_mirrored_batch_is_mirrored_raw_then_normalized():
+    from types import SimpleNamespace
+
+    from robotac.buffer import BatchMirror
+
+    # A 3-entry observation whose entries 0 and 1 swap and entry 2 flips; 2 actions that swap
+    # about the center (1, 1).
+    maps = SimpleNamespace(obs_index=[1, 0, 2], obs_sign=[1.0, 1.0, -1.0], action_index=[1, 0],
+                           action_sign=[1.0, 1.0], action_center=[1.0, 1.0])
+    mirror = BatchMirror(maps, "cpu")
+    buf = ReplayBuffer(100, obs_dim=3, action_dim=2, device="cpu")
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(20, 3)).astype(np.float32) + [5.0, -3.0, 2.0]
+    act = rng.normal(size=(20, 2)).astype(np.float32)
+    buf.add(obs, act, np.arange(20.0), obs + 1, np.zeros(20, bool), np.zeros(20, bool))
+    norm = RunningNorm(3, clip=1e9)
+    norm.update(torch.as_tensor(obs, dtype=torch.float64))
+    torch.manual_seed(0)
+    b = buf.sample(8, norm, mirror)
+    torch.manual_seed(0)
+    idx = torch.randint(0, 20, (8,))
+    raw = buf.obs[idx]
+    want = norm(raw[:, [1, 0, 2]] * torch.tensor([1.0, 1.0, -1.0]))
+    assert b.obs.shape == (16, 3)
+    torch.testing.assert_close(b.obs[:8], norm(raw))
+    torch.testing.assert_close(b.obs[8:], want)
+    torch.testing.assert_close(b.action[8:], buf.action[idx][:, [1, 0]])
+    torch.testing.assert_close(b.reward, buf.reward[idx].repeat(2))

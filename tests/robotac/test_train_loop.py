@@ -383,3 +383,40 @@ def test_on_eval_sees_each_periodic_evaluation_and_can_stop_the_run(tmp_path):
     assert [float(line.split(",")[1]) for line in evals] == [r for _, r in seen]
     latest = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
     assert latest["meta"]["global_step"] == 400  # resumable where it stopped
+
+
+def test_symmetry_augmentation_updates_on_each_batch_and_its_mirror_image(tmp_path, monkeypatch):
+    from robotac import algos
+
+    seen = []
+    original = algos.SAC.update
+
+    def spy(self, batch):
+        seen.append(batch)
+        return original(self, batch)
+
+    monkeypatch.setattr(algos.SAC, "update", spy)
+    train(_cfg(tmp_path / "q", env_id="robotac/Quadruped-v0", total_steps=120,
+               learning_starts=100, eval_every=0, checkpoint_every=120, batch_size=16,
+               actor_bounds="default_pose", actor_bound_radius=0.3, normalize_obs=False,
+               symmetry_augmentation=True))
+    assert len(seen) >= 20
+    from envs.interface import QUADRUPED_INTERFACE, mirror_maps
+
+    m = mirror_maps(QUADRUPED_INTERFACE)
+    b = seen[-1]  # raw observations (normalize_obs=False): the second half mirrors the first
+    assert b.obs.shape == (32, 45) and b.action.shape == (32, 12)
+    np.testing.assert_allclose(b.obs[16:].numpy(), m.obs(b.obs[:16].numpy()), atol=1e-6)
+    np.testing.assert_allclose(b.next_obs[16:].numpy(), m.obs(b.next_obs[:16].numpy()),
+                               atol=1e-6)
+    np.testing.assert_allclose(b.action[16:].numpy(), m.action(b.action[:16].numpy()), atol=1e-5)
+    torch.testing.assert_close(b.reward[16:], b.reward[:16])
+    torch.testing.assert_close(b.terminated[16:], b.terminated[:16])
+    assert json.loads((tmp_path / "q" / "config.json").read_text())["symmetry_augmentation"]
+
+
+def test_symmetry_augmentation_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ConfigError, match=r"symmetry_augmentation=true: Pendulum-v1 publishes "
+                                          r"no robot interface"):
+        train(_cfg(tmp_path / "r", symmetry_augmentation=True))
+    assert not (tmp_path / "r").exists()
