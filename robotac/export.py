@@ -210,7 +210,10 @@ def _lockstep(
     seed: int,
     max_steps: int | None,
 ) -> dict[str, Any]:
-    """Two envs of ``bundle`` from the same seed, each driven by one of ``acts``, side by side."""
+    """Two envs of ``bundle`` from the same seed, each driven by one of ``acts``, side by side.
+
+    Returns ``returns``, ``lengths`` (one per env), ``rel_diff`` ``|R_1 - R_0| / max(|R_0|,
+    1e-8)`` and ``divergence_step`` (first step whose observations differ by more than 1e-3)."""
     envs = [_make_env(bundle.env_id, bundle.env_kwargs) for _ in range(2)]
     returns, lengths, done = [0.0, 0.0], [0, 0], [False, False]
     divergence: int | None = None
@@ -231,7 +234,14 @@ def _lockstep(
     finally:
         for e in envs:
             e.close()
-    return {"returns": returns, "lengths": lengths, "divergence_step": divergence}
+    rel_diff = abs(returns[1] - returns[0]) / max(abs(returns[0]), 1e-8)
+    return {"returns": returns, "lengths": lengths, "rel_diff": rel_diff,
+            "divergence_step": divergence}
+
+
+def _torch_policy(bundle: PolicyBundle) -> Callable[[np.ndarray], np.ndarray]:
+    """The bundle's deterministic torch actor as ``obs -> action`` on numpy arrays."""
+    return lambda obs: deterministic_action(bundle.actor, bundle.obs_norm, obs)
 
 
 def episode_parity(
@@ -253,18 +263,15 @@ def episode_parity(
     """
     sess = onnx_session(onnx_path)
 
-    def act_torch(obs: np.ndarray) -> np.ndarray:
-        return deterministic_action(bundle.actor, bundle.obs_norm, obs)
-
     def act_onnx(obs: np.ndarray) -> np.ndarray:
         return onnx_actions(sess, obs[None])[0]
 
-    r = _lockstep(bundle, (act_torch, act_onnx), seed, max_steps)
+    r = _lockstep(bundle, (_torch_policy(bundle), act_onnx), seed, max_steps)
     (r_t, r_o), (n_t, n_o) = r["returns"], r["lengths"]
     return {
         "torch_return": r_t,
         "onnx_return": r_o,
-        "rel_diff": abs(r_o - r_t) / max(abs(r_t), 1e-8),
+        "rel_diff": r["rel_diff"],
         "torch_length": n_t,
         "onnx_length": n_o,
         "divergence_step": r["divergence_step"],
@@ -288,18 +295,15 @@ def chaos_baseline(
         ``{"rel_diff", "divergence_step", "action_eps"}`` as in :func:`episode_parity`.
     """
     rng = np.random.default_rng(seed)
-
-    def act_torch(obs: np.ndarray) -> np.ndarray:
-        return deterministic_action(bundle.actor, bundle.obs_norm, obs)
+    act_torch = _torch_policy(bundle)
 
     def act_perturbed(obs: np.ndarray) -> np.ndarray:
         a = act_torch(obs)
         return a + action_eps * rng.choice((-1.0, 1.0), size=a.shape)
 
     r = _lockstep(bundle, (act_torch, act_perturbed), seed, max_steps)
-    (r_a, r_b) = r["returns"]
-    return {"rel_diff": abs(r_b - r_a) / max(abs(r_a), 1e-8),
-            "divergence_step": r["divergence_step"], "action_eps": float(action_eps)}
+    return {"rel_diff": r["rel_diff"], "divergence_step": r["divergence_step"],
+            "action_eps": float(action_eps)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -332,11 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         par = check_parity(bundle, path)
         ep = episode_parity(bundle, path, seed=0)
         report: dict[str, Any] = {"action_parity": par, "episode_parity": ep}
-        actions_ok = max(par["random_max_abs"], par["recorded_max_abs"]) <= 1e-5
+        action_diff = max(par["random_max_abs"], par["recorded_max_abs"])
+        actions_ok = action_diff <= 1e-5
         episode_ok = ep["rel_diff"] < 1e-3
         if not episode_ok:
-            eps = max(par["random_max_abs"], par["recorded_max_abs"], 1e-7)
-            base = chaos_baseline(bundle, eps, seed=0)
+            base = chaos_baseline(bundle, max(action_diff, 1e-7), seed=0)
             report["chaos_baseline"] = base
             # Torch against itself, moved by the ONNX file's own action difference: when that
             # diverges as well, the episode is chaotic and its returns say nothing of the export.
