@@ -4,8 +4,9 @@ Runs ``--episodes`` deterministic episodes of ``robotac/Quadruped-v0`` at the co
 ``--command VX,VY,YAW`` (default 0.5 m/s forward) with either a training run's actor (torch,
 ``--run DIR``) or an exported ONNX file (onnxruntime, ``--onnx FILE``), and prints per episode and
 over all: the mean body-frame forward velocity [m/s] (the quantity the command specifies),
-the world-frame forward speed from the displacement [m/s], the episode length and whether the
-robot fell (terminated). The issue-5 criterion is: mean forward velocity within 0.1 m/s of the
+the world-frame forward speed from the displacement [m/s], the episode length, whether the
+robot fell (terminated), and the servo figures of the grid (below: too-fast targets, torque
+saturation). The issue-5 criterion is: mean forward velocity within 0.1 m/s of the
 command and no falls. Exit status 0 when it is met, 1 when not.
 
 With ``--grid`` it evaluates a grid of commands that covers the trained ranges instead (forward,
@@ -75,27 +76,40 @@ def evaluate_gait(
     command: tuple[float, float, float],
     episodes: int,
     seed: int,
+    servo_speed_rad_s: float = 4.7,
 ) -> list[dict]:
-    """Per-episode gait figures (see the module docstring) at a fixed ``command``."""
+    """Per-episode gait figures (see the module docstring) at a fixed ``command``.
+
+    Each episode's dict also holds the servo figures of :func:`evaluate_command`:
+    ``too_fast_share`` (steps in which some target moves faster than ``servo_speed_rad_s``) and
+    ``torque_sat_share`` (servo-steps at 0.98 of the torque limit or more).
+    """
     from envs.registration import make_env
 
     kwargs = {k: v for k, v in env_kwargs.items() if k not in ("fixed_command", "command_ranges")}
     env = make_env("robotac/Quadruped-v0", fixed_command=tuple(command), **kwargs)
-    dt = env.unwrapped.sim.control_period_s
+    sim = env.unwrapped.sim
+    dt = sim.control_period_s
     out = []
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
-        x0 = env.unwrapped.sim.data.qpos[0]
-        vx, steps, ret, fell = [], 0, 0.0, False
+        x0 = sim.data.qpos[0]
+        prev_target = sim.ctrl_servo_rad.copy()
+        limit = sim.model.actuator_forcerange[sim.actuator_ids, 1].copy()
+        vx, steps, ret, fell, too_fast, sat = [], 0, 0.0, False, 0, 0
         while True:
             obs, reward, terminated, truncated, info = env.step(policy(obs))
             vx.append(float(info["base_lin_vel_m_s"][0]))
+            target = info["servo_target_rad"]
+            too_fast += int(np.any(np.abs(target - prev_target) / dt > servo_speed_rad_s))
+            prev_target = target
+            sat += int(np.sum(np.abs(info["joint_torques_nm"]) >= 0.98 * limit))
             ret += float(reward)
             steps += 1
             if terminated or truncated:
                 fell = bool(terminated)
                 break
-        x1 = env.unwrapped.sim.data.qpos[0]
+        x1 = sim.data.qpos[0]
         out.append({
             "episode": k,
             "return": ret,
@@ -103,6 +117,8 @@ def evaluate_gait(
             "fell": fell,
             "mean_vx_body_m_s": float(np.mean(vx)),
             "world_x_speed_m_s": float((x1 - x0) / (steps * dt)),
+            "too_fast_share": too_fast / steps,
+            "torque_sat_share": sat / (steps * limit.size),
         })
     env.close()
     return out
@@ -482,11 +498,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--command needs three numbers VX,VY,YAW_RATE")
 
     policy, env_kwargs = load_policy_fn(args)
-    rows = evaluate_gait(policy, env_kwargs, command, args.episodes, args.seed)
+    rows = evaluate_gait(policy, env_kwargs, command, args.episodes, args.seed,
+                         args.servo_speed_rad_s)
     for r in rows:
         print(f"episode {r['episode']}: return {r['return']:8.1f}  steps {r['steps']:4d}  "
               f"fell {str(r['fell']):5s}  mean vx {r['mean_vx_body_m_s']:+.3f} m/s  "
-              f"world speed {r['world_x_speed_m_s']:+.3f} m/s")
+              f"world speed {r['world_x_speed_m_s']:+.3f} m/s  "
+              f"too fast {100 * r['too_fast_share']:.1f} %  "
+              f"torque sat {100 * r['torque_sat_share']:.2f} %")
     mean_vx = float(np.mean([r["mean_vx_body_m_s"] for r in rows]))
     falls = sum(r["fell"] for r in rows)
     ok = abs(mean_vx - command[0]) <= args.tolerance and falls == 0
@@ -497,6 +516,10 @@ def main(argv: list[str] | None = None) -> int:
         "mean_world_x_speed_m_s": float(np.mean([r["world_x_speed_m_s"] for r in rows])),
         "falls": falls,
         "mean_return": float(np.mean([r["return"] for r in rows])),
+        "too_fast_share": float(np.average([r["too_fast_share"] for r in rows],
+                                           weights=[r["steps"] for r in rows])),
+        "torque_sat_share": float(np.average([r["torque_sat_share"] for r in rows],
+                                             weights=[r["steps"] for r in rows])),
         "criterion_met": ok,
         "episodes_detail": rows,
     }

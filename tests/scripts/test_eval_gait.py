@@ -45,3 +45,27 @@ def test_latency_steps_is_refused_outside_0_to_2_and_without_a_schedule(capsys) 
         with pytest.raises(SystemExit):
             main(argv)
         assert match in capsys.readouterr().err
+
+
+def test_single_command_mode_reports_servo_figures() -> None:
+    from scripts.eval_gait import evaluate_gait
+
+    hip = QUADRUPED_INTERFACE.joint_names.index("fl_hip_flexion")
+    k = [0]
+
+    def jumping(obs: np.ndarray) -> np.ndarray:
+        a = DEFAULT.copy()
+        a[hip] += 0.3 * (k[0] % 2)  # 0.3 rad in 0.02 s: 15 rad/s, over the 4.7 rad/s servo
+        k[0] += 1
+        return a
+
+    kw = {"max_episode_steps": 40}
+    still = evaluate_gait(lambda obs: DEFAULT, kw, (0.0, 0.0, 0.0), 1, seed=0)[0]
+    jump = evaluate_gait(jumping, kw, (0.0, 0.0, 0.0), 1, seed=0)[0]
+    assert still["too_fast_share"] == 0.0 and jump["steps"] == 40
+    # Every step but the first moves the hip target by 0.3 rad; the first moves it by 0.
+    assert jump["too_fast_share"] == 39 / 40
+    # The same actions with the env's 4.5 rad/s action filter never outrun the servo.
+    filt = evaluate_gait(jumping, {**kw, "action_max_rate_rad_s": 4.5}, (0.0, 0.0, 0.0), 1, 0)[0]
+    assert filt["too_fast_share"] == 0.0
+    assert 0.0 <= jump["torque_sat_share"] <= 1.0
