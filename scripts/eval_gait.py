@@ -70,6 +70,19 @@ def load_policy_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.
     return bundle.act, dict(bundle.env_kwargs)
 
 
+def _servo_step(info: dict, prev_target: np.ndarray, limit: np.ndarray, dt: float,
+                servo_speed_rad_s: float) -> tuple[int, int, np.ndarray]:
+    """One step's servo figures: ``(too_fast, saturated, |delta target|)``.
+
+    ``too_fast`` is 1 when some target moved faster than ``servo_speed_rad_s`` since
+    ``prev_target`` (``dt`` [s] apart), ``saturated`` counts the servos at 0.98 of their torque
+    ``limit`` [N m] or more, and ``|delta target|`` is ``(n_joints,)`` [rad].
+    """
+    d = np.abs(info["servo_target_rad"] - prev_target)
+    too_fast = int(np.any(d / dt > servo_speed_rad_s))
+    return too_fast, int(np.sum(np.abs(info["joint_torques_nm"]) >= 0.98 * limit)), d
+
+
 def evaluate_gait(
     policy: Callable[[np.ndarray], np.ndarray],
     env_kwargs: dict,
@@ -100,10 +113,8 @@ def evaluate_gait(
         while True:
             obs, reward, terminated, truncated, info = env.step(policy(obs))
             vx.append(float(info["base_lin_vel_m_s"][0]))
-            target = info["servo_target_rad"]
-            too_fast += int(np.any(np.abs(target - prev_target) / dt > servo_speed_rad_s))
-            prev_target = target
-            sat += int(np.sum(np.abs(info["joint_torques_nm"]) >= 0.98 * limit))
+            fast, n_sat, _ = _servo_step(info, prev_target, limit, dt, servo_speed_rad_s)
+            too_fast, sat, prev_target = too_fast + fast, sat + n_sat, info["servo_target_rad"]
             ret += float(reward)
             steps += 1
             if terminated or truncated:
@@ -179,12 +190,11 @@ def evaluate_command(
         t = 0
         while True:
             obs, _, terminated, truncated, info = env.step(policy(obs))
-            target = info["servo_target_rad"]
-            d = np.abs(target - prev_target)
-            prev_target = target
-            too_fast += int(np.any(d / dt > servo_speed_rad_s))
+            fast, n_sat, d = _servo_step(info, prev_target, limit, dt, servo_speed_rad_s)
+            prev_target = info["servo_target_rad"]
+            too_fast += fast
             dtarget += float(d.mean())
-            sat += int(np.sum(np.abs(info["joint_torques_nm"]) >= 0.98 * limit))
+            sat += n_sat
             servo_steps += d.size
             steps += 1
             t += 1
