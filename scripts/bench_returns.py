@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -144,31 +146,48 @@ def collect(out: Path) -> list[dict]:
     return rows
 
 
+def mean_over_seeds(rows: list[dict]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Mean and (population) std over seeds of one (algo, env)'s ``rows`` (from :func:`collect`),
+    at the steps where every seed in ``rows`` has been evaluated: a seed still running does not
+    turn the tail of the curve into a one-seed "mean".
+
+    Returns:
+        ``(steps, mean, std)``: ascending env steps, and float64 arrays of the same length.
+    """
+    seeds = {r["seed"] for r in rows}
+    steps = sorted(st for st in {r["global_step"] for r in rows}
+                   if {r["seed"] for r in rows if r["global_step"] == st} == seeds)
+    per = [[r["mean_return"] for r in rows if r["global_step"] == st] for st in steps]
+    return (steps, np.array([np.mean(p) for p in per], dtype=np.float64),
+            np.array([np.std(p) for p in per], dtype=np.float64))
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     envs = sorted({r["env"] for r in rows})
     fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4), squeeze=False)
     for ax, env_id in zip(axes[0], envs, strict=True):
-        for algo in sorted({r["algo"] for r in rows}):
+        for k, algo in enumerate(sorted({r["algo"] for r in rows})):
             sub = [r for r in rows if r["env"] == env_id and r["algo"] == algo]
             if not sub:
                 continue
-            steps = sorted({r["global_step"] for r in sub})
-            per = [[r["mean_return"] for r in sub if r["global_step"] == s] for s in steps]
-            m = np.array([np.mean(p) for p in per])
-            s = np.array([np.std(p) for p in per])
-            n_seeds = len({r["seed"] for r in sub})
-            ax.plot(steps, m, label=f"{algo.upper()} ({n_seeds} seeds)")
-            ax.fill_between(steps, m - s, m + s, alpha=0.2)
+            seeds = sorted({r["seed"] for r in sub})
+            color = f"C{k}"
+            for seed in seeds:  # each seed thin, as far as it has run
+                mine = sorted((r["global_step"], r["mean_return"]) for r in sub
+                              if r["seed"] == seed)
+                ax.plot(*zip(*mine, strict=True), color=color, lw=0.6, alpha=0.5)
+            steps, m, s = mean_over_seeds(sub)
+            n = len(seeds)
+            ax.plot(steps, m, color=color, label=f"{algo.upper()} ({n} seed{'s' * (n > 1)})")
+            ax.fill_between(steps, m - s, m + s, color=color, alpha=0.2)
             if (algo, env_id) in REFERENCE:
-                ax.axhline(REFERENCE[(algo, env_id)], ls="--", lw=0.8,
-                           color=ax.lines[-1].get_color())
-        ax.set_title(f"{env_id} (dashed: Spinning Up at 300k)")
+                ax.axhline(REFERENCE[(algo, env_id)], ls="--", lw=0.8, color=color)
+        ax.set_title(f"{env_id} (thin: each seed; dashed: Spinning Up at 300k)")
         ax.set_xlabel("env steps")
         ax.set_ylabel("deterministic eval return")
         ax.grid(alpha=0.3)

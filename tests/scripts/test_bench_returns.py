@@ -59,3 +59,18 @@ def test_the_sb3_peer_writes_the_same_csv_and_continues_from_its_saved_model(tmp
     rows = bench_returns.collect(tmp_path)
     assert {(r["algo"], r["seed"]) for r in rows} == {("sb3_sac", 3)}
     assert all(r["mean_return"] < 0 for r in rows)  # Pendulum returns are negative
+
+
+def test_the_mean_over_seeds_stops_where_a_seed_has_not_been_evaluated_yet():
+    def row(seed, step, ret):
+        return {"algo": "td3", "env": "HalfCheetah-v5", "seed": seed, "global_step": step,
+                "mean_return": ret, "std_return": 0.0}
+
+    rows = [row(0, 10, 1.0), row(0, 20, 3.0), row(0, 30, 5.0),
+            row(1, 10, 3.0), row(1, 20, 5.0)]  # seed 1 still running
+    steps, mean, std = bench_returns.mean_over_seeds(rows)
+    assert steps == [10, 20]
+    assert mean.tolist() == [2.0, 4.0]
+    assert std.tolist() == [1.0, 1.0]
+    steps, mean, _ = bench_returns.mean_over_seeds(rows[:3])  # one seed: its own curve
+    assert steps == [10, 20, 30] and mean.tolist() == [1.0, 3.0, 5.0]
