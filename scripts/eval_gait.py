@@ -70,6 +70,11 @@ def load_policy_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.
     return bundle.act, dict(bundle.env_kwargs)
 
 
+#: The env kwargs that choose the command: dropped from a policy's ``env_kwargs`` wherever the
+#: evaluation sets the command itself (with ``fixed_command`` the others have no effect).
+COMMAND_KWARGS = ("fixed_command", "command_ranges", "command_resample_s", "standing_share")
+
+
 def _servo_step(info: dict, prev_target: np.ndarray, limit: np.ndarray, dt: float,
                 servo_speed_rad_s: float) -> tuple[int, int, np.ndarray]:
     """One step's servo figures: ``(too_fast, saturated, |delta target|)``.
@@ -99,7 +104,7 @@ def evaluate_gait(
     """
     from envs.registration import make_env
 
-    kwargs = {k: v for k, v in env_kwargs.items() if k not in ("fixed_command", "command_ranges")}
+    kwargs = {k: v for k, v in env_kwargs.items() if k not in COMMAND_KWARGS}
     env = make_env("robotac/Quadruped-v0", fixed_command=tuple(command), **kwargs)
     sim = env.unwrapped.sim
     dt = sim.control_period_s
@@ -150,9 +155,6 @@ GRID: tuple[tuple[float, float, float], ...] = (
 RANDOMIZATION_KWARGS = ("friction_range", "added_mass_range_kg", "motor_strength_range",
                         "action_latency_steps", "obs_noise", "push_interval_s")
 #: Env keyword arguments about how commands are drawn (the grid sets the command itself).
-COMMAND_KWARGS = ("fixed_command", "command_ranges", "command_resample_s", "standing_share")
-
-
 def evaluate_command(
     policy: Callable[[np.ndarray], np.ndarray],
     env_kwargs: dict,
