@@ -154,7 +154,8 @@ GRID: tuple[tuple[float, float, float], ...] = (
 #: Env keyword arguments that randomize the robot or its sensing (turned off for the "off" runs).
 RANDOMIZATION_KWARGS = ("friction_range", "added_mass_range_kg", "motor_strength_range",
                         "action_latency_steps", "obs_noise", "push_interval_s")
-#: Env keyword arguments about how commands are drawn (the grid sets the command itself).
+
+
 def evaluate_command(
     policy: Callable[[np.ndarray], np.ndarray],
     env_kwargs: dict,
