@@ -298,7 +298,9 @@ class QuadrupedEnv(gym.Env):
     ``reward = sum_k weight_k * term_k``, every weighted term in ``info["reward_terms"]`` (they sum
     to the reward exactly). Terms and default weights (legged_gym, Rudin et al. 2022,
     ``LeggedRobotCfg.rewards.scales``, without the dt factor); ``tracking_sigma`` defaults to
-    0.1; the soft joint limits are the middle 90 % of each joint's range:
+    0.1; the soft joint limits are the middle 90 % of each joint's range. ``cmd`` is the command
+    the action was chosen with (the one in the observation that the action answers; see
+    Starting State for a redraw):
 
     | Term | Weight | Quantity |
     |---|---|---|
@@ -321,8 +323,12 @@ class QuadrupedEnv(gym.Env):
     ``fixed_command``), exactly zero with probability ``standing_share``, each component zeroed
     with probability ``command_zero_prob``, redrawn every
     ``command_resample_s`` within the episode when that is set, and is returned in
-    ``info["command"]``. The previous action and the filtered servo target start at the default
-    pose.
+    ``info["command"]``: the command the returned observation carries, which the next action is
+    chosen with. The reward of a step tracks the command of the observation its action was
+    chosen from, ``info["reward_command"]``; the two differ only on a step that redraws the
+    command (or follows :meth:`set_command`), whose observation already carries the new one
+    (legged_gym resamples after computing the reward). The previous action and the filtered
+    servo target start at the default pose.
 
     ## Episode End
     Terminated when the body centre is lower than ``termination_height_m`` (0.08 m; standing is
@@ -405,6 +411,10 @@ class QuadrupedEnv(gym.Env):
       (2026-11-30).
       ``gait_frequency_hz``, ``gait_duty``, the ``gait_contacts`` term and the layout
       ``quadruped-obs-v2-clock`` added (2026-11-30).
+      A command redraw (``command_resample_s``) or :meth:`set_command` no longer changes the
+      command the same step's reward tracks: the reward uses the command of the observation the
+      action was chosen from (it used the new one); ``info["reward_command"]`` added
+      (2026-12-07).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -601,6 +611,9 @@ class QuadrupedEnv(gym.Env):
         self._default = arr["default_pose_rad"]
 
         self.command = np.zeros(3)
+        # The command of the last observation returned: the one the next action is chosen with,
+        # which that step's reward tracks (``self.command`` may change before then).
+        self._obs_command = np.zeros(3)
         self._command_fixed_for_episode = False
         self._prev_action = self._default.copy()
         self._target = self._default.copy()
@@ -627,6 +640,7 @@ class QuadrupedEnv(gym.Env):
         return gait_phase(self._steps, self.gait_frequency_hz, self.sim.control_period_s)
 
     def _observe(self) -> np.ndarray:
+        self._obs_command = self.command.copy()
         s = self.sim.sensors()
         obs = quadruped_obs(
             s.quat_wxyz, s.gyro_rad_s, s.q_servo_rad, s.dq_rad_s, self._prev_action, self.command,
@@ -695,8 +709,9 @@ class QuadrupedEnv(gym.Env):
 
         Held like reset's ``options["command"]``: the periodic redraw (``command_resample_s``)
         does not replace it for the rest of the episode; the next :meth:`reset` draws (or takes)
-        a command as usual. The reward of the next :meth:`step` tracks it and the observation
-        that step returns carries it.
+        a command as usual. The observation the next :meth:`step` returns carries it, so the
+        action after that is chosen with it and its reward tracks it; the next step's own reward
+        still tracks the command its action was chosen with (``info["reward_command"]``).
 
         Args:
             command: ``(3,)`` ``(vx [m/s], vy [m/s], yaw rate [rad/s])``, body frame.
@@ -810,7 +825,9 @@ class QuadrupedEnv(gym.Env):
 
         Returns:
             ``(obs, reward, terminated, truncated, info)``; ``truncated`` is always ``False``
-            here (``TimeLimit`` truncates).
+            here (``TimeLimit`` truncates). ``info["command"]`` is the command ``obs`` carries,
+            ``info["reward_command"]`` the one ``reward`` tracked (the command of the observation
+            ``action`` was chosen from; see the class docstring, Starting State).
 
         Raises:
             ValueError: on a wrong shape (stating the expected one) or NaN/inf entries (naming
@@ -826,6 +843,9 @@ class QuadrupedEnv(gym.Env):
             applied = target
         sim = self.sim
         self._steps += 1
+        # A redraw is for the next action: the observation this step returns carries it, the
+        # reward below tracks the command this action was chosen with (legged_gym resamples after
+        # the reward). Drawn here, before a push, so the random stream keeps its order.
         if (
             self._steps_per_command is not None
             and self._steps % self._steps_per_command == 0
@@ -850,7 +870,8 @@ class QuadrupedEnv(gym.Env):
         q = sim.data.qpos[sim.joint_qpos_adr]
         tau = sim.data.actuator_force[sim.actuator_ids]
         sig = self.tracking_sigma
-        cmd = self.command
+        # The command this action was chosen with (a redraw above is for the next action).
+        cmd = self._obs_command
         wx, wy, wz = w.tolist()
         vx, vy, vz = v.tolist()
         # Feet air time (Rudin et al. 2022, legged_gym ``_reward_feet_air_time``): on touch-down,
@@ -901,6 +922,7 @@ class QuadrupedEnv(gym.Env):
         self._prev_action = a
         obs = self._observe()
         info = self._info(terms, v, height, contact.copy())
+        info["reward_command"] = cmd.copy()
         info["tilt_rad"] = tilt
         info["servo_target_rad"] = target
         if phase is not None:

@@ -169,6 +169,55 @@ def test_commands_resample_within_an_episode_with_a_share_of_standing() -> None:
     np.testing.assert_array_equal(info["command"], [0.1, 0.2, 0.3])
 
 
+def test_a_redrawn_command_is_for_the_next_action_the_reward_tracks_the_old_one() -> None:
+    """legged_gym resamples after the reward: on a redraw step the reward tracks the command the
+    action was chosen with (the previous observation's), and the returned observation and
+    ``info["command"]`` already carry the new one, which the next reward tracks."""
+    env = QuadrupedEnv(command_resample_s=0.1, reset_noise_rad=0.0)  # a redraw every 5 steps
+    obs, info = env.reset(seed=2)
+    sl = env.layout.slices()["command"]
+    np.testing.assert_allclose(obs[sl], info["command"], atol=1e-6)
+    sig = env.tracking_sigma
+
+    def tracking(cmd, info):
+        v, wz = info["base_lin_vel_m_s"], info["base_ang_vel_rad_s"][2]
+        return (np.exp(-np.sum((cmd[:2] - v[:2]) ** 2) / sig),
+                0.5 * np.exp(-((cmd[2] - wz) ** 2) / sig))
+
+    redraws = 0
+    for t in range(1, 31):
+        chosen_with = obs[sl].astype(np.float64)
+        obs, _, term, _, info = env.step(DEFAULT)
+        assert not term
+        lin, ang = tracking(chosen_with, info)
+        assert info["reward_terms"]["tracking_lin_vel"] == pytest.approx(lin, abs=1e-5)
+        assert info["reward_terms"]["tracking_ang_vel"] == pytest.approx(ang, abs=1e-5)
+        np.testing.assert_allclose(info["reward_command"], chosen_with, atol=1e-6)
+        np.testing.assert_allclose(obs[sl], info["command"], atol=1e-6)
+        if t % 5 == 0:  # redrawn: the new command is in the observation, not in the reward
+            assert np.abs(info["command"] - chosen_with).max() > 0.05
+            lin_new, ang_new = tracking(info["command"], info)
+            assert abs(lin_new - lin) + abs(ang_new - ang) > 0.01  # the two rewards differ
+            redraws += 1
+        else:
+            np.testing.assert_allclose(info["command"], chosen_with, atol=1e-6)
+    assert redraws == 6
+    # set_command between steps likewise: the next step's reward tracks what its action was
+    # chosen with, the observation it returns carries the new command.
+    env = QuadrupedEnv(fixed_command=(0.0, 0.0, 0.0), reset_noise_rad=0.0)
+    env.reset(seed=0)
+    for _ in range(20):
+        obs, *_ = env.step(DEFAULT)
+    env.set_command((0.5, 0.0, 0.0))
+    obs, _, _, _, info = env.step(DEFAULT)
+    np.testing.assert_array_equal(info["reward_command"], [0.0, 0.0, 0.0])
+    assert info["reward_terms"]["tracking_lin_vel"] > 0.95  # standing, as asked before
+    np.testing.assert_allclose(obs[sl], [0.5, 0.0, 0.0])
+    _, _, _, _, info = env.step(DEFAULT)
+    np.testing.assert_array_equal(info["reward_command"], [0.5, 0.0, 0.0])
+    assert info["reward_terms"]["tracking_lin_vel"] < 0.15  # exp(-0.25 / 0.1) = 0.08
+
+
 def test_set_command_holds_mid_episode_until_reset() -> None:
     env = QuadrupedEnv(command_resample_s=0.1)  # would redraw every 5 steps
     env.reset(seed=0)
