@@ -33,7 +33,10 @@ __all__ = [
     "DEFAULT_REWARD_SCALES",
     "PRIVILEGED_OBS_NAMES",
     "QuadrupedEnv",
+    "STANDING_LIN_VEL_M_S",
+    "STANDING_YAW_RATE_RAD_S",
     "action_table",
+    "is_standing_command",
     "observation_table",
     "reward_table",
 ]
@@ -41,6 +44,29 @@ __all__ = [
 #: Velocity command ranges sampled uniformly per episode: vx [m/s], vy [m/s], yaw rate [rad/s]
 #: (the numpy-only interface's table, which deploy reads too).
 DEFAULT_COMMAND_RANGES: dict[str, tuple[float, float]] = QUADRUPED_COMMAND_RANGES
+
+#: The standing band (one definition for every reward term): a command asks the robot to stand
+#: when its horizontal speed ``hypot(vx, vy)`` is below this [m/s] ...
+STANDING_LIN_VEL_M_S = 0.1
+#: ... and its yaw rate's magnitude is below this [rad/s]. (legged_gym's ``_reward_stand_still``
+#: and ``_reward_feet_air_time`` use 0.1 m/s on ``cmd_xy`` alone; the yaw bound makes a turn on the
+#: spot a moving command.)
+STANDING_YAW_RATE_RAD_S = 0.1
+
+
+def is_standing_command(command: Any) -> bool:
+    """Whether ``command`` asks the robot to stand: ``hypot(vx, vy) < STANDING_LIN_VEL_M_S`` and
+    ``|yaw rate| < STANDING_YAW_RATE_RAD_S``.
+
+    The ``stand_still``, ``feet_air_time`` and ``gait_contacts`` terms all decide with this, so
+    none asks for a step where another asks to stand still.
+
+    Args:
+        command: ``(3,)`` ``(vx [m/s], vy [m/s], yaw rate [rad/s])``.
+    """
+    vx, vy, yaw = (float(c) for c in command)
+    return math.hypot(vx, vy) < STANDING_LIN_VEL_M_S and abs(yaw) < STANDING_YAW_RATE_RAD_S
+
 
 #: Reward term -> weight, per control step (legged_gym's terms, ``LeggedRobotCfg.rewards.scales``;
 #: unlike legged_gym the weights are not multiplied by the control period, and the torque weight is
@@ -69,8 +95,8 @@ _REWARD_FORMULAS: dict[str, str] = {
     "joint_limits": "sum of joint-angle excursions beyond the soft limits [rad]",
     "termination": "1 on the step that terminates (fall), else 0",
     "feet_air_time": "sum over touch-downs of min(air, max) - target [s], 0 at a standing cmd",
-    "stand_still": "sum of |q - q_default| [rad] if |cmd_xy| < 0.1 and |cmd_yaw| < 0.1, else 0",
-    "gait_contacts": "mean over feet of 1 (contact = gait clock's trot) or -0.3 (not)",
+    "stand_still": "sum of |q - q_default| [rad] at a standing cmd, else 0",
+    "gait_contacts": "mean over feet of 1 (contact = the gait reference) or -0.3 (not)",
 }
 
 #: Names of the entries of ``info["privileged_obs"]`` (for an asymmetric critic; never the actor).
@@ -313,8 +339,17 @@ class QuadrupedEnv(gym.Env):
     | joint_limits | -10 | sum of joint-angle excursions beyond the soft limits [rad] |
     | termination | -2 | 1 on the step that terminates (fall), else 0 |
     | feet_air_time | 0 | sum over touch-downs of min(air, max) - target [s], 0 at a standing cmd |
-    | stand_still | 0 | sum of |q - q_default| [rad] if |cmd_xy| < 0.1 and |cmd_yaw| < 0.1, else 0 |
-    | gait_contacts | 0 | mean over feet of 1 (contact = gait clock's trot) or -0.3 (not) |
+    | stand_still | 0 | sum of |q - q_default| [rad] at a standing cmd, else 0 |
+    | gait_contacts | 0 | mean over feet of 1 (contact = the gait reference) or -0.3 (not) |
+
+    A *standing command* is one inside the standing band, ``hypot(cmd_vx, cmd_vy) < 0.1`` m/s and
+    ``|cmd_yaw| < 0.1`` rad/s (:func:`is_standing_command`, :data:`STANDING_LIN_VEL_M_S`,
+    :data:`STANDING_YAW_RATE_RAD_S`), the one definition that ``feet_air_time``,
+    ``stand_still`` and ``gait_contacts`` share: inside the band all three ask the robot to stand
+    (no air time paid, the pose error penalised, a gait reference of all four feet down),
+    outside it none does (air time paid, no pose penalty, the gait clock's trot as the
+    reference, see ``gait_frequency_hz``). A single sideways key press at deploy
+    (0.05 m/s) is inside the band: the robot stands.
 
     ## Starting State
     Standing at the default pose (the table's "Default q"), feet on the floor, at rest, servos
@@ -382,10 +417,12 @@ class QuadrupedEnv(gym.Env):
       CoRL 2022; Humanoid-Gym, Gu et al. 2024). The observation gains the clock's phase, and the
       ``gait_contacts`` term (give it a weight) rewards feet whose contacts follow a trot
       reference at this frequency: diagonal pairs (fr + rl, fl + rr) half a cycle apart, each
-      foot down for ``gait_duty`` of a cycle (default 0.5), all four down at a zero command. A
-      reference that keeps stepping at every non-zero command leaves no reward for freezing in
-      place at a small one. Defaults ``None`` (no clock: layout ``quadruped-obs-v1``) and 0.5.
-      The deploy loop computes the same phase from its own step count.
+      foot down for ``gait_duty`` of a cycle (default 0.5), all four down at a standing command
+      (see Rewards). A reference that keeps stepping at every command outside the standing band
+      leaves no reward for freezing in place at a small one; the clock itself runs on at a
+      standing command, as the deploy loop's does. Defaults ``None`` (no clock: layout
+      ``quadruped-obs-v1``) and 0.5. The deploy loop computes the same phase from its own step
+      count.
     - ``curriculum``: a list of stages, each ``{at_step, command_ranges, standing_share,
       command_zero_prob, randomization}``, that makes the task easier early in training (Rudin
       et al. 2022 grow legged_gym's command ranges during training; here the schedule is fixed
@@ -415,6 +452,9 @@ class QuadrupedEnv(gym.Env):
       command the same step's reward tracks: the reward uses the command of the observation the
       action was chosen from (it used the new one); ``info["reward_command"]`` added
       (2026-12-07).
+      One standing band for the three terms that depend on it (:func:`is_standing_command`):
+      ``gait_contacts`` asked for a trot at every non-zero command, inside the band where
+      ``stand_still`` asked to stand (2026-12-07).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -885,18 +925,17 @@ class QuadrupedEnv(gym.Env):
         excess = self._feet_air_time_s - self.feet_air_time_target_s
         if self.feet_air_time_max_s is not None:
             excess = np.minimum(excess, self.feet_air_time_max_s - self.feet_air_time_target_s)
-        standing_command = math.hypot(cmd[0], cmd[1]) < 0.1 and abs(cmd[2]) < 0.1
+        standing_command = is_standing_command(cmd)
         air_time = 0.0 if standing_command else float(np.sum(excess * first_contact))
         self._feet_air_time_s[contact_filt] = 0.0
         # Gait clock: the trot reference's phase after this step; its feet pattern is what the
         # gait_contacts term asks of the contacts this step ended with (all four feet down at a
-        # zero command). Humanoid-Gym (Gu et al. 2024, ``_reward_feet_contact_number``): +1 per
+        # standing command). Humanoid-Gym (Gu et al. 2024, ``_reward_feet_contact_number``): +1 per
         # foot that matches the reference, -0.3 per foot that does not, averaged over the feet.
         gait_match = 0.0
         phase = self._gait_phase()
         if phase is not None:
-            is_zero_command = not (cmd[0] or cmd[1] or cmd[2])
-            desired = (np.ones(4, dtype=bool) if is_zero_command
+            desired = (np.ones(4, dtype=bool) if standing_command
                        else desired_foot_contacts(phase, self.gait_duty))
             gait_match = float(np.mean(np.where(contact == desired, 1.0, -0.3)))
         raw = {

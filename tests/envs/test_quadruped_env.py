@@ -502,7 +502,7 @@ def _swing_one_foot_air_time_rewards(command, target, max_s=None) -> list[float]
         first = (air > 0) & filt
         air += dt
         capped = air if max_s is None else np.minimum(air, max_s)
-        standing = np.hypot(command[0], command[1]) < 0.1 and abs(command[2]) < 0.1
+        standing = np.hypot(command[0], command[1]) < 0.1 and abs(command[2]) < 0.1  # the band
         expected = 0.0 if standing else float(np.sum((capped - target) * first))
         air[filt] = 0.0
         got = info["reward_terms"]["feet_air_time"]
@@ -576,6 +576,53 @@ def test_gait_contacts_reference_is_all_feet_down_at_a_zero_command():
         _, _, _, _, info = env.step(default)
     assert info["foot_contacts"].all()
     assert info["reward_terms"]["gait_contacts"] == 1.0
+
+
+@pytest.mark.parametrize("command, standing", [
+    ((0.0, 0.0, 0.0), True),
+    ((0.0, 0.05, 0.0), True),  # one sideways key press at deploy
+    ((-0.07, 0.07, 0.09), True),  # |cmd_xy| 0.099 m/s
+    ((0.0, 0.0, -0.099), True),
+    ((0.0, 0.1, 0.0), False),
+    ((0.0, 0.0, 0.1), False),
+    ((0.3, 0.0, 0.0), False),
+    ((0.0, 0.0, 0.5), False),  # a turn on the spot
+])
+def test_the_three_standing_terms_share_one_standing_band(command, standing):
+    """``stand_still``, ``feet_air_time`` and ``gait_contacts`` all ask to stand inside the band
+    (|cmd_xy| < 0.1 m/s and |cmd_yaw| < 0.1 rad/s) and all ask to step outside it: standing at
+    the default pose with every foot down, gait_contacts pays 1 (all four feet down is the
+    reference) and stand_still penalises the pose error inside the band; outside it
+    gait_contacts pays (2 x 1 + 2 x -0.3) / 4 = 0.35 (the trot wants two feet up) and
+    stand_still is 0."""
+    from envs.quadruped import (
+        STANDING_LIN_VEL_M_S,
+        STANDING_YAW_RATE_RAD_S,
+        is_standing_command,
+    )
+
+    assert (STANDING_LIN_VEL_M_S, STANDING_YAW_RATE_RAD_S) == (0.1, 0.1)
+    assert is_standing_command(command) is standing
+    env = QuadrupedEnv(gait_frequency_hz=3.0, fixed_command=command, reset_noise_rad=0.0,
+                       reward_scales={"gait_contacts": 1.0, "stand_still": -0.5,
+                                      "feet_air_time": 1.0})
+    env.reset(seed=0)
+    pose = DEFAULT.copy()
+    pose[[1, 4, 7, 10]] += 0.05  # every hip a little off the default: a pose error to penalise
+    for _ in range(30):
+        _, _, term, _, info = env.step(pose)
+        assert not term
+    terms = info["reward_terms"]
+    assert info["foot_contacts"].all()
+    if standing:
+        assert terms["gait_contacts"] == pytest.approx(1.0)
+        assert terms["stand_still"] < -0.05
+    else:
+        assert terms["gait_contacts"] == pytest.approx(0.35)
+        assert terms["stand_still"] == 0.0
+    # feet_air_time pays a swing's touch-down outside the band only.
+    rewarded = _swing_one_foot_air_time_rewards(command, target=0.1)
+    assert (rewarded == []) if standing else (max(rewarded) > 0.15)
 
 
 @pytest.mark.parametrize("kw, match", [
