@@ -63,6 +63,7 @@ def test_stands_two_seconds_at_default_pose(sim: QuadrupedSim) -> None:
     assert np.abs(sim.dq_joint_rad_s).max() < 0.05
 
 
+@pytest.mark.numeric
 def test_sensors_equal_the_mjcf_sensors(sim: QuadrupedSim) -> None:
     rng = np.random.default_rng(1)
     sim.reset(rng, 0.1)

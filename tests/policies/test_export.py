@@ -100,6 +100,7 @@ def test_metadata_of_contract_3(exported):
     assert meta["normalizer"]["count"] == 4096 and meta["source_run"] == "unit-test"
 
 
+@pytest.mark.numeric
 def test_parity_on_10000_random_observations(exported):
     bundle, path = exported
     obs = random_observations(10_000, bundle.obs_norm, np.random.default_rng(1))
@@ -109,6 +110,7 @@ def test_parity_on_10000_random_observations(exported):
     assert onnx_parity(path, bundle.actor, bundle.obs_norm, obs) <= 1e-5
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("algo", ["sac"])
 def test_parity_on_10000_recorded_observations_and_an_episode(algo, tmp_path):
     from robotac.export import export_bundle
@@ -140,6 +142,7 @@ def _run_with_checkpoint(tmp_path: Path) -> tuple[PolicyBundle, Path]:
     return bundle, run
 
 
+@pytest.mark.numeric
 def test_export_run_and_cli_from_a_checkpoint(tmp_path):
     bundle, run = _run_with_checkpoint(tmp_path)
     path = export_run(run)
@@ -197,6 +200,7 @@ def test_export_refuses_inconsistent_metadata():
                       robotac_version="t")
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 def test_exported_saturated_actor_stays_exactly_within_joint_limits(algo, tmp_path):
     """|u| = 50 on the quadruped's joint_limits bounds: onnxruntime's actions lie in [low, high]
@@ -220,6 +224,7 @@ def test_exported_saturated_actor_stays_exactly_within_joint_limits(algo, tmp_pa
     assert (high[1::2] - a[:, 1::2]).max() <= 5e-7
 
 
+@pytest.mark.numeric
 def test_onnx_actions_reuses_one_session_per_file(exported, tmp_path, monkeypatch):
     """onnx_parity over 3 chunks and repeated onnx_actions build one InferenceSession, not one
     per call; a file rewritten by a new export gets a new one."""
@@ -254,6 +259,7 @@ def test_onnx_actions_reuses_one_session_per_file(exported, tmp_path, monkeypatc
                                atol=1e-5)
 
 
+@pytest.mark.numeric
 def test_chaos_baseline_diverges_only_when_the_actions_are_moved():
     from robotac.export import chaos_baseline
 
@@ -264,6 +270,7 @@ def test_chaos_baseline_diverges_only_when_the_actions_are_moved():
     assert moved["divergence_step"] is not None and moved["action_eps"] == 0.05
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("baseline_diverges", [True, False])
 def test_check_judges_an_episode_that_disagrees_by_the_chaos_baseline(
         baseline_diverges, tmp_path, monkeypatch, capsys):

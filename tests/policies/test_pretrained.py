@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from deploy.policy import OnnxPolicy
 from envs.interface import QUADRUPED_INTERFACE
@@ -43,6 +44,7 @@ def test_shipped_policy_carries_nothing_of_the_machine_it_was_made_on():
         assert fragment not in text, fragment
 
 
+@pytest.mark.numeric
 def test_shipped_policy_walks_forward_in_the_env():
     """5 s at a commanded 0.4 m/s: no fall, mean forward velocity above 0.3 m/s (the grid's
     2-episode figure, 0.339 m/s, is in quadruped_sac.grid.json and docs/benchmarks.md)."""

@@ -37,6 +37,7 @@ def _all_tensors(ckpt) -> dict[str, torch.Tensor]:
     return out
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("algo,num_envs,noise", [
     ("sac", 1, {}), ("td3", 2, {}), ("ddpg", 1, {}),
     # Colored exploration noise: its per-env sequences are saved state too; 150-step sequences
@@ -67,6 +68,7 @@ def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, algo, num_envs, n
     assert straight.final_eval_return == resumed.final_eval_return
 
 
+@pytest.mark.numeric
 def test_async_envs_resume_to_the_same_parameters_as_sync(tmp_path):
     """Subprocess envs (AsyncVectorEnv) are rebuilt the same way, and give the sync result."""
     straight = train(_cfg(tmp_path / "sync", "sac", num_envs=2, total_steps=600))
