@@ -28,14 +28,24 @@ Sources:
   ``SIGHUP`` when the SSH session drops) means stand still: the command becomes zero for the
   rest of the run and the event is recorded.
 - :class:`GamepadCommand`: a gamepad through the Linux input API (``--gamepad [DEVICE]``, needs
-  the optional ``evdev``: ``pip install 'robotac[gamepad]'``). Left stick: vx (up = forward) and
-  vy (left = left); right stick horizontal (``ABS_RX``, else ``ABS_Z``): yaw rate (left = turn
-  left). Full deflection is the end of the trained range; a dead zone of
-  :data:`STICK_DEAD_ZONE` around the centre reads as zero. A (``BTN_SOUTH``) = stop (zero,
-  latched), START = resume. A gamepad that vanishes mid-run (``OSError``, e.g. ``ENODEV`` when
-  unplugged) means stand still, recorded. After ``SYN_DROPPED`` (the kernel's event buffer
-  overflowed) and at the start of the run phase (:meth:`GamepadCommand.resync`) the sticks are
-  read again from the device; the loop drains every source during ramp and hold.
+  the optional ``evdev``: ``pip install 'robotac[gamepad]'``). Without ``DEVICE`` the first input
+  device with a left stick (``ABS_X``, ``ABS_Y``) and gamepad buttons (``BTN_SOUTH``, alias
+  ``BTN_GAMEPAD``) is used: touchpads, touchscreens and tablets have the axes but not the
+  buttons. Left stick: vx (up = forward) and vy (left = left); right stick horizontal
+  (``ABS_RX``, else ``ABS_Z``): yaw rate (left = turn left). Either may be an analog trigger
+  instead (``ABS_Z`` is the left trigger on xpad and hid-playstation pads, ``ABS_RX`` on a
+  DualShock behind the generic HID driver), which rests at its minimum and would read as full
+  deflection: a *trigger* is an axis with a one-sided range (minimum >= 0) that reads within the
+  dead zone of its minimum when the gamepad is opened, and it is never used (a stick on a
+  0-255 range rests at its centre; a signed range is a stick's). Full deflection is the end of
+  the trained range; a dead zone of :data:`STICK_DEAD_ZONE` around the centre reads as zero.
+  The gamepad refuses to open while a stick it uses reads beyond the dead zone (naming the
+  axis), and at the start of the run phase (:meth:`GamepadCommand.resync`) a stick off centre
+  holds the command at zero, recorded with the axis, until every stick is back inside the dead
+  zone. A (``BTN_SOUTH``) = stop (zero, latched), START = resume. A gamepad that vanishes
+  mid-run (``OSError``, e.g. ``ENODEV`` when unplugged) means stand still, recorded. After
+  ``SYN_DROPPED`` (the kernel's event buffer overflowed) and at the start of the run phase the
+  sticks are read again from the device; the loop drains every source during ramp and hold.
 - :class:`ScheduleCommand`: a timed schedule file (``--command-schedule FILE``), piecewise
   constant. CSV (``t_s, vx, vy, yaw_rate`` per row; ``#`` comments and a header row allowed),
   JSON (a list of ``[t_s, vx, vy, yaw_rate]`` rows or of objects with those keys), or YAML of the
@@ -48,7 +58,7 @@ the policy was trained on (its ONNX metadata's ``env_kwargs.command_ranges`` mer
 limited (:data:`DEFAULT_COMMAND_MAX_RATE`: at most 1 m/s^2 on vx and vy and 2 rad/s^2 on the yaw
 rate, from zero at the start of the run phase; a :class:`FixedCommand` starts at its own value,
 as the env gives it from the first step). A source that stands the robot still (a closed
-terminal, a dead or stopped gamepad: its ``standing`` attribute) gives an exact zero, never
+terminal, a dead, stopped or held gamepad: its ``standing`` attribute) gives an exact zero, never
 clipped into a range.
 
 A policy trained on one command (``env_kwargs.fixed_command``) refuses live sources
@@ -451,6 +461,24 @@ EV_SYN, EV_KEY, EV_ABS = 0x00, 0x01, 0x03
 SYN_REPORT, SYN_DROPPED = 0x00, 0x03
 ABS_X, ABS_Y, ABS_Z, ABS_RX = 0x00, 0x01, 0x02, 0x03
 BTN_SOUTH, BTN_START = 0x130, 0x13B
+#: The first gamepad button; the kernel's alias of BTN_SOUTH (the A button).
+BTN_GAMEPAD = BTN_SOUTH
+#: How the messages name the axes the gamepad may use.
+_AXIS_NAMES = {ABS_X: "ABS_X", ABS_Y: "ABS_Y", ABS_Z: "ABS_Z", ABS_RX: "ABS_RX"}
+_AXIS_ROLES = {ABS_X: "left stick, left/right", ABS_Y: "left stick, up/down",
+               ABS_Z: "right stick, left/right", ABS_RX: "right stick, left/right"}
+
+
+def _is_trigger(info: Any, dead_zone: float) -> bool:
+    """Whether an axis is an analog trigger, from its ``absinfo`` read when the gamepad opens.
+
+    A trigger rests at its minimum on a one-sided range (``min >= 0``, e.g. 0-255 or 0-1023);
+    read within ``dead_zone`` (fraction of the half range) of the minimum. Neither clue alone
+    will do: the generic HID driver reports sticks on 0-255 too (resting at 128), and a stick on
+    a signed range (-32768..32767) read at its minimum is a held stick, which the open refuses.
+    """
+    lo, hi, value = float(info.min), float(info.max), float(info.value)
+    return lo >= 0 and hi > lo and value - lo <= dead_zone * (hi - lo) / 2
 
 
 class GamepadCommand:
@@ -464,8 +492,18 @@ class GamepadCommand:
         limits: ``(low, high)`` ``(3,)`` command ranges: full deflection reaches them.
         dead_zone: Deflection (fraction of the half range) that reads as zero.
 
+    Attributes:
+        yaw_axis: ``ABS_RX`` or ``ABS_Z``, the first of them that is not a trigger (see the
+            module docstring), or ``None``: the yaw rate stays 0 (recorded in ``events``).
+        triggers: The yaw candidates left out as triggers.
+        stopped: The stop button (A) latched a zero command until START.
+        held: A stick was off centre at the start of the run phase (:meth:`resync`): zero
+            command until every stick is back inside the dead zone.
+        dead: The device vanished: zero for the rest of the run.
+
     Raises:
-        CommandSourceError: if the device has no left stick (``ABS_X``, ``ABS_Y``).
+        CommandSourceError: if the device has no left stick (``ABS_X``, ``ABS_Y``), or a stick it
+            uses reads beyond the dead zone (naming the axis and its reading).
     """
 
     def __init__(
@@ -483,41 +521,97 @@ class GamepadCommand:
         self.events: list[tuple[float, str]] = []
         self.dead = False
         self.stopped = False
+        self.held = False
         abs_codes = set(_abs_codes(device))
         if not {ABS_X, ABS_Y} <= abs_codes:
             raise CommandSourceError(
                 f"{self.name} has no left stick (ABS_X and ABS_Y axes); give the gamepad's "
                 "device, e.g. --gamepad /dev/input/event5 (list them with `python -m evdev.evtest`)"
             )
-        self.yaw_axis = ABS_RX if ABS_RX in abs_codes else ABS_Z if ABS_Z in abs_codes else None
         self._range: dict[int, tuple[float, float]] = {}
         self._axis: dict[int, float] = {}
-        for code in (ABS_X, ABS_Y, self.yaw_axis):
-            if code is None:
-                continue
+        self._raw: dict[int, float] = {}
+        for code in (ABS_X, ABS_Y):
             info = device.absinfo(code)
             self._range[code] = (float(info.min), float(info.max))
-            self._axis[code] = self._normalize(code, float(info.value))
+            self._set(code, float(info.value))
+        self.yaw_axis: int | None = None
+        self.triggers: list[int] = []
+        for code in (ABS_RX, ABS_Z):
+            if code not in abs_codes:
+                continue
+            info = device.absinfo(code)
+            if _is_trigger(info, self.dead_zone):
+                self.triggers.append(code)
+                continue
+            self.yaw_axis = code
+            self._range[code] = (float(info.min), float(info.max))
+            self._set(code, float(info.value))
+            break
+        if self.yaw_axis is None:
+            why = (", ".join(f"{_AXIS_NAMES[c]} rests at its minimum (a trigger)"
+                             for c in self.triggers) or "no ABS_RX or ABS_Z axis")
+            text = f"gamepad: no right stick found ({why}); the yaw rate stays 0"
+            self.events.append((0.0, text))
+            _warn(text)
         self.resyncs = 0
         self._dropping = False
+        off = self._off_centre()
+        if off:
+            raise CommandSourceError(
+                f"{self.name}: {off} at open, beyond the dead zone ({self.dead_zone:g} of the "
+                "half range): let go of the sticks and triggers before starting, or give the "
+                "gamepad's device if this is not one (--gamepad /dev/input/eventN)"
+            )
 
     def resync(self) -> None:
-        """Re-read every axis's present value from the device (``absinfo``).
+        """At the start of the run phase (the loop calls it): re-read every stick from the
+        device, and hold the command at zero (``held``, recorded naming the axis) while one
+        reads beyond the dead zone; the hold ends when every stick is back inside it.
+        """
+        if not self._reread():
+            return
+        off = self._off_centre()
+        if off:
+            self.held = True
+            text = (f"gamepad: {off} at the start of the run, beyond the dead zone; standing "
+                    "still (zero command) until the sticks are centred")
+            self.events.append((0.0, text))
+            _warn(text)
 
-        Called after the kernel dropped events (``SYN_DROPPED``: its buffer overflowed, e.g. the
-        stick's release was lost) and by the loop at the start of the run phase.
+    def _reread(self) -> bool:
+        """Re-read every stick's present value from the device (``absinfo``); ``False`` if the
+        device failed (noticed and recorded by the next read).
+
+        Also after the kernel dropped events (``SYN_DROPPED``: its buffer overflowed, e.g. the
+        stick's release was lost): no hold then, a stick still held is still meant.
         """
         try:
             for code in self._range:
-                self._axis[code] = self._normalize(code, float(self.device.absinfo(code).value))
+                self._set(code, float(self.device.absinfo(code).value))
         except OSError:
-            return  # a vanished device is noticed (and recorded) by the next read
+            return False
         self.resyncs += 1
+        return True
+
+    def _set(self, code: int, value: float) -> None:
+        self._raw[code] = value
+        self._axis[code] = self._normalize(code, value)
+
+    def _off_centre(self) -> str:
+        """The sticks in use that read beyond the dead zone, described for a message ("" if
+        none): name, reading and range."""
+        return ", ".join(
+            f"{_AXIS_NAMES[c]} ({_AXIS_ROLES[c]}) reads {self._raw[c]:g} (range "
+            f"{self._range[c][0]:g} to {self._range[c][1]:g})"
+            for c in self._range if self._axis[c] != 0.0
+        )
 
     @property
     def standing(self) -> bool:
-        """Unplugged, or the stop button latched: zero command."""
-        return self.dead or self.stopped
+        """Unplugged, the stop button latched, or held at the start (a stick off centre): zero
+        command."""
+        return self.dead or self.stopped or self.held
 
     def _normalize(self, code: int, value: float) -> float:
         lo, hi = self._range[code]
@@ -537,7 +631,8 @@ class GamepadCommand:
         """Apply the pending events (never blocks) and return the command.
 
         After ``SYN_DROPPED`` the events up to the next ``SYN_REPORT`` are ignored and the axes
-        re-read (:meth:`resync`), so a lost stick release does not keep the robot walking.
+        re-read from the device, so a lost stick release does not keep the robot walking. A hold
+        (:meth:`resync`) ends here once every stick reads inside the dead zone.
         """
         if self.dead:
             return np.zeros(3)
@@ -556,7 +651,7 @@ class GamepadCommand:
                 elif self._dropping:
                     continue
                 elif ev.type == EV_ABS and ev.code in self._range:
-                    self._axis[ev.code] = self._normalize(ev.code, float(ev.value))
+                    self._set(ev.code, float(ev.value))
                 elif ev.type == EV_KEY and ev.value == 1:
                     if ev.code == BTN_SOUTH:
                         self.stopped = True
@@ -579,8 +674,11 @@ class GamepadCommand:
             self.events.append((t_s, "gamepad: events dropped by the kernel (SYN_DROPPED); "
                                      "stick positions read again from the device"))
         if resync:
-            self.resync()
-        if self.stopped:
+            self._reread()
+        if self.held and not self._off_centre():
+            self.held = False
+            self.events.append((t_s, "gamepad: sticks centred; they steer now"))
+        if self.stopped or self.held:
             return np.zeros(3)
         # Stick up is negative ABS_Y (forward), stick left is negative ABS_X (+vy, +yaw: to the
         # left, counter-clockwise seen from above).
@@ -606,11 +704,17 @@ def _abs_codes(device: Any) -> list[int]:
 def open_gamepad(
     path: str | None, limits: tuple[np.ndarray, np.ndarray] | None = None
 ) -> GamepadCommand:
-    """Open a gamepad with evdev: ``path``, or the first input device with a left stick.
+    """Open a gamepad with evdev: ``path``, or the first gamepad found.
+
+    A gamepad, for the search, is an input device with a left stick (``ABS_X``, ``ABS_Y``) and
+    gamepad buttons (``BTN_SOUTH``, alias ``BTN_GAMEPAD``, among its ``EV_KEY`` codes): a
+    touchpad, touchscreen or tablet reports ``ABS_X``/``ABS_Y`` and keys (``BTN_TOUCH``,
+    ``BTN_LEFT``) but no gamepad button.
 
     Raises:
         CommandSourceError: evdev is not installed (naming ``pip install 'robotac[gamepad]'``),
-            the device cannot be opened, or no gamepad is found.
+            the device cannot be opened, no gamepad is found, or :class:`GamepadCommand`
+            refuses it (a stick off centre).
     """
     try:
         import evdev
@@ -626,24 +730,36 @@ def open_gamepad(
                 dev = evdev.InputDevice(p)
             except OSError:
                 continue
-            if {ABS_X, ABS_Y} <= set(_abs_codes(dev)) and EV_KEY in dev.capabilities():
+            if _is_gamepad(dev):
                 candidates.append(dev)
             else:
                 dev.close()
         if not candidates:
             raise CommandSourceError(
-                "--gamepad: no input device with a left stick found under /dev/input (is the "
-                "gamepad connected, and may this user read /dev/input/event*? add it to the "
-                "'input' group); or give the device: --gamepad /dev/input/eventN"
+                "--gamepad: no gamepad (an input device with a left stick, ABS_X and ABS_Y, and "
+                "gamepad buttons, BTN_SOUTH) found under /dev/input (is it connected, and may "
+                "this user read /dev/input/event*? add it to the 'input' group); or give the "
+                "device: --gamepad /dev/input/eventN"
             )
         for dev in candidates[1:]:
             dev.close()
-        return GamepadCommand(candidates[0], limits)
+        dev = candidates[0]
+    else:
+        try:
+            dev = evdev.InputDevice(path)
+        except OSError as exc:
+            raise CommandSourceError(f"--gamepad cannot open {path!r}: {exc}") from exc
     try:
-        dev = evdev.InputDevice(path)
-    except OSError as exc:
-        raise CommandSourceError(f"--gamepad cannot open {path!r}: {exc}") from exc
-    return GamepadCommand(dev, limits)
+        return GamepadCommand(dev, limits)
+    except CommandSourceError:
+        dev.close()
+        raise
+
+
+def _is_gamepad(device: Any) -> bool:
+    """A left stick and the gamepad buttons (``BTN_SOUTH``) among the device's capabilities."""
+    keys = device.capabilities().get(EV_KEY, [])
+    return {ABS_X, ABS_Y} <= set(_abs_codes(device)) and BTN_GAMEPAD in keys
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from deploy.commands import (
     ABS_X,
     ABS_Y,
     ABS_Z,
+    BTN_GAMEPAD,
     BTN_SOUTH,
     BTN_START,
     EV_ABS,
@@ -348,23 +349,26 @@ Event = namedtuple("Event", "type code value")
 
 
 class FakeGamepad:
-    """What GamepadCommand uses of an ``evdev.InputDevice``: sticks 0..255, centre 128."""
+    """What GamepadCommand uses of an ``evdev.InputDevice``: axes 0..255 resting at 128 unless
+    ``ranges`` (code -> (min, max)) and ``rest`` (code -> value) say otherwise."""
 
     name, path = "Fake Pad", "/dev/input/event99"
 
-    def __init__(self, axes=(ABS_X, ABS_Y, ABS_Z, ABS_RX)):
-        self.axes = axes
+    def __init__(self, axes=(ABS_X, ABS_Y, ABS_Z, ABS_RX), rest=None, ranges=None,
+                 keys=(BTN_SOUTH, BTN_START)):
+        self.axes, self.keys = axes, list(keys)
+        self.ranges = dict(ranges or {})
         self.pending: list[Event] = []
-        self.values: dict[int, int] = {}
+        self.values: dict[int, int] = dict(rest or {})
         self.unplugged = False
         self.closed = False
 
     def capabilities(self):
-        return {EV_KEY: [BTN_SOUTH, BTN_START],
-                EV_ABS: [(c, AbsInfo(128, 0, 255, 0, 15, 0)) for c in self.axes]}
+        return {EV_KEY: self.keys, EV_ABS: [(c, self.absinfo(c)) for c in self.axes]}
 
     def absinfo(self, code):
-        return AbsInfo(self.values.get(code, 128), 0, 255, 0, 15, 0)
+        lo, hi = self.ranges.get(code, (0, 255))
+        return AbsInfo(self.values.get(code, (lo + hi + 1) // 2), lo, hi, 0, 15, 0)
 
     def move(self, code, value):
         self.values[code] = value
@@ -445,10 +449,78 @@ def test_gamepad_rereads_the_sticks_after_the_kernel_dropped_events():
     pad.overflow(ABS_Y, 128)  # released, but the release event was dropped
     np.testing.assert_array_equal(gp.poll(0.1), [0, 0, 0])
     assert gp.resyncs == 1 and "SYN_DROPPED" in gp.events[-1][1]
-    # The loop's resync at the start of the run phase reads the present positions too.
-    pad.values[ABS_X] = 0
-    gp.resync()
+    # A stick still held through the overflow is still meant: no hold mid-run.
+    pad.move(ABS_X, 0)
+    pad.overflow(ABS_X, 0)
     np.testing.assert_allclose(gp.poll(0.2), [0, 0.2, 0])
+    assert gp.resyncs == 2 and not gp.standing
+
+
+def test_gamepad_yaw_is_never_read_from_a_trigger():
+    """A trigger (one-sided range, resting at its minimum) would read as a full yaw command
+    with the stick idle: ABS_RX is the trigger on a DualShock behind the generic HID driver
+    (right stick on ABS_Z), ABS_Z the trigger on xpad pads (right stick on ABS_RX)."""
+    # Generic HID DualShock: everything on 0..255, ABS_RX resting at 0 (trigger).
+    pad = FakeGamepad(rest={ABS_RX: 0})
+    gp = GamepadCommand(pad, command_ranges({}))
+    assert gp.yaw_axis == ABS_Z and gp.triggers == [ABS_RX]
+    np.testing.assert_array_equal(gp.poll(0.0), [0, 0, 0])  # idle: no yaw (was +1 rad/s)
+    pad.move(ABS_RX, 255)  # pulling the trigger does nothing
+    np.testing.assert_array_equal(gp.poll(0.1), [0, 0, 0])
+    pad.move(ABS_Z, 0)  # right stick left: turn left
+    np.testing.assert_allclose(gp.poll(0.2), [0, 0, 1.0])
+    # xpad: sticks on -32768..32767 resting at 0, right stick on ABS_RX, trigger on ABS_Z.
+    stick = (-32768, 32767)
+    pad = FakeGamepad(ranges={ABS_X: stick, ABS_Y: stick, ABS_RX: stick, ABS_Z: (0, 1023)},
+                      rest={ABS_X: 0, ABS_Y: 0, ABS_RX: 0, ABS_Z: 0})
+    gp = GamepadCommand(pad, command_ranges({}))
+    assert gp.yaw_axis == ABS_RX and gp.triggers == []
+    # A pad whose only candidates are triggers: no yaw, said at open.
+    pad = FakeGamepad(axes=(ABS_X, ABS_Y, ABS_Z), rest={ABS_Z: 0})
+    gp = GamepadCommand(pad, command_ranges({}))
+    assert gp.yaw_axis is None and gp.triggers == [ABS_Z]
+    assert "ABS_Z rests at its minimum (a trigger)" in gp.events[0][1]
+    np.testing.assert_array_equal(gp.poll(0.0), [0, 0, 0])
+    # A stick on a signed range read at its minimum is a held stick, not a trigger: refused.
+    pad = FakeGamepad(ranges={ABS_X: stick, ABS_Y: stick, ABS_RX: stick},
+                      rest={ABS_X: 0, ABS_Y: 0, ABS_RX: -32768}, axes=(ABS_X, ABS_Y, ABS_RX))
+    with pytest.raises(CommandSourceError,
+                       match=r"ABS_RX \(right stick, left/right\) reads -32768"):
+        GamepadCommand(pad, command_ranges({}))
+
+
+@pytest.mark.parametrize("code", [ABS_X, ABS_Y, ABS_RX])
+def test_gamepad_refuses_to_open_with_a_stick_off_centre_naming_the_axis(code):
+    pad = FakeGamepad(rest={code: 200})  # (200 - 127.5) / 127.5 = 0.57 of the half range
+    name = {ABS_X: "ABS_X", ABS_Y: "ABS_Y", ABS_RX: "ABS_RX"}[code]
+    with pytest.raises(CommandSourceError, match=rf"{name} \(.*\) reads 200 .* at open"):
+        GamepadCommand(pad, command_ranges({}))
+    # Inside the dead zone (0.1 of the half range, 12.75 counts) is centred.
+    GamepadCommand(FakeGamepad(rest={code: 128 + 12}), command_ranges({}))
+
+
+def test_gamepad_off_centre_at_the_start_of_the_run_holds_zero_until_centred():
+    """The loop's resync at the start of the run phase: a stick pushed during ramp and hold
+    does not start the robot; zero (standing) until every stick is back in the dead zone."""
+    pad = FakeGamepad()
+    gp = GamepadCommand(pad, command_ranges({}))
+    pad.move(ABS_Y, 0)  # pushed fully forward during the hold ...
+    gp.poll(-0.5)  # ... drained by the loop
+    gp.resync()  # start of the run phase
+    assert gp.held and gp.standing
+    assert "ABS_Y (left stick, up/down) reads 0" in gp.events[-1][1]
+    np.testing.assert_array_equal(gp.poll(0.0), [0, 0, 0])
+    np.testing.assert_array_equal(gp.poll(0.5), [0, 0, 0])  # still held forward: still zero
+    pad.move(ABS_Y, 130)  # back in the dead zone
+    np.testing.assert_array_equal(gp.poll(1.0), [0, 0, 0])
+    assert not gp.held and not gp.standing and "centred" in gp.events[-1][1]
+    pad.move(ABS_Y, 0)  # now the stick steers
+    np.testing.assert_allclose(gp.poll(1.5), [0.6, 0, 0])
+    # Centred at the start of the run: nothing held.
+    pad = FakeGamepad()
+    gp = GamepadCommand(pad, command_ranges({}))
+    gp.resync()
+    assert not gp.held and gp.resyncs == 1
 
 
 def test_gamepad_without_left_stick_is_refused():
@@ -462,11 +534,52 @@ def test_gamepad_without_evdev_names_the_extra(monkeypatch):
         open_gamepad(None)
 
 
+class _FakeEvdev:
+    """The part of the evdev module open_gamepad uses, over fake devices by path."""
+
+    def __init__(self, devices):
+        self.devices = devices
+
+    def list_devices(self):
+        return list(self.devices)
+
+    def InputDevice(self, path):  # noqa: N802 - evdev's name
+        return self.devices[path]
+
+
+BTN_LEFT, BTN_TOOL_FINGER, BTN_TOUCH = 0x110, 0x145, 0x14A
+
+
+def test_gamepad_auto_detect_needs_gamepad_buttons(monkeypatch):
+    """A touchpad or touchscreen has ABS_X and ABS_Y and keys, but no gamepad button
+    (BTN_SOUTH, alias BTN_GAMEPAD): auto-detect skips it."""
+    touchpad = FakeGamepad(axes=(ABS_X, ABS_Y), keys=(BTN_LEFT, BTN_TOOL_FINGER, BTN_TOUCH))
+    touchscreen = FakeGamepad(axes=(ABS_X, ABS_Y), keys=(BTN_TOUCH,))
+    pad = FakeGamepad()
+    monkeypatch.setitem(sys.modules, "evdev", _FakeEvdev({
+        "/dev/input/event0": touchpad, "/dev/input/event1": touchscreen,
+        "/dev/input/event2": pad}))
+    gp = open_gamepad(None)
+    assert gp.device is pad and touchpad.closed and touchscreen.closed and not pad.closed
+    monkeypatch.setitem(sys.modules, "evdev", _FakeEvdev({
+        "/dev/input/event0": FakeGamepad(axes=(ABS_X, ABS_Y), keys=(BTN_TOUCH,))}))
+    with pytest.raises(CommandSourceError, match=r"no gamepad .*BTN_SOUTH"):
+        open_gamepad(None)
+    # The gamepad found, or given, is closed again when it is refused (a stick off centre).
+    held = FakeGamepad(rest={ABS_X: 0})
+    monkeypatch.setitem(sys.modules, "evdev", _FakeEvdev({"/dev/input/event3": held}))
+    with pytest.raises(CommandSourceError, match="ABS_X"):
+        open_gamepad("/dev/input/event3")
+    assert held.closed
+
+
 def test_gamepad_with_evdev_codes_and_a_missing_device():
     evdev = pytest.importorskip("evdev")
     e = evdev.ecodes
     assert (e.EV_KEY, e.EV_ABS, e.ABS_X, e.ABS_Y, e.ABS_Z, e.ABS_RX, e.BTN_SOUTH, e.BTN_START) == (
         EV_KEY, EV_ABS, ABS_X, ABS_Y, ABS_Z, ABS_RX, BTN_SOUTH, BTN_START)
+    assert (e.BTN_GAMEPAD, e.BTN_LEFT, e.BTN_TOOL_FINGER, e.BTN_TOUCH) == (
+        BTN_GAMEPAD, BTN_LEFT, BTN_TOOL_FINGER, BTN_TOUCH)
     with pytest.raises(CommandSourceError, match="cannot open '/dev/input/no-such-event'"):
         open_gamepad("/dev/input/no-such-event")
 
