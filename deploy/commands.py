@@ -59,7 +59,10 @@ limited (:data:`DEFAULT_COMMAND_MAX_RATE`: at most 1 m/s^2 on vx and vy and 2 ra
 rate, from zero at the start of the run phase; a :class:`FixedCommand` starts at its own value,
 as the env gives it from the first step). A source that stands the robot still (a closed
 terminal, a dead, stopped or held gamepad: its ``standing`` attribute) gives an exact zero, never
-clipped into a range.
+clipped into a range. Commands inside the env's standing band (``|(vx, vy)| < 0.1`` m/s and
+``|yaw rate| < 0.1`` rad/s, :func:`envs.quadruped.is_standing_command`) are passed on as they
+are: the env trains a policy to stand at them (one sideways key press, 0.05 m/s, is one;
+before 2026-12-07 its ``gait_contacts`` term asked for a trot there).
 
 A policy trained on one command (``env_kwargs.fixed_command``) refuses live sources
 (:func:`check_source_for_policy`): the normalizer saw no variation in the command entries, so any
