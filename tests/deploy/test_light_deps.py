@@ -72,9 +72,11 @@ def test_deploy_runs_without_torch_or_mujoco(virtual_robot, standing_policy, tmp
     assert out.returncode == 0, out.stdout + out.stderr
     assert "run completed" in out.stdout and "robot left passive" in out.stdout
     s = json.loads(summary.read_text())
-    assert s["steps"] >= 48 and s["fault"] is None
+    # Steps, not a rate: how many of the 50 periods a busy machine keeps is not this test's.
+    assert s["steps"] >= 1 and s["fault"] is None
+    assert {"achieved_rate_hz", "deadline_misses", "overruns", "skipped_periods"} <= s.keys()
     assert (tmp_path / "log.npz").is_file()
-    assert rec["position_commands"] > 60 and rec["passive"]
+    assert rec["position_commands"] >= s["steps"] and rec["passive"]  # every run step's arrived
     assert_targets_within_limits(rec)
 
 
