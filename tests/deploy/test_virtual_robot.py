@@ -166,7 +166,9 @@ def test_in_process_link_runs_the_loop_deterministically(standing_policy):
     res = run_deploy(link, OnnxPolicy(standing_policy), cfg)
     rec = link.robot.snapshot()
     assert res.ok and res.stopped_with == "passive" and res.summary["link_kind"] == "virtual"
-    assert 48 <= res.summary["steps"] <= 51 and res.summary["drops"] == 0
+    # Steps, not a rate: at most one per period of the 1 s run (+1 at the phase edge), fewer
+    # when a busy machine skips periods.
+    assert 1 <= res.summary["steps"] <= 51 and res.summary["drops"] == 0
     # Stepped physics: one control period per COMMAND, so simulated time = commands x 20 ms.
     n_cmd = rec["position_commands"] + rec["passive_commands"]
     assert rec["sim_time_s"] == pytest.approx(0.02 * n_cmd, abs=1e-9)
