@@ -142,5 +142,9 @@ def test_cli_leaves_every_servo_limp_whatever_stops_it(stand):
 
     with pytest.raises(KeyboardInterrupt):
         main(["--port", bus, "--scan-ids", "1-12"], ask=ask)
-    time.sleep(0.05)  # the broadcast has no reply to wait for
+    # The broadcast has no reply to wait for: give the emulator thread until it has taken it in
+    # (a fixed 50 ms sleep raced a busy machine; 5 s is only the give-up point).
+    give_up = time.monotonic() + 5.0
+    while emu.torque.any() and time.monotonic() < give_up:
+        time.sleep(0.01)
     assert not emu.torque.any()
