@@ -11,11 +11,21 @@ bus exactly as twelve servos would (as far as the host uses it), driving
 - instructions PING, READ, WRITE, SYNC_READ (0x82, replies in the order of the IDs asked),
   SYNC_WRITE (0x83, no reply); broadcast ID 0xFE gets no reply (a broadcast WRITE reaches every
   servo);
-- a 256-byte control table per servo: model 777, ID, baud, return delay, position, voltage and
-  temperature limits, Torque_Enable (40), Goal_Position (42, clipped to the servo's
-  Min/Max_Position_Limit as the servo does), Torque_Limit (48), Present_Position (56),
-  Present_Speed (58, sign-magnitude bit 15), Present_Load (60, bit 10), Present_Voltage (62,
-  0.1 V), Present_Temperature (63, C);
+- a 256-byte control table per servo: Model_Number (3, 777), ID (5), Baud_Rate (6),
+  Return_Delay_Time (7, 2 us a unit: each reply leaves that much later), Min/Max_Position_Limit
+  (9/11), temperature and voltage limits (13-15), Operating_Mode (33: 0 position mode, 3 step
+  mode, where Goal_Position is a relative move from the present position, sign-magnitude bit 15;
+  in 1 (wheel) and 2 (PWM) a goal moves nothing), Torque_Enable (40), Goal_Position (42,
+  clipped to the servo's Min/Max_Position_Limit as the servo does), Torque_Limit (48),
+  Present_Position (56), Present_Speed (58, sign-magnitude bit 15), Present_Load (60, bit 10),
+  Present_Voltage (62, 0.1 V), Present_Temperature (63, C). Any register can be set per servo
+  (:meth:`StsBusEmulator.set_register`, ``--register 5:Operating_Mode=3``), so a test can put a
+  servo in the wrong mode, with limits that disagree with the calibration, another model or
+  supply voltage;
+- the servos' EEPROM as ``robotac calibrate`` leaves it (``calibrated``, the default off the
+  stand): position limits = the truth's calibrated joint range in ticks, return delay 0,
+  temperature and voltage limits of the calibration; on the stand (calibration) the factory
+  settings (limits 0-4095);
 - the status error byte: voltage outside the voltage limits (bit0), temperature above the limit
   (bit2), injected overload (bit5);
 - the mechanical truth (:class:`HardwareTruth`): which servo ID sits on which joint, its direction
@@ -35,12 +45,18 @@ bus exactly as twelve servos would (as far as the host uses it), driving
   checksum), ``overheat`` (80 C), ``undervolt`` (8.0 V), ``overload`` (error bit 5), ``unplug``
   (both ptys close), ``imu_silent``, ``imu_checksum`` (every IMU packet corrupt), ``power_off``
   (no servo answers any more);
+- transient bus errors, from boot: a share of all status packets gets a bad checksum
+  (``--corrupt-rate``) or is lost (``--drop-rate``), drawn per packet from a seeded generator
+  (``--fault-seed``), so a run's error sequence is reproducible for the same request sequence;
 - a stand (:attr:`StsBusEmulator.stand`, for calibration): the body is held in the air (level or
   tilted) and limp joints stay where the "operator" puts them.
 
 The report (``--report``, JSON, on exit) records what reached the bus: goal writes per servo,
 goals outside the true joint limits (must stay 0), the first torque-off after an injected fault
-and its delay, the body's forward velocity per goal write (sim-to-sim), counts per instruction.
+and its delay, the body's forward velocity per goal write (sim-to-sim), counts per instruction,
+the status packets corrupted or dropped on purpose, and whether the body fell (``falls``: its
+height under :data:`FALL_HEIGHT_M` or its tilt beyond :data:`FALL_TILT_RAD` while any torque
+was on).
 
 With :mod:`deploy.virtual_robot`, the only modules of ``deploy/`` that import mujoco (through
 ``envs.quadruped_sim``).
@@ -74,7 +90,14 @@ from deploy.calibration import (
     imu_axes_matrix,
 )
 from deploy.imu import RVC_PERIOD_S, encode_rvc, matrix_to_euler_zyx, quat_wxyz_to_matrix
-from deploy.sts import BAUD_INDEX, LOAD_SIGN_BIT, SPEED_SIGN_BIT, to_sign_magnitude
+from deploy.sts import (
+    ADDR,
+    BAUD_INDEX,
+    LOAD_SIGN_BIT,
+    SPEED_SIGN_BIT,
+    sign_magnitude,
+    to_sign_magnitude,
+)
 from envs.quadruped_sim import QuadrupedSim
 
 __all__ = ["HardwareTruth", "EmulatorFaults", "StsBusEmulator", "EmulatedOperator", "checksum",
@@ -88,6 +111,12 @@ STALL_TORQUE_NM = 2.9
 #: Present_Voltage and Present_Temperature of a healthy servo on a 12 V supply.
 NOMINAL_VOLTAGE_DV = 120
 NOMINAL_TEMPERATURE_C = 38
+#: Operating_Mode (33) values: position (the only one the deploy drives), wheel, PWM, step.
+MODE_POSITION, MODE_WHEEL, MODE_PWM, MODE_STEP = 0, 1, 2, 3
+#: The body counts as fallen below this base height [m] or beyond this tilt [rad] (the
+#: standing base height is about 0.2 m).
+FALL_HEIGHT_M = 0.08
+FALL_TILT_RAD = 1.0
 
 
 def checksum(body: bytes | bytearray) -> int:
@@ -138,21 +167,32 @@ class HardwareTruth:
 
 @dataclass
 class EmulatorFaults:
-    """One injected fault (``kind`` in :data:`FAULT_KINDS`, ``None``: none).
+    """One injected fault (``kind`` in :data:`FAULT_KINDS`, ``None``: none), plus transient bus
+    errors at a rate.
 
     Attributes:
         kind: What goes wrong.
         servo_id: Which servo (for servo faults).
         after_s: When, counted from the first torque enable [s].
+        corrupt_rate: Share of status packets (every servo, from boot) sent with a bad checksum.
+        drop_rate: Share of status packets lost (never sent).
+        seed: Seed of the generator that draws which packets are corrupted or lost.
     """
 
     kind: str | None = None
     servo_id: int = 5
     after_s: float = 1.0
+    corrupt_rate: float = 0.0
+    drop_rate: float = 0.0
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in FAULT_KINDS:
             raise ValueError(f"fault kind must be one of {FAULT_KINDS}, got {self.kind!r}")
+        if not (0.0 <= self.corrupt_rate and 0.0 <= self.drop_rate
+                and self.corrupt_rate + self.drop_rate <= 1.0):
+            raise ValueError(f"corrupt_rate and drop_rate must be >= 0 with a sum <= 1, got "
+                             f"{self.corrupt_rate} and {self.drop_rate}")
 
 
 @dataclass
@@ -177,6 +217,12 @@ class BusRecord:
     torque_off_after_fault_s: float | None = None
     goal_writes_after_fault: int = 0
     imu_packets: int = 0
+    #: Status packets given a bad checksum / not sent, by the transient error rates.
+    corrupted_replies: int = 0
+    dropped_replies: int = 0
+    #: Times the body fell (height or tilt past the fall thresholds with torque on), and when.
+    falls: int = 0
+    fall_times_s: list[float] = field(default_factory=list)
     physics_steps: int = 0
     sim_time_s: float = 0.0
     vx_body_m_s: list[float] = field(default_factory=list)
@@ -196,12 +242,15 @@ class StsBusEmulator:
         faults: :class:`EmulatorFaults`.
         stand: Hold the body in the air (calibration); limp joints keep their pose.
         sim: Physics; a fresh standing :class:`QuadrupedSim` by default.
+        calibrated: The servos' EEPROM as ``robotac calibrate`` leaves it for :attr:`truth`
+            (:meth:`apply_calibration`); ``False``: factory settings (position limits 0-4095);
+            ``None`` (default): factory on the stand, calibrated otherwise.
     """
 
     def __init__(self, truth: HardwareTruth | None = None, mode: str = "realtime",
                  baud: int = 1_000_000, wire_baud: int = 1_000_000,
                  faults: EmulatorFaults | None = None, stand: bool = False,
-                 sim: QuadrupedSim | None = None):
+                 sim: QuadrupedSim | None = None, calibrated: bool | None = None):
         if mode not in ("realtime", "stepped"):
             raise ValueError(f"mode must be 'realtime' or 'stepped', got {mode!r}")
         if baud not in BAUD_INDEX:
@@ -221,11 +270,16 @@ class StsBusEmulator:
         hi = self._ticks_of_q(arr["joint_high_rad"] - np.pi)
         self.true_tick_lo, self.true_tick_hi = np.minimum(lo, hi), np.maximum(lo, hi)
         self.imu_m = imu_axes_matrix(self.truth.imu_axes)
+        self.lock = threading.RLock()
         self.mem: dict[int, bytearray] = {}
         self.joint_of: dict[int, int] = {}
         for k, sid in enumerate(self.truth.ids):
             self.mem[sid] = self._factory_table(sid)
             self.joint_of[sid] = k
+        if calibrated if calibrated is not None else not stand:
+            self.apply_calibration(self.truth.calibration())
+        self.rng = np.random.default_rng(self.faults.seed)
+        self.fallen = False
         self.torque = np.zeros(self.n, dtype=bool)
         self.target = arr["default_pose_rad"].copy()
         self.sim.set_passive(True)
@@ -247,7 +301,6 @@ class StsBusEmulator:
         self.stand = stand
         self.stand_quat = np.array([1.0, 0.0, 0.0, 0.0])
         self.hold_q = self.sim.q_joint_rad.copy()
-        self.lock = threading.RLock()
         if stand:
             self._hold_stand()
 
@@ -269,6 +322,43 @@ class StsBusEmulator:
         m[62] = NOMINAL_VOLTAGE_DV
         m[63] = NOMINAL_TEMPERATURE_C
         return m
+
+    def apply_calibration(self, cal: Calibration) -> None:
+        """Write what ``robotac calibrate`` writes into each servo's EEPROM
+        (:meth:`deploy.calibrate.Calibrator.protect`): Min/Max_Position_Limit = the calibrated
+        joint range in ticks (rounded inward), Return_Delay_Time 0, the temperature and voltage
+        limits."""
+        arr = cal.arrays(self.sim.interface)
+        with self.lock:
+            for k, sid in enumerate(arr["ids"].tolist()):
+                if sid not in self.mem:
+                    continue
+                t = sorted(arr["zero"][k] + arr["direction"][k] * (np.array(
+                    [arr["min_rad"][k], arr["max_rad"][k]]) - math.pi) * TICKS_PER_RAD)
+                m = self.mem[sid]
+                m[7] = 0
+                m[9:11] = max(0, math.ceil(t[0])).to_bytes(2, "little")
+                m[11:13] = min(4095, math.floor(t[1])).to_bytes(2, "little")
+                m[13] = int(round(cal.max_temperature_c))
+                m[15] = int(round(cal.min_voltage_v * 10))
+
+    def set_register(self, sid: int, name: str | int, value: int) -> None:
+        """Set one register of servo ``sid`` (a name of :data:`deploy.sts.ADDR` or an address;
+        2-byte registers little-endian), as a test or ``--register`` wants it.
+
+        Raises:
+            ValueError: an unknown servo or register name.
+        """
+        if sid not in self.mem:
+            raise ValueError(f"no servo {sid} on the emulated bus (IDs {sorted(self.mem)})")
+        if isinstance(name, str) and not name.isdigit():
+            if name not in ADDR:
+                raise ValueError(f"unknown register {name!r}; one of {sorted(ADDR)}")
+            addr, size = ADDR[name]
+        else:
+            addr, size = int(name), 1
+        with self.lock:
+            self.mem[sid][addr:addr + size] = int(value).to_bytes(size, "little")
 
     def _ticks_of_q(self, q: np.ndarray) -> np.ndarray:
         return self.zero + self.dir * np.asarray(q) * TICKS_PER_RAD
@@ -323,6 +413,11 @@ class StsBusEmulator:
             r.goal_writes_after_fault += 1
         if not self.true_tick_lo[k] - 0.5 <= ticks <= self.true_tick_hi[k] + 0.5:
             r.goals_outside_limits += 1
+        mode = m[33]
+        if mode == MODE_STEP:  # a relative move from the present position (sign-magnitude)
+            ticks = int.from_bytes(m[56:58], "little") + sign_magnitude(ticks, SPEED_SIGN_BIT)
+        elif mode != MODE_POSITION:  # wheel or PWM: Goal_Position moves nothing
+            return
         ticks = min(max(ticks, lo), hi)                      # the servo's own angle limits
         a = math.pi + self.dir[k] * (ticks - self.zero[k]) / TICKS_PER_RAD
         self.target[k] = a
@@ -400,9 +495,18 @@ class StsBusEmulator:
                 sid == self.faults.servo_id and self.faults.kind == "silent")):
             return b""
         pkt = status_packet(sid, self._error_byte(sid), data)
+        f = self.faults
+        if f.corrupt_rate or f.drop_rate:
+            u = self.rng.random()
+            if u < f.drop_rate:
+                self.record.dropped_replies += 1
+                return b""
+            if u < f.drop_rate + f.corrupt_rate:
+                self.record.corrupted_replies += 1
+                pkt = pkt[:-1] + bytes([pkt[-1] ^ 0x5A])
         if self.wire_baud:
             self.wire_free += self.mem[sid][7] * 2e-6
-        if self.fault_on and sid == self.faults.servo_id and self.faults.kind == "checksum":
+        if self.fault_on and sid == f.servo_id and f.kind == "checksum":
             pkt = pkt[:-1] + bytes([pkt[-1] ^ 0x5A])
         return pkt
 
@@ -469,9 +573,23 @@ class StsBusEmulator:
             self.record.physics_steps += 1
             if self.stand:
                 self._hold_stand()
+            elif self.torque.all():
+                self._check_fall()
             while self.sim.time_s + 1e-9 >= self.next_imu_sim_t:
                 self._emit_imu()
                 self.next_imu_sim_t += RVC_PERIOD_S
+
+    def _check_fall(self) -> None:
+        """Count a fall when the body goes below :data:`FALL_HEIGHT_M` or tilts beyond
+        :data:`FALL_TILT_RAD` (the env's termination thresholds) while every servo holds."""
+        w, x, y, z = self.sim.base_quat_wxyz
+        up_z = 1.0 - 2.0 * (x * x + y * y)  # world z component of the body's z axis
+        fallen = (self.sim.body_height_m < FALL_HEIGHT_M
+                  or math.acos(max(-1.0, min(1.0, up_z))) > FALL_TILT_RAD)
+        if fallen and not self.fallen:
+            self.record.falls += 1
+            self.record.fall_times_s.append(round(self.sim.time_s, 3))
+        self.fallen = fallen
 
     def _emit_imu(self) -> None:
         if self.fault_on and self.faults.kind == "imu_silent":
@@ -721,6 +839,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fault-servo", type=int, default=5, help="servo ID of the fault")
     ap.add_argument("--fault-after-s", type=float, default=1.0,
                     help="fault starts this long after the first torque enable [s]")
+    ap.add_argument("--corrupt-rate", type=float, default=0.0,
+                    help="share of status packets sent with a bad checksum (from boot)")
+    ap.add_argument("--drop-rate", type=float, default=0.0,
+                    help="share of status packets lost (from boot)")
+    ap.add_argument("--fault-seed", type=int, default=0,
+                    help="seed of the draws of --corrupt-rate and --drop-rate")
+    ap.add_argument("--register", action="append", default=[], metavar="ID:NAME=VALUE",
+                    help="set a servo's register before serving, e.g. 5:Operating_Mode=3 or "
+                         "5:Min_Position_Limit=0 (names of deploy.sts.ADDR, or an address); "
+                         "repeatable")
     ap.add_argument("--stand", action="store_true", help="body held in the air (calibration)")
     ap.add_argument("--write-calibration", default=None,
                     help="write the exact calibration of the emulated hardware here")
@@ -736,8 +864,19 @@ def main(argv: list[str] | None = None) -> int:
     ``CALIBRATION``) lines first."""
     args = build_parser().parse_args(argv)
     emu = StsBusEmulator(mode=args.mode, baud=args.baud, wire_baud=args.wire_baud,
-                         faults=EmulatorFaults(args.fault, args.fault_servo, args.fault_after_s),
+                         faults=EmulatorFaults(args.fault, args.fault_servo, args.fault_after_s,
+                                               args.corrupt_rate, args.drop_rate,
+                                               args.fault_seed),
                          stand=args.stand)
+    for item in args.register:
+        try:
+            sid, rest = item.split(":", 1)
+            name, value = rest.split("=", 1)
+            emu.set_register(int(sid), name.strip(), int(value, 0))
+        except ValueError as exc:
+            print(f"sts emulator: --register {item!r}: {exc} (expected ID:NAME=VALUE)",
+                  file=sys.stderr)
+            return 2
     bus_m, bus_s, bus_path = open_pty()
     imu_m, imu_s, imu_path = open_pty()
     stop = [False]
@@ -772,8 +911,9 @@ def main(argv: list[str] | None = None) -> int:
     r = emu.record
     print(f"sts emulator: {r.packets_rx} packets, {r.goal_writes} goal writes, "
           f"{r.goals_outside_limits} outside the limits, fault {r.fault_kind} at "
-          f"{r.fault_active_s}, torque off after it at {r.torque_off_after_fault_s}",
-          file=sys.stderr, flush=True)
+          f"{r.fault_active_s}, torque off after it at {r.torque_off_after_fault_s}, "
+          f"{r.corrupted_replies} replies corrupted and {r.dropped_replies} dropped on purpose, "
+          f"{r.falls} falls", file=sys.stderr, flush=True)
     return 0
 
 
