@@ -5,55 +5,83 @@ adapter such as Waveshare's "Bus Servo Adapter" or Feetech's FE-URT-1) with Feet
 ``feetech-servo-sdk`` (``import scservo_sdk``, STS = protocol end 0, as LeRobot uses it). The SDK
 is an optional extra: ``pip install 'robotac[sts]'``; it is imported only here, lazily.
 
-Each control period (:meth:`StsBusLink.command`):
+Each control period, as the deploy loop drives it (``LoopConfig.fresh_state``, the default):
 
-1. the target passes a last guard: finite and inside the calibrated joint limits, else nothing is
-   written and an ERROR 6 reply comes back (the loop stops on it); ticks are clipped to the ticks
-   of the calibrated limits after rounding, so no goal outside them ever reaches the bus;
-2. one sync write (instruction 0x83) of the 12 Goal_Position words (address 42);
-3. one sync read (0x82) of Present_Position and Present_Speed (56-59), and every
-   ``telemetry_every``-th period of 56-63 (plus Present_Load, Present_Voltage,
-   Present_Temperature); each status packet's error byte is checked every period;
-4. the IMU stream is drained (non-blocking) and the latest orientation mapped to the body frame.
+1. :meth:`StsBusLink.read` at the deadline: one sync read (0x82) of Present_Position and
+   Present_Speed (56-59), every ``telemetry_every``-th period of 56-63 (plus Present_Load,
+   Present_Voltage, Present_Temperature); each status packet's error byte is checked; the IMU
+   stream is drained (non-blocking) and the latest orientation mapped to the body frame;
+2. :meth:`StsBusLink.command`: the target passes a last guard (finite and inside the
+   calibrated joint limits, else nothing is written and an ERROR 6 reply comes back; the loop
+   stops on it); ticks are clipped to the ticks of the calibrated limits after rounding, so no
+   goal outside them ever reaches the bus; one sync write (0x83) of the 12 Goal_Position words
+   (address 42). The state that answers it is the one step 1 read in this period (no second
+   sync read: the bus carries one sync write and one sync read a period). When no READ gave
+   this period's state (``fresh_state=False``, the ramp and hold phases, or a READ that failed)
+   :meth:`~StsBusLink.command` sync-reads after the write, as a protocol-v1 STATE answers a
+   COMMAND.
 
-The deploy loop also reads the state at each deadline before it builds the observation
-(``LoopConfig.fresh_state``): :meth:`StsBusLink.read`, a sync read of positions and speeds.
+Transient bus errors are retried, counted, and ride through (DESIGN.md contract 7): a sync read
+whose status packet fails its checksum, is cut short, or is missing (a later servo's came
+instead, or none came within the reply timeout) is read again, after the rest of its replies
+have passed, while the call's reply timeout leaves time for another (at most
+:data:`READ_ATTEMPTS` sync reads a call; at 50 Hz 2-3 fit in the loop's READ). A period whose
+reads all fail is a missed period: the reply is ``None``, the loop holds the last state, and the
+link notes it (``stats_dict()["failed_period_events"]``). Only persistent loss stops the
+robot, with a :class:`~deploy.robot_link.LinkFault` naming the servo, the error and the figures:
+:data:`MAX_FAILED_PERIODS` (5) failed periods in a row, or :data:`MAX_FAILED_IN_WINDOW` (10) of
+the last :data:`ERROR_WINDOW_PERIODS` (50). Why these figures: see :data:`MAX_FAILED_PERIODS`.
 
-Faults returned as :class:`~deploy.robot_link.LinkFault` (the loop stops at once, ESTOP path,
+Faults returned as :class:`~deploy.robot_link.LinkFault` at once (the loop stops, ESTOP path,
 which releases the torque): a servo's error bits (voltage, angle sensor, overheat, over-current,
-overload), a temperature above or a voltage below the calibration's limits, a servo that does not
-answer within the reply timeout while others do, a status packet with a bad checksum, and an
-IMU silent for ``imu_timeout_s``. A sync read that gets no byte at all back (the whole bus
-silent: servo power off, or a stalled host) is a missed period (``None``), as on protocol v1: the
-loop stops after ``max_consecutive_drops`` of them. A failing or vanished port raises
-:class:`~deploy.link.LinkError` with ``port_lost=True``.
+overload), a temperature above or a voltage below the calibration's limits, an IMU silent for
+``imu_timeout_s``. A failing or vanished port raises :class:`~deploy.link.LinkError` with
+``port_lost=True``, at once (no retry: the adapter is gone).
 
-Connect (:meth:`StsBusLink.connect`): ping every calibrated ID (bounded tries; a wrong baud rate
-or a missing servo is named and nothing moves), check the model number, read the positions (a
-joint more than 0.35 rad outside its calibrated limits means a stale calibration: refused; more
-than :data:`START_OUTSIDE_TOLERANCE_RAD` (0.03 rad) outside: refused, the operator moves it into
-range by hand), write Goal_Position = Present_Position clipped into the calibrated range
-(enabling the torque moves a joint at most 0.03 rad: one that sits just outside its range goes
-to the limit; no goal outside the range ever reaches the bus), the torque limit, then
-Torque_Enable = 1, and wait for the first IMU packet. :meth:`StsBusLink.passive` and
-:meth:`StsBusLink.estop` both write Torque_Enable = 0 to every servo (the STS has no damped mode;
-the servos go limp), read Torque_Enable back from every servo and write it again until all read
-0; a servo that does not is named in a :class:`~deploy.robot_link.LinkFault`. Every SDK call
-frees the port in a ``finally:`` (the SDK marks it busy during a request; an interrupt inside
-one would otherwise make every later request, the stop's torque-off included, fail as busy).
+Connect (:meth:`StsBusLink.connect`), every refusal before the torque goes on: ping every
+calibrated ID (bounded tries; a wrong baud rate or a missing servo is named and nothing moves),
+check the model number, read each servo's configuration (addresses 3-33): Operating_Mode (33)
+must be 0 (position mode; in step mode, 3, Goal_Position is a relative move, so the goal =
+present write at torque-on would move the joint by about its present position, ~2,000 ticks)
+and Min/Max_Position_Limit (9/11) must be the calibrated range in ticks (within
+:data:`LIMIT_TOLERANCE_TICKS`; ``robotac calibrate`` writes them: other values mean a replaced or
+reset servo, or a calibration of another robot); wait for the first IMU packet; read the
+positions (a joint more than 0.35 rad outside its calibrated limits means a stale calibration:
+refused; more than :data:`START_OUTSIDE_TOLERANCE_RAD` (0.03 rad) outside: refused, the
+operator moves it into range by hand); the supply voltage and temperature against the
+calibration's limits (the policy was trained for the 12 V STS3215; the bus cannot tell the 7.4 V
+variant, same model number 777, but a 2S supply reads below the 10 V limit and a 7.4 V servo on
+12 V raises its input-voltage error bit: both refused). Then the EEPROM, where it differs:
+Return_Delay_Time (7) = 0 (the factory's 250 = 500 us per reply is 6 ms a sync read of 12; a
+servo that refuses it is a warning, not a stop), the temperature and voltage limits of the
+calibration; the USB adapter's latency timer is checked (:func:`latency_timer_warning`); then
+Goal_Position = Present_Position clipped into the calibrated range (enabling the torque moves a
+joint at most 0.03 rad), the torque limit, Torque_Enable = 1. :meth:`StsBusLink.passive` and
+:meth:`StsBusLink.estop` both write Torque_Enable = 0 to every servo (the STS has no damped
+mode; the servos go limp), read Torque_Enable back from every servo and write it again until all
+read 0; a servo that does not is named in a :class:`~deploy.robot_link.LinkFault`. Every SDK
+call frees the port in a ``finally:`` (the SDK marks it busy during a request; an interrupt
+inside one would otherwise make every later request, the stop's torque-off included, fail as
+busy).
 
 The SDK's own packet timeout (``PortHandler.setPacketTimeout``: about 35 ms, more for a sync
 read, plus a busy wait) is replaced by the link's reply timeout, and its reads wait on ``select``
 instead of spinning; its ``GroupSyncRead`` is extended to keep each servo's error byte, which the
-stock one drops. Control-table addresses and units: Feetech STS3215 memory table, as in LeRobot's
+stock one drops, and to tell a lost reply at once (the servos answer in the order asked).
+Control-table addresses and units: Feetech STS3215 memory table, as in LeRobot's
 ``lerobot/motors/feetech/tables.py``.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import select
+import sys
 import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,8 +94,10 @@ from deploy.robot_link import LinkFault, Reply
 from deploy.safety import Fault
 from envs.interface import QUADRUPED_INTERFACE, RobotInterface
 
-__all__ = ["StsBusLink", "load_sdk", "ADDR", "BAUD_INDEX", "ERROR_BITS", "describe_error",
-           "sign_magnitude", "to_sign_magnitude", "bus_bytes_per_period", "wire_time_s"]
+__all__ = ["StsBusLink", "load_sdk", "ADDR", "BAUD_INDEX", "ERROR_BITS", "OPERATING_MODES",
+           "describe_error", "sign_magnitude", "to_sign_magnitude", "bus_bytes_per_period",
+           "wire_time_s", "latency_timer_warning", "MAX_FAILED_PERIODS", "ERROR_WINDOW_PERIODS",
+           "MAX_FAILED_IN_WINDOW", "READ_ATTEMPTS"]
 
 #: STS3215 control table: name -> (address, bytes).
 ADDR: dict[str, tuple[int, int]] = {
@@ -87,9 +117,50 @@ BAUD_INDEX = {1_000_000: 0, 500_000: 1, 250_000: 2, 128_000: 3, 115_200: 4, 57_6
 #: Status-packet error bits (``scservo_sdk.protocol_packet_handler.ERRBIT_*``).
 ERROR_BITS = {0x01: "input voltage", 0x02: "angle sensor", 0x04: "overheat",
               0x08: "over-current", 0x20: "overload"}
+#: Operating_Mode (address 33) values; only 0 makes Goal_Position an absolute position.
+OPERATING_MODES = {0: "position mode", 1: "wheel mode (constant speed)",
+                   2: "PWM mode (open loop)", 3: "step mode (Goal_Position is a relative move)"}
 #: Sign bit of the sign-magnitude registers.
 SPEED_SIGN_BIT = 15
 LOAD_SIGN_BIT = 10
+#: Control periods in a row without a valid state after which the link reports persistent loss
+#: (a :class:`LinkFault`); fewer are missed periods (``None``: the loop holds the last state).
+#: 5 periods = 100 ms at 50 Hz, the loop's ``max_consecutive_drops`` for protocol v1. Long
+#: enough: at 1 % of status packets corrupt, a sync read of 12 fails with 1 - 0.99^12 = 11 %;
+#: with one retry in the READ and one sync read after the write a period fails with at most
+#: 0.11^3 = 0.15 % (less with the retries that fit), and 5 in a row with 7e-15. Short enough: a
+#: period without a state still sends a target, from the held state, so the robot walks blind
+#: (no tilt check, no reaction to a push); the shipped policy at 0.5 m/s on flat ground, its
+#: state held for 5 to 150 periods mid-walk, did not fall in the emulator (so falls do not
+#: bound N there), and a dead servo or a cut bus stops the robot within 100 ms, while it still
+#: stands (docs/deploy.md, "Transient bus errors").
+MAX_FAILED_PERIODS = 5
+#: The other persistent-loss rule: :data:`MAX_FAILED_IN_WINDOW` failed periods among the last
+#: :data:`ERROR_WINDOW_PERIODS` (20 % over 1 s at 50 Hz) stop the robot, even with no 5 in a
+#: row: a bus that loses a state every few periods leaves the policy on held states too often.
+#: At a 0.15 % period failure rate (1 % corrupt status packets), 10 of 50 has a probability of
+#: about 1e-19 per window; at 8 % corrupt packets (two thirds of the sync reads fail) the run
+#: still completed with 33 failed periods in 500 (docs/deploy.md).
+ERROR_WINDOW_PERIODS = 50
+MAX_FAILED_IN_WINDOW = 10
+#: Sync reads per call at most (the first and its retries). The reply timeout bounds them first:
+#: a retry starts only while a typical sync read (a running mean of the successful ones) still
+#: fits before the call's deadline (at 50 Hz, 2-3 fit in the loop's 6 ms READ, 4-5 in a
+#: COMMAND's 12 ms; more in the 100-200 ms reads at start).
+READ_ATTEMPTS = 10
+#: A retry starts only when this many typical sync reads' time is left before the deadline.
+RETRY_MARGIN = 1.0
+#: A servo's Min/Max_Position_Limit may differ from the calibrated range's ticks by this much
+#: (the calibration file keeps zero offsets to 0.01 tick; ``robotac calibrate`` rounds inward).
+LIMIT_TOLERANCE_TICKS = 2
+#: After a failed sync read, its other replies are let pass before the retry's request (the bus
+#: is half-duplex): until they are in, or the bus has been quiet this long [s] (longer than a USB
+#: adapter's 1 ms latency timer).
+DRAIN_QUIET_S = 0.0015
+#: Where Linux shows a USB serial adapter's latency timer (FTDI: ``ftdi_sio``).
+USB_SERIAL_SYSFS = Path("/sys/bus/usb-serial/devices")
+#: Failed-period notes kept in the stats (the first ones; the count is always kept).
+MAX_EVENTS = 20
 try:
     from termios import error as _TermiosError
 except ImportError:  # not POSIX
@@ -142,6 +213,30 @@ def wire_time_s(n_bytes: int, baud: int) -> float:
     return n_bytes * 10.0 / baud
 
 
+def latency_timer_warning(port: str, sysfs: Path = USB_SERIAL_SYSFS) -> str | None:
+    """A warning with the fix when the USB adapter of ``port`` has a latency timer other than 1 ms.
+
+    An FTDI adapter holds received bytes up to ``latency_timer`` ms (16 by default) before it
+    sends them over USB: each sync read waits that long. ``port`` may be a symlink
+    (``/dev/serial/by-id/...``); the file is ``<sysfs>/<tty>/latency_timer``.
+
+    Returns:
+        ``None`` when it is 1, or when there is no such file (not a USB serial adapter, e.g. a
+        pty, or another OS): nothing to check.
+    """
+    tty = os.path.basename(os.path.realpath(port))
+    path = Path(sysfs) / tty / "latency_timer"
+    try:
+        value = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if value == 1:
+        return None
+    return (f"the USB adapter of the servo bus {port!r} ({tty}) has latency_timer = {value} ms: "
+            f"each sync read waits up to {value} ms in the adapter. Set it to 1 ms: "
+            f"echo 1 | sudo tee {path} (to keep it, the udev rule in docs/hardware.md)")
+
+
 def load_sdk() -> Any:
     """Import ``scservo_sdk`` (the ``feetech-servo-sdk`` package).
 
@@ -188,24 +283,33 @@ def _sdk_classes(sdk: Any) -> tuple[type, type]:
             return data
 
     class ErrorKeepingSyncRead(sdk.GroupSyncRead):  # type: ignore[misc, name-defined]
-        """``GroupSyncRead`` that keeps every status packet's error byte (:attr:`errors`) and the
-        ID whose reply failed (:attr:`failed_id`).
+        """``GroupSyncRead`` that keeps every status packet's error byte (:attr:`errors`), the
+        ID whose reply failed (:attr:`failed_id`) and whether that reply was lost
+        (:attr:`lost`: a later servo's came in its place).
 
-        A status packet of another ID or another data length is skipped (the SDK's ``readRx``
-        takes any packet of the right ID): a late reply to a request that an exception cut
-        short (Ctrl-C) is never read as this one's.
+        The servos answer in the order asked. A status packet of another data length, of an ID
+        not asked, or of an ID already read is skipped (the SDK's ``readRx`` takes any packet of
+        the right ID): a late reply to a request that an exception cut short (Ctrl-C) is never
+        read as this one's. One of an ID asked later means the awaited servo's reply is lost:
+        the read fails at once (``COMM_RX_TIMEOUT``) instead of waiting out the timeout.
         """
 
         def rxPacket(self) -> int:  # noqa: N802 - SDK name
             self.errors: dict[int, int] = {}
             self.failed_id: int | None = None
+            self.lost = False
+            order = {sid: i for i, sid in enumerate(self.data_dict)}
             result = sdk.COMM_RX_FAIL
-            for scs_id in self.data_dict:
+            for i, scs_id in enumerate(self.data_dict):
                 while True:  # bounded: the packet timeout runs from the request
                     packet, result = self.ph.rxPacket(self.port)
-                    if result != sdk.COMM_SUCCESS or (
-                            packet[2] == scs_id and packet[3] == self.data_length + 2):
+                    if result != sdk.COMM_SUCCESS:
                         break
+                    if packet[3] == self.data_length + 2 and order.get(packet[2], -1) >= i:
+                        break
+                if result == sdk.COMM_SUCCESS and packet[2] != scs_id:
+                    self.failed_id, self.lost = scs_id, True
+                    return sdk.COMM_RX_TIMEOUT
                 if result != sdk.COMM_SUCCESS:
                     self.failed_id = scs_id
                     return result
@@ -215,6 +319,21 @@ def _sdk_classes(sdk: Any) -> tuple[type, type]:
             return result
 
     return BoundedPortHandler, ErrorKeepingSyncRead
+
+
+@dataclass(frozen=True)
+class _Miss:
+    """One failed sync read: ``kind`` ``"corrupt"`` (bad checksum or cut short), ``"lost"`` (the
+    servo's reply missing, later ones came), ``"late"`` (no reply within the timeout, others
+    came), ``"silent"`` (no byte at all: the whole bus silent); the servo, and one line."""
+
+    kind: str
+    sid: int | None
+    detail: str
+
+
+class _Failed(list):
+    """The :class:`_Miss` of every sync read of a call that got no valid state."""
 
 
 class StsBusLink:
@@ -234,10 +353,22 @@ class StsBusLink:
         ping_timeout_s: Reply timeout of each ping at connect [s].
         health_timeout_s: When a servo reports error bits, its voltage and temperature are read
             at once for the stop reason, within this time [s] (else the reason goes without).
+        max_failed_periods: Periods in a row without a valid state that stop the robot
+            (:data:`MAX_FAILED_PERIODS`).
+        error_window_periods, max_failed_in_window: ``max_failed_in_window`` failed periods
+            among the last ``error_window_periods`` stop it too (:data:`ERROR_WINDOW_PERIODS`).
+        read_attempts: Sync reads per call at most (:data:`READ_ATTEMPTS`).
+        latency_sysfs: Where the USB serial adapters' latency timers are
+            (:func:`latency_timer_warning`).
+
+    Attributes:
+        warnings: What connect found worth saying but not refusing (a latency timer other than
+            1 ms, a servo that keeps its return delay); also printed to stderr and in
+            :meth:`stats_dict`.
 
     Raises:
-        LinkError: the SDK is missing, the baud rate is not one the servos support, or a port
-            cannot be opened.
+        LinkError: the SDK is missing, the baud rate is not one the servos support, a port
+            cannot be opened (the IMU's included).
     """
 
     kind = "sts"
@@ -260,6 +391,11 @@ class StsBusLink:
         imu_timeout_s: float = 0.03,
         ping_timeout_s: float = 0.03,
         health_timeout_s: float = 0.005,
+        max_failed_periods: int = MAX_FAILED_PERIODS,
+        error_window_periods: int = ERROR_WINDOW_PERIODS,
+        max_failed_in_window: int = MAX_FAILED_IN_WINDOW,
+        read_attempts: int = READ_ATTEMPTS,
+        latency_sysfs: Path = USB_SERIAL_SYSFS,
     ):
         self.port = port
         self.cal = calibration
@@ -273,6 +409,25 @@ class StsBusLink:
         if telemetry_every < 1:
             raise ValueError(f"telemetry_every must be >= 1, got {telemetry_every}")
         self.telemetry_every = int(telemetry_every)
+        if not 1 <= max_failed_in_window <= error_window_periods or max_failed_periods < 1:
+            raise ValueError(
+                f"need max_failed_periods >= 1 and 1 <= max_failed_in_window <= "
+                f"error_window_periods, got {max_failed_periods}, {max_failed_in_window}, "
+                f"{error_window_periods}")
+        if read_attempts < 1:
+            raise ValueError(f"read_attempts must be >= 1, got {read_attempts}")
+        self.max_failed_periods = int(max_failed_periods)
+        self.max_failed_in_window = int(max_failed_in_window)
+        self.read_attempts = int(read_attempts)
+        self.latency_sysfs = Path(latency_sysfs)
+        self.warnings: list[str] = []
+        #: Outcome of the last ``error_window_periods`` periods (1: failed).
+        self._window: deque[int] = deque(maxlen=int(error_window_periods))
+        self._failed_in_row = 0
+        self._streak: list[_Miss] = []        # the sync reads that failed in those periods
+        self._period_misses: list[_Miss] = []  # this period's READ, when it failed
+        self._fresh: tuple[P.State, float] | None = None  # this period's READ and its time
+        self._last_state: P.State | None = None
         self.imu_timeout_s = float(imu_timeout_s)
         self.ping_timeout_s = float(ping_timeout_s)
         self.health_timeout_s = float(health_timeout_s)
@@ -297,9 +452,18 @@ class StsBusLink:
             "temperature_c": np.full(len(self.ids), np.nan)}
         self.stats: dict[str, Any] = {
             "periods": 0, "sync_writes": 0, "sync_reads": 0, "timeouts": 0, "corrupt_replies": 0,
+            "lost_replies": 0, "read_retries": 0, "failed_reads": 0, "failed_periods": 0,
+            "max_failed_periods_in_row": 0, "failed_period_events": [],
+            "sync_reads_per_period": 0.0,
             "servo_error_replies": 0, "refused_targets": 0, "imu_packets": 0,
             "imu_bad_checksums": 0, "max_temperature_c": float("nan"),
-            "min_voltage_v": float("nan"), "bytes_tx": 0, "bytes_rx_expected": 0}
+            "min_voltage_v": float("nan"), "bytes_tx": 0, "bytes_rx_expected": 0,
+            "warnings": self.warnings}
+        #: Typical duration of one sync read [s] per data length (a running estimate): a retry
+        #: starts only when at least this much of the reply timeout is left.
+        self._attempt_s = {length: wire_time_s(bus_bytes_per_period(len(self.ids), length)[
+            "sync_read"] + bus_bytes_per_period(len(self.ids), length)["status"], self.baud)
+            + 0.0005 for length in (_FAST_READ[1], _FULL_READ[1])}
         self.sdk = load_sdk()
         port_cls, self._sync_read_cls = _sdk_classes(self.sdk)
         self.ph = self.sdk.PacketHandler(0)
@@ -330,7 +494,7 @@ class StsBusLink:
                 self.imu = RvcImu(imu_port, imu_axes_matrix(calibration.imu_axes))
             except ImuError as exc:
                 self.port_handler.closePort()
-                raise LinkError(str(exc)) from exc
+                raise LinkError(f"{exc}. Nothing was moved.") from exc
 
     # ------------------------------------------------------------------ helpers
     def _name(self, sid: int | None) -> str:
@@ -377,6 +541,123 @@ class StsBusLink:
             self.port_handler.is_using = False
         return int(model), res == self.sdk.COMM_SUCCESS
 
+    def _read_register_block(self, sid: int, addr: int, n: int, tries: int = 3) -> list[int]:
+        """Read ``n`` bytes from ``addr`` of one servo (connect), retried ``tries`` times.
+
+        Raises:
+            LinkError: no valid reply after ``tries`` (named; nothing was moved).
+        """
+        res = self.sdk.COMM_RX_FAIL
+        for _ in range(tries):
+            self.port_handler.budget_ms = max(self.ping_timeout_s, 0.02) * 1e3
+            try:
+                self.port_handler.ser.reset_input_buffer()
+                data, res, _ = self.ph.readTxRx(self.port_handler, sid, addr, n)
+            except _PORT_ERRORS as exc:
+                raise self._port_failed(exc, f"reading {self._name(sid)}") from exc
+            finally:
+                self.port_handler.is_using = False
+            if res == self.sdk.COMM_SUCCESS and len(data) == n:
+                return list(data)
+        raise LinkError(f"{self._name(sid)}: no valid reply to a read of addresses {addr}-"
+                        f"{addr + n - 1} in {tries} tries ({self.ph.getTxRxResult(res)}). "
+                        "Nothing was moved.")
+
+    def _write_register(self, sid: int, addr: int, value: int, tries: int = 3) -> bool:
+        """Write one byte (acknowledged), retried ``tries`` times; True when acknowledged."""
+        for _ in range(tries):
+            self.port_handler.budget_ms = 50.0
+            try:
+                self.port_handler.ser.reset_input_buffer()
+                res, err = self.ph.write1ByteTxRx(self.port_handler, sid, addr, value)
+            except _PORT_ERRORS as exc:
+                raise self._port_failed(exc, f"writing {self._name(sid)}") from exc
+            finally:
+                self.port_handler.is_using = False
+            if res == self.sdk.COMM_SUCCESS:
+                return True
+        return False
+
+    def _check_operating_modes(self) -> dict[int, list[int]]:
+        """Read addresses 3-33 of every servo; refuse one not in position mode.
+
+        Returns:
+            ``{id: bytes of addresses 3..33}`` (for :meth:`_check_angle_limits` and the EEPROM
+            settings).
+
+        Raises:
+            LinkError: a servo not in position mode (Operating_Mode, address 33; named with its
+                mode); nothing has been written.
+        """
+        config = {sid: self._read_register_block(sid, 3, 31) for sid in self.ids}
+        for sid, d in config.items():
+            mode = d[33 - 3]
+            if mode != 0:
+                raise LinkError(
+                    f"{self._name(sid)} is in operating mode {mode} "
+                    f"({OPERATING_MODES.get(mode, 'unknown')}), not 0 (position mode): its "
+                    "Goal_Position would not be the position the policy means (in step mode it "
+                    "is a move relative to the present position, so the torque-on would jump "
+                    "the joint). Set Operating_Mode (address 33) to 0 (EEPROM: Lock, address "
+                    "55 = 0, then 33 = 0, then 55 = 1; Feetech's FD software does it) and start "
+                    "again. Nothing was moved.")
+        return config
+
+    def _check_angle_limits(self, config: dict[int, list[int]]) -> None:
+        """Refuse Min/Max_Position_Limit (9/11) other than the calibrated range in ticks (within
+        :data:`LIMIT_TOLERANCE_TICKS`), naming the servo, its limits and the calibration's.
+
+        Raises:
+            LinkError: nothing has been written.
+        """
+        for i, sid in enumerate(self.ids):
+            d = config[sid]
+            lo, hi = d[9 - 3] | d[10 - 3] << 8, d[11 - 3] | d[12 - 3] << 8
+            want_lo, want_hi = int(self.tick_lo[i]), int(self.tick_hi[i])
+            if (abs(lo - want_lo) > LIMIT_TOLERANCE_TICKS
+                    or abs(hi - want_hi) > LIMIT_TOLERANCE_TICKS):
+                why = (" (both 0: multi-turn, the position is no longer absolute)"
+                       if lo == hi == 0 else " (the factory setting: a replaced or reset servo?)"
+                       if (lo, hi) == (0, 4095) else "")
+                raise LinkError(
+                    f"{self._name(sid)}: its angle limits Min/Max_Position_Limit (addresses 9/"
+                    f"11) are [{lo}, {hi}] ticks{why}, the calibration's range "
+                    f"[{self.min_rad[i]:.3f}, {self.max_rad[i]:.3f}] rad is [{want_lo}, "
+                    f"{want_hi}] ticks: the servo was replaced, reset or re-mounted since "
+                    "`robotac calibrate`, or the calibration is for another robot. Run "
+                    "`robotac calibrate` (it writes the limits). Nothing was moved.")
+
+    def _configure_eeprom(self, config: dict[int, list[int]]) -> None:
+        """Return_Delay_Time 0 (a warning where a servo refuses it), and the calibration's
+        Max_Temperature_Limit (13) and Min_Voltage_Limit (15), so the servos' own status error
+        bits (checked every period) trip at our limits. EEPROM is written only where a value
+        differs (unlock, write, lock).
+
+        Raises:
+            LinkError: a servo refuses the temperature or voltage limit.
+        """
+        want_t = int(round(self.cal.max_temperature_c))
+        want_v = int(round(self.cal.min_voltage_v * 10))
+        for sid in self.ids:
+            d = config[sid]
+            writes = {a: v for a, v in ((7, 0), (13, want_t), (15, want_v)) if d[a - 3] != v}
+            if not writes:
+                continue
+            unlocked = self._write_register(sid, 55, 0)
+            for addr, value in writes.items():
+                if unlocked and self._write_register(sid, addr, value):
+                    continue
+                if addr == 7:
+                    self.warnings.append(
+                        f"{self._name(sid)} keeps Return_Delay_Time = {d[7 - 3]} "
+                        f"({d[7 - 3] * 2} us before each reply): it refused 0")
+                    continue
+                raise LinkError(f"{self._name(sid)}: cannot write address {addr} (its "
+                                f"{'temperature' if addr == 13 else 'voltage'} limit). Nothing "
+                                "was moved.")
+            if unlocked:
+                self._write_register(sid, 55, 1)
+
     # ------------------------------------------------------------------ RobotLink
     def connect(self, attempts: int = 3) -> P.Info:
         """Find every calibrated servo, check it, enable the torque holding the present pose.
@@ -384,11 +665,13 @@ class StsBusLink:
         Raises:
             LinkError: no servo answers (wrong baud rate, no power: said after a bounded wait of
                 at most ``attempts * 12 * 2 * ping_timeout_s``), some servo does not answer
-                (named, with its joint; nothing is written), a servo of another model, no IMU
-                packet within 0.5 s, or a joint reading more than
-                :data:`START_OUTSIDE_TOLERANCE_RAD` outside its calibrated limits (the message
-                says: stale calibration, or move it into range by hand); in every case before
-                the torque is enabled.
+                (named, with its joint; nothing is written), a servo of another model, a servo
+                not in position mode (named, with its mode), angle limits other than the
+                calibration's, no IMU packet within 0.5 s or a failing IMU port, a supply
+                voltage or temperature outside the calibration's limits, or a joint reading
+                more than :data:`START_OUTSIDE_TOLERANCE_RAD` outside its calibrated limits
+                (the message says: stale calibration, or move it into range by hand); in every
+                case before the torque is enabled.
         """
         t0 = time.perf_counter()
         models: dict[int, int] = {}
@@ -424,20 +707,33 @@ class StsBusLink:
                 f"{self.cal.servo_model} (STS3215 = 777): another servo type needs another "
                 "position scale. Nothing was moved."
             )
+        config = self._check_operating_modes()
         has_imu = 0
         if self.imu is not None:
-            if not self.imu.wait_first(0.5):
+            try:
+                arrived = self.imu.wait_first(0.5)
+            except (ImuError, OSError, ValueError) as exc:
+                raise LinkError(
+                    f"the IMU port {self.imu.port!r} failed at start ({exc}): check that its "
+                    "USB-UART adapter is plugged in and --imu-port names it (ls "
+                    "/dev/serial/by-id). Nothing was moved.") from exc
+            if not arrived:
                 raise LinkError(
                     f"no BNO08x RVC packet on the IMU port {self.imu.port!r} within 0.5 s: check "
                     "its wiring (IMU TX -> adapter RX), 115200 baud, and that PS0 is high (RVC "
                     "mode). Nothing was moved."
                 )
             has_imu = 1
-        state = self._read(0.1, full=True)
+        t_read = time.perf_counter()
+        state = self._read_state(t_read + 0.1, full=True, t_start=t_read)
         if isinstance(state, LinkFault):
-            raise LinkError(f"cannot read the servos at start: {state.detail}. Nothing was moved.")
+            hint = (" The policy was trained for the 12 V STS3215: a 2S (7.4 V) supply, or a "
+                    "7.4 V servo variant on 12 V (its input-voltage bit), does not fit it."
+                    if "voltage" in state.detail or "supply" in state.detail else "")
+            raise LinkError(f"cannot start: {state.detail}.{hint} Nothing was moved.")
         if not isinstance(state, P.State):
-            raise LinkError("cannot read the servos at start. Nothing was moved.")
+            raise LinkError(f"cannot read the servos at start ({self._describe(state or [])}). "
+                            "Nothing was moved.")
         q = state.q_rad.astype(np.float64)
         off = np.maximum(self.min_rad - q, q - self.max_rad)
         j = int(np.argmax(off))
@@ -455,7 +751,13 @@ class StsBusLink:
                 f"into the range (at most {START_OUTSIDE_TOLERANCE_RAD} rad outside is "
                 "accepted), then start again. Nothing was moved."
             )
-        self._sync_protection_limits()
+        self._check_angle_limits(config)
+        self._configure_eeprom(config)
+        latency = latency_timer_warning(self.port, self.latency_sysfs)
+        if latency is not None and latency not in self.warnings:
+            self.warnings.append(latency)
+        for text in self.warnings:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
         # Goal = present (no jump when the torque goes on), clipped into the calibrated range: a
         # joint at most START_OUTSIDE_TOLERANCE_RAD outside it moves in by that much, no more.
         present = np.clip(self._last_ticks, self.tick_lo, self.tick_hi)
@@ -466,14 +768,41 @@ class StsBusLink:
         return P.Info(0, has_imu, 0x0100, 0, self.min_rad, self.max_rad)
 
     def read(self, timeout_s: float) -> Reply:
-        """Sync-read the state: with load, voltage and temperature before the first period
-        (:meth:`command`), positions and speeds alone after it (the deploy loop reads every period
-        when ``fresh_state`` is on; the telemetry still comes with :meth:`command`'s read every
-        ``telemetry_every``-th period), so a READ costs 1.4 ms of wire at 1 Mbaud, not 1.9."""
-        return self._read(timeout_s, full=self._k == 0)
+        """Sync-read the state (retried within ``timeout_s``, see the module docstring): with
+        load, voltage and temperature before the first period and every ``telemetry_every``-th
+        period, else positions and speeds (1.4 ms of wire at 1 Mbaud, not 1.9).
+
+        Returns:
+            The :class:`State` (the next :meth:`command` within its reply timeout answers with
+            it, without a sync read of its own); a :class:`LinkFault` (error bits, temperature,
+            voltage, IMU); ``None`` when every sync read failed (counted; the period is judged
+            by :meth:`command`).
+        """
+        t_start = time.perf_counter()
+        reply = self._read_state(t_start + timeout_s, self._k % self.telemetry_every == 0,
+                                 t_start=t_start)
+        if isinstance(reply, _Failed):
+            self.stats["failed_reads"] += 1
+            self._period_misses.extend(reply)
+            self._fresh = None
+            return None
+        if isinstance(reply, P.State):
+            self._fresh = (reply, time.perf_counter())
+        return reply
 
     def command(self, target_rad: np.ndarray, timeout_s: float) -> Reply:
-        """Guard, sync-write the goals, sync-read the state (see the module docstring)."""
+        """Guard, sync-write the goals; answer with this period's state (see the module
+        docstring).
+
+        Returns:
+            The state a :meth:`read` got within ``timeout_s`` before this call; else the state
+            of a sync read after the write (retried within ``timeout_s`` from the write); an
+            :class:`~deploy.protocol.Error` (code 6) for a target outside the limits (nothing
+            written); ``None`` for a missed period (no valid state this period; the loop holds
+            the last one); a :class:`LinkFault` for persistent loss
+            (:data:`MAX_FAILED_PERIODS` in a row or :data:`MAX_FAILED_IN_WINDOW` of the last
+            :data:`ERROR_WINDOW_PERIODS`) or a servo alarm.
+        """
         t = np.asarray(target_rad, dtype=np.float64)
         if (t.shape != self.min_rad.shape or not np.isfinite(t).all()
                 or (t < self.min_rad - 1e-5).any() or (t > self.max_rad + 1e-5).any()):
@@ -486,7 +815,20 @@ class StsBusLink:
         self.stats["periods"] += 1
         full = self._k % self.telemetry_every == 0
         self._k += 1
-        return self._read(timeout_s, full=full, t_start=t_start)
+        fresh, self._fresh = self._fresh, None
+        misses, self._period_misses = self._period_misses, []
+        if fresh is not None and t_start - fresh[1] <= timeout_s:
+            reply: Reply | _Failed = fresh[0]  # this period's READ: no second sync read
+        else:
+            reply = self._read_state(t_start + timeout_s, full, t_start=t_start)
+        self.stats["sync_reads_per_period"] = self.stats["sync_reads"] / self.stats["periods"]
+        if isinstance(reply, _Failed):
+            return self._period_failed(_Failed(misses + reply))
+        if isinstance(reply, P.State):
+            self._failed_in_row = 0
+            self._streak.clear()
+            self._window.append(0)
+        return reply
 
     def passive(self, target_rad: np.ndarray, timeout_s: float) -> Reply:
         """Torque off on every servo (they go limp), confirmed by reading it back.
@@ -535,40 +877,6 @@ class StsBusLink:
         self.telemetry["voltage_v"][i], self.telemetry["temperature_c"][i] = data[0] * 0.1, data[1]
         return f"; now {data[1]} C, {data[0] * 0.1:.1f} V"
 
-    def _sync_protection_limits(self) -> None:
-        """Make each servo's own Max_Temperature_Limit (13) and Min_Voltage_Limit (15) the
-        calibration's, so its status error bits (checked every period) trip at our limits.
-
-        EEPROM is written only where a value differs (unlock, write, lock).
-
-        Raises:
-            LinkError: a servo refuses the read or the write.
-        """
-        want_t = int(round(self.cal.max_temperature_c))
-        want_v = int(round(self.cal.min_voltage_v * 10))
-        self.port_handler.budget_ms = 50.0
-        for sid in self.ids:
-            try:
-                try:
-                    data, res, _ = self.ph.readTxRx(self.port_handler, sid, 13, 3)
-                finally:
-                    self.port_handler.is_using = False
-                if res != self.sdk.COMM_SUCCESS:
-                    raise LinkError(f"{self._name(sid)}: cannot read its protection limits "
-                                    f"({self.ph.getTxRxResult(res)}). Nothing was moved.")
-                if data[0] == want_t and data[2] == want_v:
-                    continue
-                for addr, value in ((55, 0), (13, want_t), (15, want_v), (55, 1)):
-                    try:
-                        res, _ = self.ph.write1ByteTxRx(self.port_handler, sid, addr, value)
-                    finally:
-                        self.port_handler.is_using = False
-                    if res != self.sdk.COMM_SUCCESS:
-                        raise LinkError(f"{self._name(sid)}: cannot write address {addr} "
-                                        f"({self.ph.getTxRxResult(res)}). Nothing was moved.")
-            except _PORT_ERRORS as exc:
-                raise self._port_failed(exc, "setting the protection limits") from exc
-
     #: Torque-off writes (each followed by a read-back of Torque_Enable) before a stop gives up.
     release_tries = 3
 
@@ -579,7 +887,16 @@ class StsBusLink:
                 self._torque_off()
             unreleased = self._torque_still_on(timeout_s)
             if not unreleased:
-                return self._read(timeout_s, full=False, judge=False)
+                t_start = time.perf_counter()
+                state = self._read_state(t_start + timeout_s, full=False, t_start=t_start,
+                                         judge=False)
+                if isinstance(state, P.State):
+                    return state
+                if self._last_state is not None:  # released and confirmed: the last state
+                    last = self._last_state
+                    return P.State(0, last.t_us, self.status, last.q_rad, last.dq_rad_s,
+                                   last.quat_wxyz, last.gyro_rad_s, last.accel_m_s2)
+                return None
         names = ", ".join(f"{self._name(sid)} {why}" for sid, why in unreleased.items())
         return LinkFault(Fault.SERVO_SILENT,
                          f"torque release not confirmed after {self.release_tries} torque-off "
@@ -590,8 +907,8 @@ class StsBusLink:
 
         Returns:
             ``{id: why}`` of the servos not confirmed off: ``"reads Torque_Enable = 1"`` or
-            ``"gave no valid reply"`` (silent, or a corrupt status packet). The servos after one
-            whose reply failed are read one by one (unless the whole bus is silent).
+            ``"gave no valid reply"`` (silent, or a corrupt status packet). The servo whose reply
+            failed and those after it are read one by one (unless the whole bus is silent).
         """
         group = self._reads.get(1)
         if group is None:
@@ -601,6 +918,7 @@ class StsBusLink:
             self._reads[1] = group
         self.port_handler.budget_ms = timeout_s * 1e3
         group.errors = {}  # the servos whose status packet came back (none if the write failed)
+        group.failed_id = None
         try:
             self.port_handler.ser.reset_input_buffer()
             group.txRxPacket()
@@ -611,9 +929,12 @@ class StsBusLink:
         self.stats["sync_reads"] += 1
         value = {sid: group.getData(sid, 40, 1) for sid in group.errors}
         silent_bus = group.failed_id == self.ids[0] and self.port_handler.rx_bytes == 0
+        if not silent_bus and len(value) < len(self.ids):
+            # What is left of the failed sync read's replies passes first (half-duplex bus).
+            self._drain(len(self.ids) * 7, time.perf_counter() + self.ping_timeout_s)
         for sid in self.ids:
-            # The servos after the one whose reply failed were never heard: ask each alone.
-            if sid in value or sid == group.failed_id or silent_bus:
+            # The servos from the one whose reply failed on were never heard: ask each alone.
+            if sid in value or silent_bus:
                 continue
             self.port_handler.budget_ms = self.ping_timeout_s * 1e3
             try:
@@ -640,18 +961,37 @@ class StsBusLink:
         s |= P.Status.ESTOPPED if self.estopped else 0
         return int(s)
 
-    def _read(self, timeout_s: float, full: bool, t_start: float | None = None,
-              judge: bool = True) -> Reply:
-        """Sync read (and IMU poll); a :class:`State`, or a :class:`LinkFault` naming the servo.
+    # ------------------------------------------------------------------ reads and retries
+    def _drain(self, expect: int, deadline: float) -> None:
+        """Read and drop up to ``expect`` bytes: the rest of a failed sync read's replies, so the
+        retry's request does not collide with them on the half-duplex bus; stop when they are
+        in, when the bus has been quiet for :data:`DRAIN_QUIET_S`, or at ``deadline``."""
+        ser = self.port_handler.ser
+        got = 0
+        try:
+            while got < expect:
+                wait = min(DRAIN_QUIET_S, deadline - time.perf_counter())
+                if wait <= 0 or not select.select([self._fd], [], [], wait)[0]:
+                    return
+                data = ser.read(max(1, min(ser.in_waiting, expect - got)))
+                if not data:
+                    return
+                got += len(data)
+        except _PORT_ERRORS as exc:
+            raise self._port_failed(exc, "reading") from exc
 
-        ``judge=False`` (the stop path) returns the state despite error bits, temperature,
-        voltage or a silent IMU: the bus answered, which is what a stop needs to confirm.
+    def _attempt(self, length: int, deadline: float) -> _Miss | None:
+        """One sync read of the ``length``-byte block; ``None`` when every servo's status packet
+        came back valid (in ``self._reads[length]``), else what failed.
+
+        Raises:
+            LinkError: the port failed or vanished (``port_lost``).
         """
         sdk = self.sdk
-        start, length = _FULL_READ if full else _FAST_READ
         group = self._reads[length]
-        t_start = time.perf_counter() if t_start is None else t_start
-        self.port_handler.budget_ms = max(timeout_s - (time.perf_counter() - t_start), 1e-4) * 1e3
+        budget_s = max(deadline - time.perf_counter(), 1e-4)
+        self.port_handler.budget_ms = budget_s * 1e3
+        t0 = time.perf_counter()
         try:
             self.port_handler.ser.reset_input_buffer()  # no stale reply is taken for this one
             res = group.txRxPacket()
@@ -664,20 +1004,117 @@ class StsBusLink:
         self.stats["sync_reads"] += 1
         self.stats["bytes_tx"] += 8 + len(self.ids)
         self.stats["bytes_rx_expected"] += (6 + length) * len(self.ids)
-        if res != sdk.COMM_SUCCESS:
-            who = self._name(group.failed_id)
-            if res == sdk.COMM_RX_CORRUPT:
-                self.stats["corrupt_replies"] += 1
-                return LinkFault(Fault.CORRUPT_REPLY,
-                                 f"{who}: status packet failed its checksum or was cut short")
-            self.stats["timeouts"] += 1
-            if self.port_handler.rx_bytes == 0:
-                # Nothing at all came back: the whole bus is silent (or the host stalled). A
-                # missed period, as for protocol v1; the loop stops after several in a row.
-                return None
-            return LinkFault(Fault.SERVO_SILENT,
-                             f"{who} did not answer the sync read within "
-                             f"{timeout_s * 1e3:.1f} ms")
+        if res == sdk.COMM_SUCCESS:
+            # A running estimate of one sync read, for the decision to retry.
+            self._attempt_s[length] += 0.1 * (time.perf_counter() - t0 - self._attempt_s[length])
+            return None
+        sid = group.failed_id
+        who = self._name(sid)
+        if res == sdk.COMM_RX_CORRUPT:
+            self.stats["corrupt_replies"] += 1
+            return _Miss("corrupt", sid, f"{who}: status packet failed its checksum or was cut "
+                                         "short")
+        if getattr(group, "lost", False):
+            self.stats["lost_replies"] += 1
+            return _Miss("lost", sid, f"{who} did not answer the sync read (the servos after "
+                                      "it did)")
+        self.stats["timeouts"] += 1
+        if self.port_handler.rx_bytes == 0:
+            # Nothing at all came back: the whole bus is silent (servo power, or a stalled host).
+            return _Miss("silent", None, f"no servo answered the sync read within "
+                                         f"{budget_s * 1e3:.1f} ms (servo power off?)")
+        return _Miss("late", sid, f"{who} did not answer the sync read within "
+                                  f"{budget_s * 1e3:.1f} ms")
+
+    def _read_state(self, deadline: float, full: bool, t_start: float,
+                    judge: bool = True, attempts: int | None = None) -> Reply | _Failed:
+        """Sync-read the state, retried while the time to ``deadline`` allows another read (at
+        most ``attempts``, default :attr:`read_attempts`).
+
+        Returns:
+            A :class:`State` (``t_start``: when the period's bus traffic began, for
+            :attr:`last_rtt_s`), a :class:`LinkFault` from :meth:`_state` (servo alarm, IMU), or
+            :class:`_Failed` with every failed sync read.
+        """
+        length = (_FULL_READ if full else _FAST_READ)[1]
+        expected = (6 + length) * len(self.ids)
+        failed = _Failed()
+        for attempt in range(attempts or self.read_attempts):
+            if attempt:
+                miss = failed[-1]
+                rest = expected - self.port_handler.rx_bytes - (
+                    6 + length if miss.kind == "lost" else 0)
+                if miss.kind != "silent" and rest > 0:
+                    self._drain(rest, deadline)
+                if deadline - time.perf_counter() < RETRY_MARGIN * self._attempt_s[length]:
+                    break  # no time for another whole sync read in this call
+                self.stats["read_retries"] += 1
+            miss = self._attempt(length, deadline)
+            if miss is None:
+                return self._state(full, judge, t_start)
+            failed.append(miss)
+            if miss.kind == "silent" and deadline - time.perf_counter() <= 0:
+                break
+        return failed
+
+    def _period_failed(self, misses: _Failed) -> Reply:
+        """Count a period without a valid state; ``None`` (the loop holds the last state), or a
+        :class:`LinkFault` when the loss is persistent."""
+        self.stats["failed_periods"] += 1
+        self._failed_in_row += 1
+        self.stats["max_failed_periods_in_row"] = max(self.stats["max_failed_periods_in_row"],
+                                                      self._failed_in_row)
+        self._window.append(1)
+        self._streak.extend(misses)
+        events = self.stats["failed_period_events"]
+        if len(events) < MAX_EVENTS:
+            events.append(f"t={time.perf_counter() - self._t0:.2f} s, period {self._k}: no valid "
+                          f"state after {len(misses)} sync read(s) ({self._describe(misses)}); "
+                          "the last state is held")
+        if self._failed_in_row >= self.max_failed_periods:
+            kinds = {(m.kind, m.sid) for m in self._streak}
+            tail = (f"in each of {len(self._streak)} sync reads over {self._failed_in_row} "
+                    "control periods in a row: persistent, not a transient error")
+            if len(kinds) == 1:
+                kind = next(iter(kinds))[0]
+                fault = {"corrupt": Fault.CORRUPT_REPLY, "lost": Fault.SERVO_SILENT,
+                         "late": Fault.SERVO_SILENT, "silent": Fault.LINK_LOST}[kind]
+                return LinkFault(fault, f"{self._streak[-1].detail}, {tail}")
+            return LinkFault(Fault.LINK_LOST,
+                             f"no valid state in {self._failed_in_row} control periods in a row "
+                             f"({len(self._streak)} sync reads: {self._describe(self._streak)})")
+        failed = sum(self._window)
+        if failed >= self.max_failed_in_window:
+            return LinkFault(Fault.LINK_LOST,
+                             f"{failed} of the last {len(self._window)} control periods without "
+                             f"a valid state (limit {self.max_failed_in_window}): the bus loses "
+                             f"too many replies ({self.stats['corrupt_replies']} corrupt, "
+                             f"{self.stats['lost_replies'] + self.stats['timeouts']} missing of "
+                             f"{self.stats['sync_reads']} sync reads so far; last: "
+                             f"{self._describe(misses)})")
+        return None
+
+    def _describe(self, misses: list[_Miss]) -> str:
+        """``"servo 5 (fl_hip_flexion) checksum x2, servo 9 (rr_knee) no reply x1"``."""
+        words = {"corrupt": "checksum", "lost": "no reply", "late": "no reply",
+                 "silent": "no reply"}
+        counts: dict[str, int] = {}
+        for m in misses:
+            key = (f"{self._name(m.sid)} " if m.sid is not None else "every servo ") + words[m.kind]
+            counts[key] = counts.get(key, 0) + 1
+        return ", ".join(f"{k} x{n}" for k, n in counts.items()) or "no sync read"
+
+    def _state(self, full: bool, judge: bool, t_start: float) -> Reply:
+        """The :class:`State` from the sync read just made (and the IMU), or a
+        :class:`LinkFault` naming the servo.
+
+        ``judge=False`` (the stop path) returns the state despite error bits, temperature,
+        voltage or a silent IMU: the bus answered, which is what a stop needs to confirm.
+
+        Raises:
+            LinkError: the IMU port failed (while judging).
+        """
+        group = self._reads[(_FULL_READ if full else _FAST_READ)[1]]
         self.last_rtt_s = time.perf_counter() - t_start
         n = len(self.ids)
         ticks = np.empty(n)
@@ -727,7 +1164,8 @@ class StsBusLink:
                 self.imu.poll()
             except ImuError as exc:
                 if judge:
-                    raise LinkError(str(exc)) from exc
+                    raise LinkError(f"{exc}: check the IMU's USB-UART adapter and cable "
+                                    "(--imu-port)") from exc
                 # The stop path: the bus answered; the last IMU reading is reported as it is.
             quat, gyro, accel, age = self.imu.body_reading()
             self.stats["imu_packets"] = self.imu.parser.packets
@@ -740,4 +1178,6 @@ class StsBusLink:
         else:
             quat, gyro, accel = np.array([1.0, 0, 0, 0]), np.zeros(3), np.array([0, 0, 9.81])
         t_us = int((time.perf_counter() - self._t0) * 1e6) & 0xFFFFFFFF
-        return P.State(0, t_us, self.status, q, dq, quat, gyro, accel)
+        state = P.State(0, t_us, self.status, q, dq, quat, gyro, accel)
+        self._last_state = state
+        return state
