@@ -635,3 +635,27 @@ def test_the_adapters_latency_timer_is_checked(tmp_path, emulator):
         assert len(link.warnings) == 1 and "latency_timer = 16 ms" in link.warnings[0]
         assert link.stats_dict()["warnings"] == link.warnings
         link.passive(DEFAULT, 0.05)
+
+
+@pytest.mark.parametrize(("register", "value", "words"), [
+    ("Model_Number", 2825, "servo 7 (rr_hip_abduction) reports model 2825, the calibration "
+                           "expects 777"),
+    # Under the servo's own Min_Voltage_Limit (10 V, from the calibration): its voltage bit.
+    ("Present_Voltage", 74, "servo 7 (rr_hip_abduction) reports input voltage (error bits "
+                            "0x01); now 38 C, 7.4 V"),
+])
+def test_a_servo_or_supply_other_than_the_trained_one_is_refused(emulator, register, value,
+                                                                 words):
+    """What the bus can tell of the servo the policy was trained for (the 12 V STS3215): its
+    model number, and its supply (a 2S battery, or the 7.4 V variant's, reads under 10 V)."""
+    emu, bus, imu = emulator()
+    emu.set_register(7, register, value)
+    with StsBusLink(bus, emu.truth.calibration(), imu) as link, \
+            pytest.raises(LinkError) as info:
+        link.connect()
+    msg = str(info.value)
+    assert words in msg and "Nothing was moved" in msg
+    if register == "Present_Voltage":
+        assert "trained for the 12 V STS3215" in msg
+    settle()
+    assert emu.record.first_torque_on_s is None and emu.record.goal_writes == 0
