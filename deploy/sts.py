@@ -42,16 +42,16 @@ Connect (:meth:`StsBusLink.connect`), every refusal before the torque goes on: p
 calibrated ID (bounded tries; a wrong baud rate or a missing servo is named and nothing moves),
 check the model number, read each servo's configuration (addresses 3-33): Operating_Mode (33)
 must be 0 (position mode; in step mode, 3, Goal_Position is a relative move, so the goal =
-present write at torque-on would move the joint by about its present position, ~2,000 ticks)
-and Min/Max_Position_Limit (9/11) must be the calibrated range in ticks (within
-:data:`LIMIT_TOLERANCE_TICKS`; ``robotac calibrate`` writes them: other values mean a replaced or
-reset servo, or a calibration of another robot); wait for the first IMU packet; read the
-positions (a joint more than 0.35 rad outside its calibrated limits means a stale calibration:
-refused; more than :data:`START_OUTSIDE_TOLERANCE_RAD` (0.03 rad) outside: refused, the
-operator moves it into range by hand); the supply voltage and temperature against the
-calibration's limits (the policy was trained for the 12 V STS3215; the bus cannot tell the 7.4 V
-variant, same model number 777, but a 2S supply reads below the 10 V limit and a 7.4 V servo on
-12 V raises its input-voltage error bit: both refused). Then the EEPROM, where it differs:
+present write at torque-on would move the joint by about its present position, ~2,000 ticks);
+wait for the first IMU packet; read the positions (a joint more than 0.35 rad outside its
+calibrated limits means a stale calibration: refused; more than
+:data:`START_OUTSIDE_TOLERANCE_RAD` (0.03 rad) outside: refused, the operator moves it into
+range by hand), the supply voltage and temperature against the calibration's limits (the policy
+was trained for the 12 V STS3215; the bus cannot tell the 7.4 V variant, same model number 777,
+but a 2S supply reads below the 10 V limit and a 7.4 V servo on 12 V raises its input-voltage
+error bit: both refused); Min/Max_Position_Limit (9/11) must be the calibrated range in ticks
+(within :data:`LIMIT_TOLERANCE_TICKS`; ``robotac calibrate`` writes them: other values mean a
+replaced or reset servo, or a calibration of another robot). Then the EEPROM, where it differs:
 Return_Delay_Time (7) = 0 (the factory's 250 = 500 us per reply is 6 ms a sync read of 12; a
 servo that refuses it is a warning, not a stop), the temperature and voltage limits of the
 calibration; the USB adapter's latency timer is checked (:func:`latency_timer_warning`); then
