@@ -23,7 +23,7 @@ import onnxruntime as ort
 from deploy import protocol as P
 from envs.interface import InterfaceMismatchError, RobotInterface
 
-__all__ = ["METADATA_KEY", "PolicyError", "PolicyMismatchError", "OnnxPolicy"]
+__all__ = ["METADATA_KEY", "PolicyError", "PolicyMismatchError", "OnnxPolicy", "joint_limits"]
 
 #: ``metadata_props`` key of the JSON metadata (same value as ``policies.export.METADATA_KEY``).
 METADATA_KEY = "robotac"
@@ -199,6 +199,23 @@ class OnnxPolicy:
         """
         low = np.maximum(self.action_low, info.joint_min_rad.astype(np.float64))
         high = np.minimum(self.action_high, info.joint_max_rad.astype(np.float64))
-        low32 = np.nextafter(low.astype(np.float32), np.float32(np.inf))
-        high32 = np.nextafter(high.astype(np.float32), np.float32(-np.inf))
-        return low32.astype(np.float64), high32.astype(np.float64)
+        return _inward_float32(low, high)
+
+
+def _inward_float32(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)`` rounded one float32 step inward, as float64: a target clamped to them
+    stays inside after the float32 wire encoding."""
+    low32 = np.nextafter(np.asarray(low).astype(np.float32), np.float32(np.inf))
+    high32 = np.nextafter(np.asarray(high).astype(np.float32), np.float32(-np.inf))
+    return low32.astype(np.float64), high32.astype(np.float64)
+
+
+def joint_limits(info: P.Info) -> tuple[np.ndarray, np.ndarray]:
+    """The robot's own joint limits from its INFO, as the safety layer's outer box.
+
+    Returns:
+        ``(low, high)``, each ``(n_joints,)`` float64 servo angles [rad], rounded inward to
+        float32 like :meth:`OnnxPolicy.safe_bounds` (so they contain the safe bounds).
+    """
+    return _inward_float32(info.joint_min_rad.astype(np.float64),
+                           info.joint_max_rad.astype(np.float64))

@@ -4,11 +4,15 @@ Every servo target the host sends goes through :class:`SafetyLayer`:
 
 1. NaN/inf guard: a non-finite action is never used; the last safe target is held and a fault
    is raised for the loop to stop on.
-2. Clamp to the intersection of the policy's action bounds and the robot's joint limits (from
-   INFO), per joint.
-3. Rate limit: each joint's target moves at most ``max_step_rad`` per control step.
+2. Clamp the policy's action to the safe bounds: the intersection of the policy's action
+   bounds and the robot's joint limits (from INFO), per joint.
+3. Rate limit: each joint's target moves at most ``max_step_rad`` per control step, from the
+   first target on. The ramp starts at the *measured* pose, clipped only to the robot's own
+   joint limits (not to the policy's bounds: a leg hanging outside them would otherwise get the
+   bound as its first target, a jump at full servo speed); the policy's bounds apply from the
+   run phase on, reached at the rate limit when the ramp left a joint outside them.
 4. Wire guard (:meth:`SafetyLayer.guard`): a last check right before encoding; a target outside
-   the limits raises :class:`SafetyViolation` instead of reaching the wire.
+   the robot's joint limits raises :class:`SafetyViolation` instead of reaching the wire.
 
 :meth:`SafetyLayer.check_state` turns a STATE into a stop reason: robot status bits (e-stopped,
 watchdog tripped, servo fault), a tilt beyond the limit (from the IMU orientation), or a
@@ -113,13 +117,18 @@ class SafetyLayer:
 
     Args:
         low, high: ``(n_joints,)`` safe bounds [rad]: the intersection of the policy's action
-            bounds and the robot's limits (``OnnxPolicy.safe_bounds``).
+            bounds and the robot's limits (``OnnxPolicy.safe_bounds``); policy actions are
+            clamped to them.
         default_pose_rad: ``(n_joints,)`` pose of the ramp and hold phases [rad].
         control_period_s: Control period [s] (sets the per-step rate limit).
         config: :class:`SafetyConfig`.
+        limit_low, limit_high: ``(n_joints,)`` the robot's own joint limits [rad] (INFO,
+            rounded inward to float32), which must contain ``[low, high]``: the box of the ramp
+            (which starts at the measured pose) and of the wire guard. Default: ``low, high``.
 
     Raises:
-        ValueError: on shape mismatches, empty bounds, or a default pose outside them.
+        ValueError: on shape mismatches, empty bounds, safe bounds outside the joint limits,
+            or a default pose outside the safe bounds.
     """
 
     def __init__(
@@ -129,9 +138,15 @@ class SafetyLayer:
         default_pose_rad: np.ndarray,
         control_period_s: float,
         config: SafetyConfig | None = None,
+        limit_low: np.ndarray | None = None,
+        limit_high: np.ndarray | None = None,
     ):
         self.low = np.asarray(low, dtype=np.float64).copy()
         self.high = np.asarray(high, dtype=np.float64).copy()
+        self.limit_low = (self.low if limit_low is None
+                          else np.asarray(limit_low, dtype=np.float64)).copy()
+        self.limit_high = (self.high if limit_high is None
+                           else np.asarray(limit_high, dtype=np.float64)).copy()
         self.default_pose_rad = np.asarray(default_pose_rad, dtype=np.float64).copy()
         self.config = config or SafetyConfig()
         if not (self.low.shape == self.high.shape == self.default_pose_rad.shape):
@@ -143,6 +158,14 @@ class SafetyLayer:
             raise ValueError("safe bounds must be finite")
         if not (self.low <= self.high).all():
             raise ValueError(f"empty safe bounds at joints {np.flatnonzero(self.low > self.high)}")
+        if self.limit_low.shape != self.low.shape or self.limit_high.shape != self.low.shape:
+            raise ValueError(f"joint limits have shapes {self.limit_low.shape}, "
+                             f"{self.limit_high.shape}; expected {self.low.shape}")
+        outside = (self.low < self.limit_low) | (self.high > self.limit_high)
+        if outside.any():
+            raise ValueError(f"safe bounds exceed the robot's joint limits at joints "
+                             f"{np.flatnonzero(outside).tolist()}: intersect them first "
+                             "(OnnxPolicy.safe_bounds)")
         if not ((self.default_pose_rad >= self.low) & (self.default_pose_rad <= self.high)).all():
             raise ValueError(
                 f"default pose {np.round(self.default_pose_rad, 4).tolist()} lies outside the "
@@ -161,8 +184,13 @@ class SafetyLayer:
         return int(self.low.size)
 
     def clamp(self, target_rad: np.ndarray) -> np.ndarray:
-        """Clip a finite ``(n_joints,)`` target into ``[low, high]`` (float64 copy)."""
+        """Clip a finite ``(n_joints,)`` target into the safe bounds ``[low, high]`` (float64)."""
         return np.clip(np.asarray(target_rad, dtype=np.float64), self.low, self.high)
+
+    def clamp_to_limits(self, target_rad: np.ndarray) -> np.ndarray:
+        """Clip a finite ``(n_joints,)`` target into the robot's joint limits (float64 copy)."""
+        return np.clip(np.asarray(target_rad, dtype=np.float64), self.limit_low,
+                       self.limit_high)
 
     def filter(self, action_rad: np.ndarray, last_target_rad: np.ndarray) -> np.ndarray:
         """Turn a policy action into the next safe target.
@@ -195,32 +223,35 @@ class SafetyLayer:
     def rate_limit(self, target_rad: np.ndarray, last_target_rad: np.ndarray) -> np.ndarray:
         """Move at most ``max_step_rad`` per joint from ``last_target_rad`` toward ``target_rad``.
 
-        Both inputs must lie in ``[low, high]``; so does the result (a convex combination).
+        Both inputs must lie in the joint limits; so does the result (a convex combination). The
+        last target is never moved into ``[low, high]`` first: that would be a jump of any size.
+        A target in ``[low, high]`` from a last target outside them is reached at the rate limit.
         """
-        last = self.clamp(last_target_rad)
+        last = self.clamp_to_limits(last_target_rad)
         step = np.clip(np.asarray(target_rad, dtype=np.float64) - last, -self.max_step_rad,
                        self.max_step_rad)
         out = last + step
         self.n_rate_limited += int(np.any(out != target_rad))
-        return self.clamp(out)
+        return self.clamp_to_limits(out)
 
     def ramp_target(self, start_rad: np.ndarray, t_s: float) -> np.ndarray:
         """Target of the ramp phase at time ``t_s`` after its start.
 
-        Linear interpolation from ``start_rad`` (the measured pose, clamped into the bounds) to
-        the default pose over ``config.ramp_s``; the default pose afterwards.
+        Linear interpolation from ``start_rad`` (the measured pose, clipped only to the robot's
+        joint limits) to the default pose over ``config.ramp_s``; the default pose afterwards.
+        The loop rate-limits it from the measured pose, so no step exceeds ``max_step_rad``.
         """
-        start = self.clamp(start_rad)
+        start = self.clamp_to_limits(start_rad)
         ramp_s = self.config.ramp_s
         frac = 1.0 if ramp_s <= 0 else min(max(t_s / ramp_s, 0.0), 1.0)
-        return self.clamp(start + frac * (self.default_pose_rad - start))
+        return self.clamp_to_limits(start + frac * (self.default_pose_rad - start))
 
     def guard(self, target_rad: np.ndarray) -> np.ndarray:
         """Last check before a target is encoded: return it as float32 or refuse it.
 
         Raises:
             SafetyViolation: if the shape is not ``(n_joints,)``, or any entry is non-finite or
-                outside ``[low, high]`` after the float32 conversion of the wire.
+                outside the joint limits after the float32 conversion of the wire.
         """
         t32 = np.asarray(target_rad, dtype=np.float32)
         if t32.shape != self.low.shape:
@@ -229,10 +260,10 @@ class SafetyLayer:
                 "sent"
             )
         t64 = t32.astype(np.float64)
-        ok = np.isfinite(t64) & (t64 >= self.low) & (t64 <= self.high)
+        ok = np.isfinite(t64) & (t64 >= self.limit_low) & (t64 <= self.limit_high)
         if not ok.all():
             raise SafetyViolation(
-                f"target {np.round(t64, 4).tolist()} violates the safe bounds at joints "
+                f"target {np.round(t64, 4).tolist()} violates the joint limits at joints "
                 f"{np.flatnonzero(~ok).tolist()}; it was not sent"
             )
         return t32

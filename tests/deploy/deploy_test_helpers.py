@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_standing_policy(path: Path, *, interface_dict: dict | None = None, seed: int = 0,
-                         env_kwargs: dict | None = None) -> Path:
+                         env_kwargs: dict | None = None,
+                         action_half_range_rad: float | None = None) -> Path:
     """Export a DeterministicActor that outputs (almost) the default pose: it stands still.
 
     The last layer's bias is ``atanh`` of the default pose in squashed units and its weights are
@@ -18,7 +19,8 @@ def make_standing_policy(path: Path, *, interface_dict: dict | None = None, seed
     ``env_kwargs`` go into the metadata as the env's (``fixed_command``, ``command_ranges``,
     ``action_max_rate_rad_s``, ...); none = trained on sampled commands, no action filter. The
     observation size is the interface's layout's (47 with ``interface_dict`` of
-    ``with_gait_clock(QUADRUPED_INTERFACE)``).
+    ``with_gait_clock(QUADRUPED_INTERFACE)``). ``action_half_range_rad``: the actor's bounds
+    are the default pose +- this (as the shipped gait's +-0.3 rad), not the action space.
     """
     import torch
 
@@ -30,7 +32,11 @@ def make_standing_policy(path: Path, *, interface_dict: dict | None = None, seed
     arr = QUADRUPED_INTERFACE.arrays()
     obs_dim = sum(b["size"] for b in (interface_dict or QUADRUPED_INTERFACE.to_dict())
                   ["obs_layout"]["blocks"])
-    actor = DeterministicActor(obs_dim, arr["action_low_rad"], arr["action_high_rad"], (64, 64))
+    low, high = arr["action_low_rad"], arr["action_high_rad"]
+    if action_half_range_rad is not None:
+        low = np.maximum(low, arr["default_pose_rad"] - action_half_range_rad)
+        high = np.minimum(high, arr["default_pose_rad"] + action_half_range_rad)
+    actor = DeterministicActor(obs_dim, low, high, (64, 64))
     with torch.no_grad():
         last = actor.net[-1]
         last.weight.mul_(1e-3)
@@ -41,7 +47,7 @@ def make_standing_policy(path: Path, *, interface_dict: dict | None = None, seed
     norm.update(torch.randn(500, obs_dim, dtype=torch.float64) * 0.3)
     meta = make_metadata(
         env_id="robotac/Quadruped-v0", algo="td3", obs_dim=obs_dim,
-        action_low=arr["action_low_rad"], action_high=arr["action_high_rad"],
+        action_low=low, action_high=high,
         interface=interface_dict or QUADRUPED_INTERFACE.to_dict(), robotac_version="test",
         normalizer=norm, env_kwargs=env_kwargs,
     )

@@ -146,3 +146,53 @@ def test_safe_bounds_are_the_intersection_of_policy_bounds_and_robot_limits():
     assert (low.astype(np.float32).astype(np.float64) == low).all()  # survive the wire
     assert (high.astype(np.float32).astype(np.float64) == high).all()
     assert (want_low > info.joint_min_rad).any()  # the policy side does bind somewhere
+
+
+# The shipped gait's actor range: the default pose +- 0.3 rad, inside the joint limits.
+NARROW_LOW = np.maximum(LOW, DEFAULT - 0.3)
+NARROW_HIGH = np.minimum(HIGH, DEFAULT + 0.3)
+
+
+def _phases(q0: np.ndarray, actions: np.ndarray, max_rate_rad_s: float = 2.0):
+    """The loop's target sequence (ramp 0.2 s, hold 0.1 s, then ``actions``) from the measured
+    pose ``q0``, with the policy's bounds narrower than the joint limits."""
+    s = SafetyLayer(NARROW_LOW, NARROW_HIGH, DEFAULT, PERIOD_S,
+                    SafetyConfig(max_rate_rad_s=max_rate_rad_s, ramp_s=0.2, hold_s=0.1), LOW, HIGH)
+    last = s.clamp_to_limits(q0)
+    targets = []
+    for k in range(15):  # 10 ramp steps, 5 hold steps
+        goal = s.ramp_target(q0, k * PERIOD_S) if k < 10 else DEFAULT
+        last = s.rate_limit(goal, last)
+        targets.append(s.guard(last).astype(np.float64))
+    for a in actions:
+        last = s.filter(a, last)
+        targets.append(s.guard(last).astype(np.float64))
+    return s, np.array(targets)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_ramp_starts_at_the_measured_pose_from_anywhere_within_the_joint_limits(seed):
+    """Issue 22 hole 1: the first target is within one rate-limit step of the measured pose,
+    even where that pose lies outside the policy's bounds (legs hanging on a stand), and no
+    later step is larger; the policy's bounds are reached at the rate limit in the run phase."""
+    rng = np.random.default_rng(seed)
+    q0 = LOW + rng.uniform(0.0, 1.0, 12) * (HIGH - LOW)
+    if seed == 0:  # the hardware checklist's stand: every joint hangs 0.6 rad off the pose
+        q0 = np.clip(DEFAULT - 0.6, LOW, HIGH)
+    actions = rng.uniform(0.0, 2 * np.pi, (400, 12))  # clamped to the narrow bounds
+    s, targets = _phases(q0, actions)
+    step = s.max_step_rad + 1e-6  # float32 wire rounding of values O(1..6) rad: < 1e-6
+    assert np.abs(targets[0] - q0).max() <= step
+    assert np.abs(np.diff(targets, axis=0)).max() <= step
+    # After 400 run steps (8 s at 2 rad/s: any joint crosses its range) the targets are inside
+    # the policy's bounds.
+    assert (targets[-1] >= NARROW_LOW - 1e-6).all() and (targets[-1] <= NARROW_HIGH + 1e-6).all()
+
+
+def test_the_wire_guard_checks_the_joint_limits_and_the_layer_refuses_wider_safe_bounds():
+    s = SafetyLayer(NARROW_LOW, NARROW_HIGH, DEFAULT, PERIOD_S, SafetyConfig(), LOW, HIGH)
+    s.guard(LOW)  # inside the joint limits: a ramp target from a hanging leg may be there
+    with pytest.raises(SafetyViolation, match="joint limits"):
+        s.guard(LOW - 0.01)
+    with pytest.raises(ValueError, match="exceed the robot's joint limits"):
+        SafetyLayer(LOW - 0.1, HIGH, DEFAULT, PERIOD_S, SafetyConfig(), LOW, HIGH)
