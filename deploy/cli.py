@@ -213,7 +213,9 @@ def open_command_source(args: argparse.Namespace, policy: OnnxPolicy, policy_pat
         refuse_live_commands(env_kwargs, live, str(policy_path))
     limits = command_ranges(env_kwargs)
     if args.keyboard:
-        return KeyboardCommand(limits=limits)
+        # SIGHUP ends the run (run_deploy's StopSignals), whatever the command source: a robot
+        # whose operator's SSH session dropped must not stand on with torque on.
+        return KeyboardCommand(limits=limits, handle_sighup=False)
     if args.gamepad is not None:
         return open_gamepad(None if args.gamepad == "auto" else args.gamepad, limits)
     if args.command_schedule is not None:
@@ -261,9 +263,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     def _terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: through the loop's finally
+        # Before and after the run (starting the virtual robot, opening the port): nothing is
+        # powered yet, so end like Ctrl-C through the ``finally:`` below, which cleans up. During
+        # the run, run_deploy's StopSignals own these signals and stop the robot first.
+        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _terminate)
+    for name in ("SIGTERM", "SIGHUP", "SIGQUIT"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _terminate)
     robot_proc = None
     port = args.port
     imu_port, calibration = args.imu_port, args.calibration
@@ -341,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp = args.summary.with_name(args.summary.name + ".tmp")
         tmp.write_text(json.dumps(s, indent=1))
         os.replace(tmp, args.summary)
+    stop_signal = s.get("stop_signal")
+    if stop_signal:  # the shell's convention for a process ended by a signal: 128 + its number
+        return 128 + int(getattr(signal, stop_signal))
     if result.stop_reason.startswith("interrupted"):
         return 130
     return 0 if result.ok else 2

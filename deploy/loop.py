@@ -47,7 +47,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,7 @@ from deploy.commands import (
     check_source_for_policy,
 )
 from deploy.link import LinkError, SerialLink
-from deploy.policy import PolicyMismatchError
+from deploy.policy import PolicyMismatchError, joint_limits
 from deploy.robot_link import LinkFault, RobotLink, as_robot_link, hello
 from deploy.safety import Fault, SafetyConfig, SafetyFault, SafetyLayer, SafetyViolation
 from envs.interface import (
@@ -482,11 +482,16 @@ def run_deploy(
     gc.collect()
     gc.freeze()
     gc.disable()
+    # From here on a stop signal only asks for the stop; the loop answers at its next deadline.
+    stop_signals = StopSignals().install()
     try:
         info = link.connect(config.hello_attempts)
+        stop_signals.check()
         policy.check_robot(info, robot)
         low, high = policy.safe_bounds(info)
-        safety = SafetyLayer(low, high, robot.arrays()["default_pose_rad"], period, config.safety)
+        limit_low, limit_high = joint_limits(info)
+        safety = SafetyLayer(low, high, robot.arrays()["default_pose_rad"], period, config.safety,
+                             limit_low, limit_high)
         state = link.read(0.2)
         if isinstance(state, LinkFault):
             raise SafetyFault(state.fault, state.detail)
@@ -494,7 +499,9 @@ def run_deploy(
             raise LinkError(f"robot did not answer READ with STATE (got {state!r})")
         safety.check_state(state)
         q0 = state.q_rad.astype(np.float64)
-        last_target = safety.clamp(q0)
+        # The ramp starts where the joints are, clipped only to the robot's own limits; the
+        # policy's bounds apply from the run phase on (SafetyLayer.rate_limit).
+        last_target = safety.clamp_to_limits(q0)
         # The env feeds back its previous action (clipped to the action bounds), starting at the
         # default pose; so does the loop (the clamped target may differ at a joint limit).
         prev_action = safety.default_pose_rad.copy()
@@ -511,6 +518,7 @@ def run_deploy(
             late = clock.wait()
             t_wake = time.perf_counter()
             t = t_wake - t0
+            stop_signals.check()
             if t >= run_end:
                 break
             obs, action, infer_s, command = nan_obs, nan_n, float("nan"), nan_cmd
@@ -598,90 +606,163 @@ def run_deploy(
         if info is None and link_alive:
             failure = exc
         fault, stop_reason = Fault.LINK_ERROR, str(exc)
+    except StopRequested as exc:
+        stop_reason = str(exc)
     except KeyboardInterrupt:
         stop_reason = "interrupted by the operator (Ctrl-C)"
     except BaseException as exc:  # noqa: BLE001 - stop the robot first, then re-raise
         failure = exc
         stop_reason = f"{type(exc).__name__}: {exc}"
     finally:
-        stopped_with = _stop(link, link_alive, fault is not None or failure is not None,
-                             last_target, safety, robot)
-        restore_priority(sched_prev)
-        gc.unfreeze()
-        if gc_was_enabled:
-            gc.enable()
-        arrays = log.arrays()
-        summary = summarize(arrays, period) if arrays["t_s"].size else {"steps": 0}
-        summary.update(
-            {
-                "deadline_misses_clock": clock.misses,
-                "skipped_periods": clock.skipped,
-                "link": link.stats_dict(),
-                "link_kind": link.kind,
-                "fault": fault.name if fault else None,
-                "stop_reason": stop_reason,
-                "stopped_with": stopped_with,
-                "fresh_state": config.fresh_state,
-                "state_reads": state_reads,
-                "stale_observations": stale_obs,
-                "clamped_steps": safety.n_clamped if safety else 0,
-                "rate_limited_steps": safety.n_rate_limited if safety else 0,
-                "non_finite_actions": safety.n_non_finite if safety else 0,
-                "scheduler": sched_status,
-                "action_filter": action_filter.to_dict(),
-                "command_source": source.name,
-                "command_shaping": shaper.to_dict(),
-                "command_clipped_steps": shaper.n_clipped,
-                "command_rate_limited_steps": shaper.n_rate_limited,
-                "command_warnings": list(shaper.warnings),
-                "command_events": [f"t={t_e:.2f} s: {text}"
-                                   for t_e, text in getattr(source, "events", [])],
-            }
-        )
-        if config.log_path is not None and arrays["t_s"].size:
-            _save_npz(Path(config.log_path), {
-                **arrays, "link_kind": np.array(link.kind),
-                "command_source": np.array(source.name),
-                "command_events": np.array(summary["command_events"], dtype=str),
-            })
+        # The first statement: every stop signal from here on is held back, so neither the stop
+        # nor the log and summary below can be skipped (a signal that lands before it, in the
+        # ``except`` clauses, was only recorded: the handler never raises).
+        stop_signals.stopping = True
+        try:
+            stopped_with = _stop(link, link_alive, fault is not None or failure is not None,
+                                 last_target, safety, robot, stop_signals)
+            restore_priority(sched_prev)
+            gc.unfreeze()
+            if gc_was_enabled:
+                gc.enable()
+            arrays = log.arrays()
+            summary = summarize(arrays, period) if arrays["t_s"].size else {"steps": 0}
+            summary.update(
+                {
+                    "deadline_misses_clock": clock.misses,
+                    "skipped_periods": clock.skipped,
+                    "link": link.stats_dict(),
+                    "link_kind": link.kind,
+                    "fault": fault.name if fault else None,
+                    "stop_reason": stop_reason,
+                    "stop_signal": stop_signals.requested,
+                    "stopped_with": stopped_with,
+                    "fresh_state": config.fresh_state,
+                    "state_reads": state_reads,
+                    "stale_observations": stale_obs,
+                    "clamped_steps": safety.n_clamped if safety else 0,
+                    "rate_limited_steps": safety.n_rate_limited if safety else 0,
+                    "non_finite_actions": safety.n_non_finite if safety else 0,
+                    "scheduler": sched_status,
+                    "action_filter": action_filter.to_dict(),
+                    "command_source": source.name,
+                    "command_shaping": shaper.to_dict(),
+                    "command_clipped_steps": shaper.n_clipped,
+                    "command_rate_limited_steps": shaper.n_rate_limited,
+                    "command_warnings": list(shaper.warnings),
+                    "command_events": [f"t={t_e:.2f} s: {text}"
+                                       for t_e, text in getattr(source, "events", [])],
+                }
+            )
+            if config.log_path is not None and arrays["t_s"].size:
+                _save_npz(Path(config.log_path), {
+                    **arrays, "link_kind": np.array(link.kind),
+                    "command_source": np.array(source.name),
+                    "command_events": np.array(summary["command_events"], dtype=str),
+                })
+        finally:
+            stop_signals.restore()
     if failure is not None:
         raise failure
     return DeployResult(summary, arrays, fault, stop_reason, stopped_with, info,
                         Path(config.log_path) if config.log_path and arrays["t_s"].size else None)
 
 
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[list[str]]:
-    """Hold SIGINT and SIGTERM back while the stop is sent; they act afterwards.
+#: The signals that end a deploy run: Ctrl-C, ``kill``, a dropped terminal or SSH session
+#: (SIGHUP: STS servos have no watchdog, so a deploy that died of it would leave torque on) and
+#: Ctrl-\\. Each of them stops the robot through the same path (DESIGN.md contract 7).
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 
-    A second Ctrl-C (or a SIGTERM) during the stop would otherwise raise out of it before the
-    torque-off reached the robot. Python runs signal handlers in the main thread whichever
-    thread the kernel hands the signal to (onnxruntime's and the emulator's threads do not
-    block it), so blocking the main thread's signal mask is not enough: the handlers are
-    swapped for one that records the signal (main thread only; elsewhere no handler runs in
-    this thread anyway). Afterwards each recorded signal is raised again under the restored
-    handler; one that raises ``KeyboardInterrupt`` (Ctrl-C, the CLI's SIGTERM handler) asks for
-    what was just done, a stop: it is noted in the yielded list, not raised.
+
+class StopRequested(Exception):
+    """A stop signal (:data:`STOP_SIGNALS`) ended the run; :attr:`signame` says which."""
+
+    def __init__(self, signame: str):
+        self.signame = signame
+        reasons = {"SIGINT": "interrupted by the operator (Ctrl-C)",
+                   "SIGHUP": "stopped by SIGHUP (the terminal or SSH session hung up)",
+                   "SIGQUIT": "stopped by SIGQUIT (Ctrl-\\)"}
+        super().__init__(reasons.get(signame, f"stopped by {signame}"))
+
+
+class StopSignals:
+    """Turn the stop signals into a stop request that the loop acts on; never raise mid-stop.
+
+    A handler that raises (Python's ``KeyboardInterrupt``) can land between any two bytecodes:
+    a second Ctrl-C between the loop's exception and the stop would skip the stop. So while
+    this guard is installed (for the whole of :func:`run_deploy`), the handler only *records*
+    the request, and the loop checks it at each deadline (:meth:`check`, within one control
+    period) and leaves through its ``finally:``, which sets :attr:`stopping`; every signal after
+    the first is held back and noted (:meth:`notes`), never raised. One escape hatch: a repeated
+    signal while the first has gone unanswered for :attr:`escape_s` (the loop hangs in a call
+    that does not return) raises ``KeyboardInterrupt``, so the operator is never locked out.
+
+    Signals ignored when the guard is installed (``SIG_IGN``: ``nohup`` ignores SIGHUP, a shell's
+    background job SIGINT) stay ignored: the user chose that. Handlers can only be installed from
+    the main thread; elsewhere the guard does nothing (no signal handler runs there anyway).
     """
-    notes: list[str] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield notes
-        return
-    caught: list[int] = []
-    wanted = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
-                for sig in wanted}
-    try:
-        yield notes
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        for sig in dict.fromkeys(caught):
-            try:
-                signal.raise_signal(sig)
-            except KeyboardInterrupt:
-                notes.append(f"{signal.Signals(sig).name} during the stop was held back until "
-                             "the stop was sent")
+
+    escape_s = 2.0
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self.stopping = False
+        self.held: list[str] = []
+        self._t_requested = 0.0
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> StopSignals:
+        """Install the handlers (main thread only; idempotent). Returns ``self``."""
+        if self._previous or threading.current_thread() is not threading.main_thread():
+            return self
+        for name in STOP_SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is None or signal.getsignal(sig) is signal.SIG_IGN:
+                continue
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def restore(self) -> None:
+        """Put the previous handlers back (a signal still pending is recorded first).
+
+        A signal that lands after one handler is back acts under that handler (the CLI's raises
+        ``KeyboardInterrupt``); the remaining ones are still put back on the way out.
+        """
+        items = [(sig, handler if handler is not None else signal.SIG_DFL)
+                 for sig, handler in self._previous.items()]
+        self._previous.clear()
+        try:
+            while items:
+                sig, handler = items.pop()
+                signal.signal(sig, handler)
+        finally:
+            for sig, handler in items:
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.requested is None and not self.stopping:
+            self.requested, self._t_requested = name, time.monotonic()
+            return
+        self.held.append(name)
+        if not self.stopping and time.monotonic() - self._t_requested > self.escape_s:
+            raise KeyboardInterrupt  # the loop has not answered the first signal: it hangs
+
+    def check(self) -> None:
+        """Raise :class:`StopRequested` when a stop signal came and the stop has not begun."""
+        if self.requested is not None and not self.stopping:
+            raise StopRequested(self.requested)
+
+    def notes(self) -> list[str]:
+        """One line per signal held back while the stop was under way."""
+        return [f"{name} during the stop was held back until the stop was sent"
+                for name in dict.fromkeys(self.held)]
+
+    def __enter__(self) -> StopSignals:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
 
 
 def _stop(
@@ -691,17 +772,23 @@ def _stop(
     last_target: np.ndarray | None,
     safety: SafetyLayer | None,
     robot: RobotInterface,
+    signals: StopSignals | None = None,
 ) -> str:
     """Stop the robot: ESTOP after a fault, else a passive COMMAND; retried. Never raises.
 
-    SIGINT and SIGTERM are held back meanwhile (:func:`_signals_deferred`). Returns how the robot
-    was left: ``"passive"`` or ``"estop"`` (confirmed by the robot), ``"... sent, not
-    confirmed ..."``, or ``"none (...)"`` when the port is gone (the link's
-    ``port_lost_note``: protocol v1 robots go passive on their watchdog, STS servos have none).
+    The stop signals are held back meanwhile (:class:`StopSignals`; ``signals``, when given, is
+    the run's guard, already installed). Returns how the robot was left: ``"passive"`` or
+    ``"estop"`` (confirmed by the robot), ``"... sent, not confirmed ..."``, or ``"none (...)"``
+    when the port is gone (the link's ``port_lost_note``: protocol v1 robots go passive on their
+    watchdog, STS servos have none).
     """
-    with _signals_deferred() as notes:
+    guard = signals if signals is not None else StopSignals()
+    guard.stopping = True
+    with contextlib.ExitStack() as stack:
+        if signals is None:
+            stack.enter_context(guard)
         result = _stop_unblocked(link, link_alive, estop, last_target, safety, robot)
-    return "; ".join([result, *notes])
+    return "; ".join([result, *guard.notes()])
 
 
 def _stop_unblocked(
