@@ -29,7 +29,7 @@ the default pose drawn):
    refuses a goal outside the range even if the host sent one; then the file is written.
 
 Every answer comes through ``ask(key, prompt)``, so the procedure runs scripted against the bus
-emulator (``--virtual`` and the tests use :class:`deploy.sts_emulator.EmulatedOperator`).
+emulator (``--virtual`` and the tests use :class:`deploy.sim.sts_emulator.EmulatedOperator`).
 Exit status: 0 written (or scan listed), 1 refused or failed (the message says why).
 """
 
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None, ask: Ask | None = None) -> int:
     stop = None
     port, imu_port = args.port, args.imu_port
     if args.virtual:
-        from deploy.sts_emulator import EmulatedOperator, StsBusEmulator
+        from deploy.sim.sts_emulator import EmulatedOperator, StsBusEmulator
 
         emu = StsBusEmulator(stand=True)
         port, imu_port, stop = emu.start_thread()

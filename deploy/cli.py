@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def start_virtual_robot(extra: list[str], module: str = "deploy.virtual_robot",
+def start_virtual_robot(extra: list[str], module: str = "deploy.sim.virtual_robot",
                         keys: tuple[str, ...] = ("PORT",)) -> tuple[subprocess.Popen, str]:
     """Start ``python -m <module>`` (the virtual robot, or the STS bus emulator) and read the
     ``KEY value`` lines it prints first.
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 tmp_dir = tempfile.TemporaryDirectory(prefix="robotac_sts_")
                 extra += ["--write-calibration", str(Path(tmp_dir.name) / "calibration.json")]
             keys = ("PORT", "IMU", "CALIBRATION") if calibration is None else ("PORT", "IMU")
-            robot_proc, port = start_virtual_robot(extra, "deploy.sts_emulator", keys)
+            robot_proc, port = start_virtual_robot(extra, "deploy.sim.sts_emulator", keys)
             lines = robot_proc.robot_lines  # type: ignore[attr-defined]
             imu_port = lines["IMU"]
             calibration = Path(lines["CALIBRATION"]) if "CALIBRATION" in lines else calibration

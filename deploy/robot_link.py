@@ -23,7 +23,7 @@ Implementations:
   microcontroller or the virtual robot process;
 - :class:`deploy.sts.StsBusLink`: a Feetech STS servo bus driven directly (vendor SDK) plus a
   BNO08x IMU in UART-RVC mode;
-- :class:`deploy.virtual_robot.InProcessLink`: the virtual robot in the same process, no pty.
+- :class:`deploy.sim.virtual_robot.InProcessLink`: the virtual robot in the same process, no pty.
 
 A Dynamixel X-series backend is one more file with these seven members.
 """

@@ -9,9 +9,9 @@
 1. Inference, batch 1, one thread each, same process and run: onnxruntime on the exported file
    vs the torch actor (normalizer + ``actor.deterministic``), numpy in and out for both; p50/p99
    and the ratio (target: onnxruntime at least 2x faster at p99).
-2. The deploy loop against ``python -m deploy.virtual_robot`` (real-time physics) through a pty at
-   50, 100 and 200 Hz: achieved rate, period p99 jitter ``|period - nominal|``, deadline misses
-   (target at 200 Hz: p99 jitter < 1 ms, no misses). The loop runs a standing policy (its
+2. The deploy loop against ``python -m deploy.sim.virtual_robot`` (real-time physics) through a
+   pty at 50, 100 and 200 Hz: achieved rate, period p99 jitter ``|period - nominal|``, deadline
+   misses (target at 200 Hz: p99 jitter < 1 ms, no misses). The loop runs a standing policy (its
    output is the default pose, slightly observation dependent) so the robot stays up at any
    rate; ``--loop-policy`` runs another.
 3. Sim-to-sim (needs a trained policy, ``--policy``): mean body-frame forward velocity over the
@@ -106,7 +106,7 @@ def bench_inference(n: int, run: str | None, tmp: Path) -> dict:
 
 
 def _start_robot(extra: list[str], report: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.virtual_robot", "--report",
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.sim.virtual_robot", "--report",
                              str(report), *extra], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     line = proc.stdout.readline()
     if not line.startswith("PORT "):

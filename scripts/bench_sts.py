@@ -7,7 +7,7 @@
 
 1. Round trip of one period's bus traffic, ``StsBusLink.command``: one sync write of 12 goal
    positions, then one sync read of 12 servos (position and speed, 4 bytes each; every 10th
-   period 8 bytes: plus load, voltage, temperature), through ``python -m deploy.sts_emulator``
+   period 8 bytes: plus load, voltage, temperature), through ``python -m deploy.sim.sts_emulator``
    on a pty. With ``--wire-baud 1000000`` the emulator releases each reply no earlier than the
    bytes would take on a half-duplex 8N1 wire at 1 Mbaud; without pacing (``0``) the figure is
    the host + SDK + pty + emulator overhead alone. Compared with the wire-time bound from the
@@ -50,9 +50,9 @@ from bench_deploy import env_vx, standing_policy  # noqa: E402  (scripts/, besid
 
 
 def start_emulator(tmp: Path, *extra: str) -> tuple[subprocess.Popen, str, str, Path, Path]:
-    """``python -m deploy.sts_emulator``; returns ``(proc, bus, imu, calibration, report)``."""
+    """``python -m deploy.sim.sts_emulator``; returns ``(proc, bus, imu, calibration, report)``."""
     cal, report = tmp / f"cal_{time.monotonic_ns()}.json", tmp / f"bus_{time.monotonic_ns()}.json"
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.sts_emulator", "--write-calibration",
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.sim.sts_emulator", "--write-calibration",
                              str(cal), "--report", str(report), *extra],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
     lines = [proc.stdout.readline().split() for _ in range(3)]
@@ -197,8 +197,8 @@ def bench_gyro(policy_path: Path, steps: int = 300, command=(0.5, 0.0, 0.0)) -> 
     """
     from deploy.loop import policy_robot_interface
     from deploy.policy import OnnxPolicy
+    from deploy.sim.sts_emulator import StsBusEmulator
     from deploy.sts import StsBusLink
-    from deploy.sts_emulator import StsBusEmulator
     from envs.interface import QUADRUPED_INTERFACE as itf
     from envs.interface import gait_phase, quadruped_obs
 

@@ -45,7 +45,7 @@ def other_robot_policy(tmp_path_factory: pytest.TempPathFactory, standing_policy
 
 @dataclass
 class RobotProcess:
-    """A running ``python -m deploy.virtual_robot``."""
+    """A running ``python -m deploy.sim.virtual_robot``."""
 
     proc: subprocess.Popen
     port: str
@@ -71,7 +71,7 @@ def virtual_robot(tmp_path: Path) -> Iterator:
     def start(*extra: str) -> RobotProcess:
         report = tmp_path / f"robot{len(started)}.json"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "deploy.virtual_robot", "--report", str(report), *extra],
+            [sys.executable, "-m", "deploy.sim.virtual_robot", "--report", str(report), *extra],
             stdout=subprocess.PIPE, text=True, cwd=ROOT,
         )
         line = proc.stdout.readline()

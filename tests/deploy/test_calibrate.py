@@ -14,8 +14,8 @@ import pytest
 from deploy import protocol as P
 from deploy.calibrate import CalibrateError, Calibrator, main
 from deploy.calibration import Calibration
+from deploy.sim.sts_emulator import EmulatedOperator, StsBusEmulator
 from deploy.sts import StsBusLink
-from deploy.sts_emulator import EmulatedOperator, StsBusEmulator
 from envs.interface import QUADRUPED_INTERFACE
 
 
@@ -131,7 +131,7 @@ def test_direction_check_releases_the_torque_even_when_the_goal_write_back_fails
 
 def test_cli_leaves_every_servo_limp_whatever_stops_it(stand):
     """S6: main()'s finally: broadcasts Torque_Enable = 0, also after Ctrl-C mid-procedure."""
-    from deploy.sts_emulator import INST_WRITE, instruction_packet
+    from deploy.sim.sts_emulator import INST_WRITE, instruction_packet
 
     emu, bus, imu = stand
 

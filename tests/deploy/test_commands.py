@@ -592,7 +592,7 @@ def _run(policy_path: Path, commands=None, duration_s: float = 1.0, **kw):
     from deploy.loop import LoopConfig, run_deploy
     from deploy.policy import OnnxPolicy
     from deploy.safety import SafetyConfig
-    from deploy.virtual_robot import InProcessLink
+    from deploy.sim.virtual_robot import InProcessLink
 
     cfg = LoopConfig(rate_hz=50, duration_s=duration_s,
                      safety=SafetyConfig(ramp_s=0.1, hold_s=0.1), **kw)

@@ -21,7 +21,7 @@ from deploy.imu import (
     matrix_to_quat_wxyz,
     quat_wxyz_to_matrix,
 )
-from deploy.sts_emulator import open_pty
+from deploy.sim.sts_emulator import open_pty
 
 
 def test_packet_layout_matches_the_rvc_format():

@@ -12,7 +12,7 @@ import pytest
 
 from deploy import protocol as P
 from deploy.link import LinkError, SerialLink
-from deploy.virtual_robot import FaultInjection, VirtualRobot, open_pty
+from deploy.sim.virtual_robot import FaultInjection, VirtualRobot, open_pty
 from envs.interface import QUADRUPED_INTERFACE
 
 DEFAULT = QUADRUPED_INTERFACE.arrays()["default_pose_rad"].astype(np.float32)

@@ -189,7 +189,7 @@ class _BangBangPolicy:
 
 
 def _run_in_process(policy, duration_s=0.5):
-    from deploy.virtual_robot import InProcessLink
+    from deploy.sim.virtual_robot import InProcessLink
 
     cfg = LoopConfig(rate_hz=50, duration_s=duration_s, safety=SafetyConfig(ramp_s=0.1, hold_s=0.1))
     return run_deploy(InProcessLink(), policy, cfg)
@@ -394,7 +394,7 @@ def test_a_fixed_command_reaches_the_policy_from_the_first_step(fixed_command_po
     """C1: a policy trained on fixed_command 0.5,0,0 sees 0.5 from the first run step (its
     normalizer std for the command entries is ~1e-4: a ramp from zero is far out of range)."""
     from deploy.commands import FixedCommand
-    from deploy.virtual_robot import InProcessLink
+    from deploy.sim.virtual_robot import InProcessLink
 
     cfg = LoopConfig(rate_hz=50, duration_s=0.2, safety=SafetyConfig(ramp_s=0.1, hold_s=0.1))
     res = run_deploy(InProcessLink(), OnnxPolicy(fixed_command_policy), cfg,
@@ -432,7 +432,7 @@ def test_live_sources_are_drained_during_ramp_and_hold_and_resynced_at_the_run(s
     """S3: the source is polled during ramp and hold too (gamepad events and key bytes do not
     pile up), its command reaches no policy there, and it is resynced before the run's first
     poll."""
-    from deploy.virtual_robot import InProcessLink
+    from deploy.sim.virtual_robot import InProcessLink
 
     source = _DrainedSource()
     cfg = LoopConfig(rate_hz=50, duration_s=0.2, safety=SafetyConfig(ramp_s=0.1, hold_s=0.1))
@@ -483,7 +483,7 @@ def test_a_gait_clock_policy_sees_the_envs_clock_from_the_first_run_step(clock_p
 
 
 def test_a_gait_clock_layout_without_a_frequency_is_refused_before_connecting(clock_policy):
-    from deploy.virtual_robot import InProcessLink
+    from deploy.sim.virtual_robot import InProcessLink
 
     policy = OnnxPolicy(clock_policy)
     policy.metadata = {**policy.metadata, "env_kwargs": {}}
@@ -514,7 +514,7 @@ class _MarkedReadLink:
     MARK = 0.01
 
     def __init__(self, drop_read: int | None = None, fault_read: int | None = None):
-        from deploy.virtual_robot import InProcessLink
+        from deploy.sim.virtual_robot import InProcessLink
 
         self.inner, self.calls = InProcessLink(), []
         self.drop_read, self.fault_read = drop_read, fault_read
@@ -605,7 +605,7 @@ def test_the_first_ramp_target_is_one_rate_limit_step_from_a_hanging_leg(tmp_pat
     import mujoco
     from deploy_test_helpers import make_standing_policy
 
-    from deploy.virtual_robot import InProcessLink, VirtualRobot
+    from deploy.sim.virtual_robot import InProcessLink, VirtualRobot
 
     arr = QUADRUPED_INTERFACE.arrays()
     policy = OnnxPolicy(make_standing_policy(tmp_path / "narrow.onnx", action_half_range_rad=0.3))

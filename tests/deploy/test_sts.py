@@ -23,6 +23,13 @@ from deploy.link import LinkError
 from deploy.loop import _stop
 from deploy.robot_link import LinkFault, RobotLink
 from deploy.safety import Fault
+from deploy.sim.sts_emulator import (
+    EmulatorFaults,
+    StsBusEmulator,
+    checksum,
+    instruction_packet,
+    status_packet,
+)
 from deploy.sts import (
     MAX_FAILED_PERIODS,
     StsBusLink,
@@ -32,13 +39,6 @@ from deploy.sts import (
     sign_magnitude,
     to_sign_magnitude,
     wire_time_s,
-)
-from deploy.sts_emulator import (
-    EmulatorFaults,
-    StsBusEmulator,
-    checksum,
-    instruction_packet,
-    status_packet,
 )
 from envs.interface import QUADRUPED_INTERFACE
 
@@ -330,7 +330,7 @@ def test_a_silent_bus_is_a_missed_period_not_a_named_servo(emulator):
 def test_a_silent_imu_at_start_is_refused_before_the_torque_goes_on(emulator):
     import os
 
-    from deploy.sts_emulator import open_pty
+    from deploy.sim.sts_emulator import open_pty
 
     emu, bus, _ = emulator()
     master, slave, quiet = open_pty()  # an IMU port where nothing is sent

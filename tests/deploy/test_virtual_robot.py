@@ -9,7 +9,7 @@ import pytest
 from cobs import cobs
 
 from deploy import protocol as P
-from deploy.virtual_robot import FaultInjection, VirtualRobot
+from deploy.sim.virtual_robot import FaultInjection, VirtualRobot
 from envs.interface import QUADRUPED_INTERFACE
 
 ARR = QUADRUPED_INTERFACE.arrays()
@@ -158,7 +158,7 @@ def test_in_process_link_runs_the_loop_deterministically(standing_policy):
     from deploy.policy import OnnxPolicy
     from deploy.robot_link import RobotLink
     from deploy.safety import SafetyConfig
-    from deploy.virtual_robot import InProcessLink
+    from deploy.sim.virtual_robot import InProcessLink
 
     link = InProcessLink()
     assert isinstance(link, RobotLink) and link.kind == "virtual"

@@ -1,6 +1,6 @@
 """Virtual robot: protocol v1 on MuJoCo physics, behind a pseudo-terminal.
 
-``python -m deploy.virtual_robot`` opens a pty (``os.openpty``, raw mode), prints the port path
+``python -m deploy.sim.virtual_robot`` opens a pty (``os.openpty``, raw mode), prints the port path
 as its first stdout line (``PORT /dev/pts/N``), and answers frames on it exactly as a robot
 controller following ``shared/protocol.md`` must, driving :class:`envs.quadruped_sim.QuadrupedSim`
 (the physics the policy was trained on):
@@ -24,7 +24,8 @@ The robot records what it received (:class:`RobotRecord`: counts, min/max positi
 refusals) and writes it as JSON to ``--report`` on exit, so tests can check on the robot side
 that no out-of-limit target ever arrived.
 
-This is the only module of ``deploy/`` that imports mujoco (through ``envs.quadruped_sim``).
+Part of :mod:`deploy.sim`: it imports mujoco (through ``envs.quadruped_sim``), so the robot's
+computer never runs it.
 """
 
 from __future__ import annotations
@@ -455,7 +456,7 @@ def _write_report(path: str | None, robot: VirtualRobot) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m deploy.virtual_robot",
+        prog="python -m deploy.sim.virtual_robot",
         description="Virtual quadruped speaking robot link protocol v1 on a pseudo-terminal.",
     )
     ap.add_argument("--mode", choices=("realtime", "stepped"), default="realtime",

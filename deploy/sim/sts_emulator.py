@@ -1,6 +1,6 @@
 """Feetech STS servo-bus emulator (12 STS3215 on MuJoCo physics) plus a BNO08x RVC IMU stream.
 
-``python -m deploy.sts_emulator`` opens two pseudo-terminals and prints their paths, one line
+``python -m deploy.sim.sts_emulator`` opens two pseudo-terminals and prints their paths, one line
 each: ``PORT /dev/pts/N`` (the servo bus) and ``IMU /dev/pts/M`` (the IMU), then
 ``CALIBRATION <file>`` when ``--write-calibration`` is given. It answers the STS protocol on the
 bus exactly as twelve servos would (as far as the host uses it), driving
@@ -58,8 +58,8 @@ the status packets corrupted or dropped on purpose, and whether the body fell (`
 height under :data:`FALL_HEIGHT_M` or its tilt beyond :data:`FALL_TILT_RAD` while any torque
 was on).
 
-With :mod:`deploy.virtual_robot`, the only modules of ``deploy/`` that import mujoco (through
-``envs.quadruped_sim``).
+Part of :mod:`deploy.sim`: it imports mujoco (through ``envs.quadruped_sim``), so the robot's
+computer never runs it.
 """
 
 from __future__ import annotations
@@ -827,7 +827,7 @@ def _write_report(path: str | None, emu: StsBusEmulator) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m deploy.sts_emulator",
+        prog="python -m deploy.sim.sts_emulator",
         description="Emulated Feetech STS servo bus (12 STS3215 on MuJoCo) and BNO08x RVC IMU "
                     "on two pseudo-terminals.",
     )
