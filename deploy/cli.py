@@ -127,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--summary", type=Path, default=None, help="write the summary here (JSON)")
     ap.add_argument("--ramp-s", type=float, default=2.0, help="ramp to the default pose [s]")
     ap.add_argument("--hold-s", type=float, default=1.0, help="hold the default pose [s]")
+    ap.add_argument("--lower-s", type=float, default=1.0,
+                    help="at the stop, lower the body to the pose it started in (lying, or "
+                         "hanging on the stand) over this time before torque is released, "
+                         "where the bus still works [s]; 0 releases at once")
     ap.add_argument("--max-rate-rad-s", type=float, default=SafetyConfig.max_rate_rad_s,
                     help="per-joint target rate limit [rad/s]")
     ap.add_argument("--tilt-limit-deg", type=float, default=60.0,
@@ -250,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         safety = SafetyConfig(max_rate_rad_s=args.max_rate_rad_s,
                               tilt_limit_rad=math.radians(args.tilt_limit_deg),
-                              ramp_s=args.ramp_s, hold_s=args.hold_s)
+                              ramp_s=args.ramp_s, hold_s=args.hold_s, lower_s=args.lower_s)
         config = LoopConfig(rate_hz=rate_hz, duration_s=args.duration_s,
                             command=args.command or (0.0, 0.0, 0.0), safety=safety,
                             log_path=args.log, rt_priority=args.rt_priority,
@@ -328,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             tmp_dir.cleanup()
     s = result.summary
     print(f"stop: {result.stop_reason}; robot left {result.stopped_with}")
+    if s.get("lowering"):
+        print(f"stop: {s['lowering']}")
     if s.get("steps"):
         print(f"policy steps {s['steps']}, achieved {s['achieved_rate_hz']:.2f} Hz, period "
               f"p50/p99/max {s['period_ms_p50']:.3f}/{s['period_ms_p99']:.3f}/"

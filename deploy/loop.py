@@ -65,7 +65,14 @@ from deploy.commands import (
 from deploy.link import LinkError, SerialLink
 from deploy.policy import PolicyMismatchError, joint_limits
 from deploy.robot_link import LinkFault, RobotLink, as_robot_link, hello
-from deploy.safety import Fault, SafetyConfig, SafetyFault, SafetyLayer, SafetyViolation
+from deploy.safety import (
+    LOWER_FAULTS,
+    Fault,
+    SafetyConfig,
+    SafetyFault,
+    SafetyLayer,
+    SafetyViolation,
+)
 from envs.interface import (
     QUADRUPED_INTERFACE,
     ActionFilter,
@@ -472,6 +479,7 @@ def run_deploy(
     link_alive = True
     safety: SafetyLayer | None = None
     last_target: np.ndarray | None = None
+    rest_pose: np.ndarray | None = None  # the measured pose before the ramp: lowered to at the end
     filter_state: np.ndarray | None = None  # the action filter's previous target
     state_reads = stale_obs = 0  # fresh_state READs in the run phase, and those without a STATE
     clock = DeadlineClock(period, config.spin_s)
@@ -502,6 +510,7 @@ def run_deploy(
         # The ramp starts where the joints are, clipped only to the robot's own limits; the
         # policy's bounds apply from the run phase on (SafetyLayer.rate_limit).
         last_target = safety.clamp_to_limits(q0)
+        rest_pose = last_target.copy()
         # The env feeds back its previous action (clipped to the action bounds), starting at the
         # default pose; so does the loop (the clamped target may differ at a joint limit).
         prev_action = safety.default_pose_rad.copy()
@@ -619,8 +628,14 @@ def run_deploy(
         # ``except`` clauses, was only recorded: the handler never raises).
         stop_signals.stopping = True
         try:
-            stopped_with = _stop(link, link_alive, fault is not None or failure is not None,
-                                 last_target, safety, robot, stop_signals)
+            # Lower the body first where the bus still works (DESIGN.md contract 7).
+            lower = link_alive and (fault is None or fault in LOWER_FAULTS)
+            stopped_with, lowering = _stop(
+                link, link_alive, fault is not None or failure is not None, last_target, safety,
+                robot, stop_signals, rest_pose if lower else None, period, timeout,
+                lower_why=None if lower else (
+                    f"released at once ({fault.name if fault else 'the port is gone'}: the bus "
+                    "or the robot cannot be trusted to hold a pose)"))
             restore_priority(sched_prev)
             gc.unfreeze()
             if gc_was_enabled:
@@ -637,6 +652,7 @@ def run_deploy(
                     "stop_reason": stop_reason,
                     "stop_signal": stop_signals.requested,
                     "stopped_with": stopped_with,
+                    "lowering": lowering,
                     "fresh_state": config.fresh_state,
                     "state_reads": state_reads,
                     "stale_observations": stale_obs,
@@ -773,22 +789,83 @@ def _stop(
     safety: SafetyLayer | None,
     robot: RobotInterface,
     signals: StopSignals | None = None,
-) -> str:
-    """Stop the robot: ESTOP after a fault, else a passive COMMAND; retried. Never raises.
+    rest_pose: np.ndarray | None = None,
+    period_s: float = 0.02,
+    timeout_s: float = 0.012,
+    lower_why: str | None = None,
+) -> tuple[str, str]:
+    """Stop the robot: lower it to ``rest_pose`` where asked, then ESTOP after a fault, else a
+    passive COMMAND; retried. Never raises.
+
+    Lowering (``rest_pose`` given, with ``safety`` and ``last_target``): position targets from
+    ``last_target`` to ``rest_pose`` over ``safety.config.lower_s``, one per control period,
+    rate-limited and wire-guarded like every target. It ends early, and torque is released at
+    once, on a reply that is not a STATE (the bus stopped answering), an exception, or a second
+    stop signal (the operator wants it released now).
 
     The stop signals are held back meanwhile (:class:`StopSignals`; ``signals``, when given, is
-    the run's guard, already installed). Returns how the robot was left: ``"passive"`` or
-    ``"estop"`` (confirmed by the robot), ``"... sent, not confirmed ..."``, or ``"none (...)"``
-    when the port is gone (the link's ``port_lost_note``: protocol v1 robots go passive on their
-    watchdog, STS servos have none).
+    the run's guard, already installed).
+
+    Returns:
+        ``(stopped_with, lowering)``. ``stopped_with``: how the robot was left: ``"passive"`` or
+        ``"estop"`` (confirmed by the robot), ``"... sent, not confirmed ..."``, or
+        ``"none (...)"`` when the port is gone (the link's ``port_lost_note``: protocol v1 robots
+        go passive on their watchdog, STS servos have none), then the notes of held signals.
+        ``lowering``: one line, how the body was brought down (or why it was not).
     """
     guard = signals if signals is not None else StopSignals()
     guard.stopping = True
     with contextlib.ExitStack() as stack:
         if signals is None:
             stack.enter_context(guard)
+        lowering = lower_why or "released at once (nothing to lower from)"
+        if rest_pose is not None and safety is not None and last_target is not None and \
+                link_alive and safety.config.lower_s > 0:
+            try:
+                last_target, lowering = _lower(link, last_target, rest_pose, safety, period_s,
+                                               timeout_s, guard)
+            except BaseException as exc:  # noqa: BLE001 - the stop path must not raise
+                lowering = f"lowering stopped by {type(exc).__name__}: {exc}; released"
+        elif rest_pose is not None and safety is not None and safety.config.lower_s == 0:
+            lowering = "released at once (lower_s = 0)"
         result = _stop_unblocked(link, link_alive, estop, last_target, safety, robot)
-    return "; ".join([result, *guard.notes()])
+    return "; ".join([result, *guard.notes()]), lowering
+
+
+def _lower(
+    link: RobotLink,
+    last_target: np.ndarray,
+    rest_pose: np.ndarray,
+    safety: SafetyLayer,
+    period_s: float,
+    timeout_s: float,
+    guard: StopSignals,
+) -> tuple[np.ndarray, str]:
+    """Bring the body down to ``rest_pose`` over ``safety.config.lower_s`` (see :func:`_stop`).
+
+    Returns:
+        ``(last target sent, one line saying how it went)``.
+    """
+    link = as_robot_link(link)
+    n = max(1, round(safety.config.lower_s / period_s))
+    start = safety.clamp_to_limits(last_target)
+    rest = safety.clamp_to_limits(rest_pose)
+    held_before = len(guard.held)
+    target = start
+    clock = DeadlineClock(period_s)
+    clock.start()
+    for k in range(1, n + 1):
+        clock.wait()
+        if len(guard.held) > held_before:
+            return target, (f"lowering cut short after {k - 1} of {n} periods by "
+                            f"{guard.held[-1]}; released")
+        target = safety.rate_limit(start + (k / n) * (rest - start), target)
+        reply = link.command(safety.guard(target), timeout_s)
+        if not isinstance(reply, P.State):
+            why = getattr(reply, "detail", None) or type(reply).__name__
+            return target, (f"lowering stopped after {k} of {n} periods (no STATE: {why}); "
+                            "released")
+    return target, f"lowered to the rest pose in {n * period_s:.2f} s ({n} periods), released"
 
 
 def _stop_unblocked(

@@ -32,7 +32,8 @@ import numpy as np
 from deploy import protocol as P
 from envs.interface import projected_gravity
 
-__all__ = ["Fault", "SafetyFault", "SafetyViolation", "SafetyConfig", "SafetyLayer", "tilt_rad"]
+__all__ = ["Fault", "LOWER_FAULTS", "SafetyFault", "SafetyViolation", "SafetyConfig", "SafetyLayer",
+           "tilt_rad"]
 
 
 class Fault(enum.Enum):
@@ -62,6 +63,13 @@ ESTOP_FAULTS = frozenset(
 )
 
 
+#: Faults that leave the bus working (one servo hot or its supply low, the IMU lost, a bad action):
+#: the stop first lowers the body to its rest pose over ``SafetyConfig.lower_s``, then releases
+#: torque, so the robot does not drop. Every other fault (the bus or a servo lost, the robot's own
+#: e-stop or watchdog, a refused target, a fall beyond the tilt limit) releases torque at once.
+LOWER_FAULTS = frozenset({Fault.SERVO_ALARM, Fault.IMU_LOST, Fault.NON_FINITE_ACTION})
+
+
 class SafetyFault(RuntimeError):
     """A fault that stops the run; :attr:`fault` says which."""
 
@@ -87,6 +95,10 @@ class SafetyConfig:
         ramp_s: Time to move from the measured pose to the default pose [s].
         hold_s: Time to hold the default pose before the policy starts [s].
         max_consecutive_drops: Missed replies in a row before the link counts as lost.
+        lower_s: Time to lower the body to its rest pose (the pose measured before the ramp:
+            lying, or hanging on the stand) before torque is released, on a stop that leaves the
+            bus working (the end of the run, a stop signal, :data:`LOWER_FAULTS`) [s]; 0 releases
+            at once.
     """
 
     max_rate_rad_s: float = 15.0
@@ -94,6 +106,7 @@ class SafetyConfig:
     ramp_s: float = 2.0
     hold_s: float = 1.0
     max_consecutive_drops: int = 5
+    lower_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.max_rate_rad_s > 0:
@@ -104,6 +117,8 @@ class SafetyConfig:
             raise ValueError(f"ramp_s and hold_s must be >= 0, got {self.ramp_s}, {self.hold_s}")
         if self.max_consecutive_drops < 1:
             raise ValueError("max_consecutive_drops must be >= 1")
+        if not 0 <= self.lower_s <= 10:
+            raise ValueError(f"lower_s must be in [0, 10] s, got {self.lower_s}")
 
 
 def tilt_rad(quat_wxyz: np.ndarray) -> float:

@@ -20,7 +20,9 @@ from deploy.policy import OnnxPolicy, PolicyMismatchError
 from deploy.safety import Fault, SafetyConfig, SafetyLayer
 from envs.interface import QUADRUPED_INTERFACE
 
-SHORT = SafetyConfig(ramp_s=0.3, hold_s=0.2)
+# No lowering at the stop (lower_s=0): these tests count the COMMANDs of the phases; the
+# lowering has its own tests below.
+SHORT = SafetyConfig(ramp_s=0.3, hold_s=0.2, lower_s=0.0)
 
 
 def _config(tmp_path: Path | None = None, duration_s: float = 1.0, **kw) -> LoopConfig:
@@ -305,18 +307,18 @@ def test_stop_never_raises_and_sends_passive_or_estop():
                          arr["default_pose_rad"], 0.02)
     link = _RecordingLink()
     inside = arr["default_pose_rad"] + 0.01
-    assert _stop(link, True, False, inside, safety, QUADRUPED_INTERFACE) == "passive"
+    assert _stop(link, True, False, inside, safety, QUADRUPED_INTERFACE)[0] == "passive"
     assert link.sent[-1].mode == P.Mode.PASSIVE
     np.testing.assert_array_equal(link.sent[-1].target_rad, inside.astype(np.float32))
     # A target the guard refuses (NaN, out of the limits) must not escape the finally: path:
     # the passive COMMAND carries the default pose instead.
     for bad in (np.full(12, np.nan), arr["joint_high_rad"] + 1.0):
-        assert _stop(link, True, False, bad, safety, QUADRUPED_INTERFACE) == "passive"
+        assert _stop(link, True, False, bad, safety, QUADRUPED_INTERFACE)[0] == "passive"
         np.testing.assert_array_equal(link.sent[-1].target_rad,
                                       arr["default_pose_rad"].astype(np.float32))
-    assert _stop(link, True, True, bad, safety, QUADRUPED_INTERFACE) == "estop"
+    assert _stop(link, True, True, bad, safety, QUADRUPED_INTERFACE)[0] == "estop"
     assert isinstance(link.sent[-1], P.Estop)
-    assert _stop(link, False, True, bad, safety, QUADRUPED_INTERFACE).startswith("none")
+    assert _stop(link, False, True, bad, safety, QUADRUPED_INTERFACE)[0].startswith("none")
 
 
 @pytest.mark.parametrize(
@@ -373,7 +375,7 @@ def test_a_link_error_while_stopping_is_retried_unless_the_port_is_gone():
             raise LinkError("sync write failed: [TxRxResult] Port is in use!")
 
     link = _StopLink(busy_once)
-    assert _stop(link, True, False, None, None, QUADRUPED_INTERFACE) == "passive"
+    assert _stop(link, True, False, None, None, QUADRUPED_INTERFACE)[0] == "passive"
     assert link.calls == 2
 
     def lost(calls):
@@ -381,11 +383,11 @@ def test_a_link_error_while_stopping_is_retried_unless_the_port_is_gone():
 
     link = _StopLink(lost)
     link.port_lost_note = "none (bus adapter gone: no link watchdog)"
-    assert _stop(link, True, False, None, None, QUADRUPED_INTERFACE) == link.port_lost_note
+    assert _stop(link, True, False, None, None, QUADRUPED_INTERFACE)[0] == link.port_lost_note
     assert link.calls == 1
     link = _StopLink(lambda calls: (_ for _ in ()).throw(LinkError("busy")))
     link.stop_unconfirmed_note = "; no watchdog"
-    assert _stop(link, True, False, None, None, QUADRUPED_INTERFACE) == (
+    assert _stop(link, True, False, None, None, QUADRUPED_INTERFACE)[0] == (
         "passive sent, not confirmed (busy); no watchdog")
     assert link.calls == 3
 
@@ -553,7 +555,8 @@ def _joint_pos_obs(log) -> np.ndarray:
 def test_the_observation_is_built_from_a_state_read_at_the_deadline(standing_policy):
     """fresh_state: each run step READs the state and observes it, not the STATE that answered
     the previous period's COMMAND (sampled a period earlier: the env's action latency 1)."""
-    cfg = LoopConfig(rate_hz=50, duration_s=0.3, safety=SafetyConfig(ramp_s=0.1, hold_s=0.1))
+    cfg = LoopConfig(rate_hz=50, duration_s=0.3,
+                     safety=SafetyConfig(ramp_s=0.1, hold_s=0.1, lower_s=0.0))
     link = _MarkedReadLink()
     res = run_deploy(link, OnnxPolicy(standing_policy), cfg)
     assert res.ok, res.stop_reason
@@ -579,7 +582,8 @@ def test_the_observation_is_built_from_a_state_read_at_the_deadline(standing_pol
 
 
 def test_a_lost_read_falls_back_to_the_last_state_and_a_read_fault_stops(standing_policy):
-    cfg = LoopConfig(rate_hz=50, duration_s=0.3, safety=SafetyConfig(ramp_s=0.1, hold_s=0.1))
+    cfg = LoopConfig(rate_hz=50, duration_s=0.3,
+                     safety=SafetyConfig(ramp_s=0.1, hold_s=0.1, lower_s=0.0))
     link = _MarkedReadLink(drop_read=5)  # READ 1 is the start pose; 5 is the 4th run step's
     res = run_deploy(link, OnnxPolicy(standing_policy), cfg)
     assert res.ok, res.stop_reason
@@ -626,3 +630,72 @@ def test_the_first_ramp_target_is_one_rate_limit_step_from_a_hanging_leg(tmp_pat
     # In the run phase the targets come from the policy, inside its bounds once reached.
     lo, hi = policy.safe_bounds(InProcessLink(VirtualRobot(mode="stepped")).connect())
     assert (target[-1] >= lo - 1e-6).all() and (target[-1] <= hi + 1e-6).all()
+
+
+def _lying_robot():
+    """A stepped virtual robot that starts as a real one rests at power-on: torque off, body on
+    the floor, legs folded under it (1.5 s of passive physics from the standing reset)."""
+    from deploy.sim.virtual_robot import VirtualRobot
+
+    robot = VirtualRobot(mode="stepped")
+    robot.sim.step_physics(int(1.5 / robot.sim.model.opt.timestep))
+    robot.sim.forward()
+    return robot
+
+
+def test_the_stop_lowers_the_body_to_where_it_started_then_releases(tmp_path, standing_policy):
+    """Issue 22: at the end of a run (the bus works) the body is lowered to the pose it started
+    in over lower_s, then torque is released: the last position targets end at that pose, the
+    body is near the floor before the release, and the summary says which stop was taken."""
+    from deploy.sim.virtual_robot import InProcessLink
+
+    robot = _lying_robot()
+    q_rest = robot.sim.sensors().q_servo_rad.copy()
+    h_rest = robot.sim.body_height_m
+    cfg = LoopConfig(rate_hz=50, duration_s=0.5,
+                     safety=SafetyConfig(ramp_s=0.6, hold_s=0.3, lower_s=0.6))
+    res = run_deploy(InProcessLink(robot), OnnxPolicy(standing_policy), cfg)
+    assert res.ok and res.stopped_with == "passive", res.stop_reason
+    assert res.summary["lowering"] == "lowered to the rest pose in 0.60 s (30 periods), released"
+    rec = robot.record
+    # Every logged step sent one position COMMAND; the lowering sent 30 more, then one passive.
+    assert rec.position_commands == len(res.log["t_s"]) + 30 and rec.passive_commands == 1
+    assert robot.sim.body_height_m < h_rest + 0.03  # down where it lay (it stood ~0.1 m higher)
+    # The last target is the rest pose as measured (float32 on the wire: < 1e-6 rad off).
+    assert np.abs(robot.sim.ctrl_servo_rad - q_rest).max() < 1e-5
+
+
+def test_a_fault_that_leaves_the_bus_working_lowers_first_others_release_at_once(
+        virtual_robot, standing_policy):
+    """Issue 22: a NaN action (the bus works) lowers the body, then ESTOP; a servo fault reported
+    by the controller releases at once (ESTOP, no lowering COMMAND)."""
+    from deploy.sim.virtual_robot import InProcessLink
+
+    class NanAfter:
+        def __init__(self, policy, n):
+            self.policy, self.n, self.calls = policy, n, 0
+
+        def __getattr__(self, name):
+            return getattr(self.policy, name)
+
+        def __call__(self, obs):
+            self.calls += 1
+            a = self.policy(obs)
+            return a * np.nan if self.calls > self.n else a
+
+    robot = _lying_robot()
+    cfg = LoopConfig(rate_hz=50, duration_s=2.0,
+                     safety=SafetyConfig(ramp_s=0.4, hold_s=0.2, lower_s=0.4))
+    res = run_deploy(InProcessLink(robot), NanAfter(OnnxPolicy(standing_policy), 3 + 10), cfg)
+    assert res.fault is Fault.NON_FINITE_ACTION and res.stopped_with == "estop"
+    assert res.summary["lowering"].startswith("lowered to the rest pose in 0.40 s")
+    assert robot.record.position_commands == len(res.log["t_s"]) - 1 + 20  # NaN step: none sent
+
+    robot = virtual_robot("--servo-fault-after-s", "0.8")
+    with SerialLink(robot.port) as link:
+        res = run_deploy(link, OnnxPolicy(standing_policy), _config())
+    rec = robot.stop()
+    assert res.fault is Fault.SERVO_FAULT and res.stopped_with == "estop"
+    assert res.summary["lowering"].startswith("released at once (SERVO_FAULT")
+    assert rec["position_commands"] == int(np.sum(res.log["reply"] == 0)) + int(
+        np.sum(res.log["reply"] != 0))  # only the loop's own COMMANDs: nothing after the fault

@@ -106,7 +106,8 @@ def _run_with_second_signal(policy: OnnxPolicy, second_at: int | None):
             first_sent = True
             signal.raise_signal(signal.SIGINT)
 
-    cfg = LoopConfig(rate_hz=200, duration_s=5.0, safety=SafetyConfig(ramp_s=0.0, hold_s=0.0))
+    cfg = LoopConfig(rate_hz=200, duration_s=5.0,
+                     safety=SafetyConfig(ramp_s=0.0, hold_s=0.0, lower_s=0.02))
     sys.settrace(tracer)
     try:
         result: object = run_deploy(link, policy, cfg, on_step=on_step)
@@ -167,7 +168,7 @@ def test_a_second_signal_during_the_stop_waits_until_it_is_sent(signame):
     sig = getattr(signal, signame)
     previous = signal.getsignal(sig)
     link = _StopLink(lambda calls: signal.raise_signal(sig))  # in the main thread: handled now
-    stopped = _stop(link, True, True, None, None, QUADRUPED_INTERFACE)
+    stopped = _stop(link, True, True, None, None, QUADRUPED_INTERFACE)[0]
     assert link.calls == 1
     assert stopped == f"estop; {signame} during the stop was held back until the stop was sent"
     assert signal.getsignal(sig) is previous
