@@ -131,12 +131,14 @@ def test_injected_faults_stop_the_robot(tmp_path, standing_policy, kind, words):
                                             "(fl_hip_flexion) gave no valid reply;")
         assert "no link watchdog" in s["stopped_with"]
     # How soon, in periods (counted on the bus and in the log), not in wall time: torque off
-    # after the fault appeared; at most one period's sync write went out after it (an alarm);
-    # for lost states, one in each of the 5 failed periods (the state held), at most one more
-    # in the period it appeared, and the log ends with those 5 periods without a state.
+    # after the fault appeared. An alarm: at most one period's sync write went out after it,
+    # and the lowering's first (the alarm answers it too: cut short, released). Lost states:
+    # one in each of the 5 failed periods (the state held), at most one more in the period it
+    # appeared, no lowering, and the log ends with those 5 periods without a state.
     assert bus["torque_off_after_fault_s"] is not None
     if kind == "overheat":
-        assert bus["goal_writes_after_fault"] <= 12
+        assert s["lowering"].startswith("lowering stopped after 1 of"), s["lowering"]
+        assert bus["goal_writes_after_fault"] <= 12 * 2
         assert _trailing_periods_without_a_state(np.load(tmp_path / "log.npz")) <= 1
     else:
         assert (12 * (MAX_FAILED_PERIODS - 1) <= bus["goal_writes_after_fault"]
