@@ -2,10 +2,13 @@
 
 :func:`run_deploy` drives a robot through the phases of DESIGN.md contract 7:
 
-    connect (protocol v1: HELLO -> INFO) -> check the policy against the robot -> read the
-    pose -> ramp to the default pose (``ramp_s``) -> hold it (``hold_s``) -> run the policy
-    (``duration_s``) -> stop: passive, or ESTOP after a fault or an exception, always in
-    ``finally:``.
+    CONNECT (HELLO -> INFO, the policy checked against the robot, the pose read: ``_Steps.start``)
+    -> RAMP from the measured pose to the default pose (``ramp_s``, ``_Steps.ramp``) -> HOLD it
+    (``hold_s``, ``_Steps.hold``) -> RUN the policy (``duration_s``, ``_Steps.run``; each step's
+    target goes out through ``_Steps.exchange``) -> STOP, always in ``finally:`` (:func:`_stop`):
+    where the bus still works the body is lowered to the measured pose over ``lower_s`` first,
+    then passive, or ESTOP after a fault or an exception. A stop signal (SIGINT, SIGTERM, SIGHUP,
+    SIGQUIT) only requests the stop (:class:`StopSignals`).
 
 The robot is reached through a :class:`~deploy.robot_link.RobotLink` (protocol v1 over a serial
 port, a Feetech STS servo bus, or the in-process virtual robot); the loop sees its typed
@@ -50,7 +53,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -126,10 +129,11 @@ class LoopConfig:
             sampled when that COMMAND arrived, a whole period before the next one, and a policy
             fed it acts on a period-old state: the env's ``action_latency_steps=1``, which
             changed the shipped gait's velocities by up to 14 % in real-time sim-to-sim (a
-            sideways drift of 0.05 m/s). Costs one more exchange per period (a 12-joint READ
-            and its STATE take about 1.6 ms at 1 Mbaud). When the READ gets no STATE in half
-            the reply timeout, the step uses the last STATE (counted in the summary's
-            ``stale_observations``); a link fault stops the run.
+            sideways drift of 0.05 m/s). Costs one more exchange per period on protocol v1 (a
+            12-joint READ and its STATE take about 1.6 ms at 1 Mbaud); the STS link answers the
+            COMMAND with this READ's state, so there it costs no extra sync read. When the
+            READ gets no STATE in half the reply timeout, the step uses the last STATE (counted
+            in the summary's ``stale_observations``); a link fault stops the run.
     """
 
     rate_hz: float = 50.0
@@ -397,6 +401,185 @@ def policy_robot_interface(robot: RobotInterface, policy_interface: RobotInterfa
         raise PolicyMismatchError(f"policy {policy_name!r}: {exc}") from exc
 
 
+class _Step(NamedTuple):
+    """What one control step sends and logs (NaN where the phase has none)."""
+
+    target: np.ndarray  # (n,) safe target [rad]
+    obs: np.ndarray  # (obs_dim,) observation fed to the policy
+    command: np.ndarray  # (3,) shaped velocity command
+    action: np.ndarray  # (n,) raw policy output [rad]
+    infer_s: float  # inference time [s]
+
+
+class _Steps:
+    """The phases of a run after CONNECT, one control step each (docs/deploy.md, Safety):
+    :meth:`ramp`, :meth:`hold` and :meth:`run` make the step's target, :meth:`exchange` sends
+    it and judges the reply; the STOP is :func:`_stop`.
+
+    The run carries three "previous" values, each with its own meaning:
+
+    - :attr:`last_sent_rad`: the last target sent, the rate limit's anchor; it starts at the
+      measured pose (clipped to the robot's limits), so the ramp's first step moves at most one
+      rate-limit step.
+    - :attr:`filter_prev_rad`: the env's action filter's previous output (contract 8); the held
+      target at the start of the run phase.
+    - :attr:`prev_action_rad`: the policy's previous action as the env feeds it back in the
+      observation (clipped to the action bounds; the default pose before the first).
+
+    Use :meth:`start` (it reads the pose); it raises like the phases of :func:`run_deploy`.
+    """
+
+    def __init__(self, link: RobotLink, policy: Any, robot: RobotInterface, config: LoopConfig,
+                 safety: SafetyLayer, state: P.State, log: _Log, shaper: CommandShaper,
+                 source: CommandSource, action_filter: ActionFilter,
+                 gait_hz: float | None) -> None:
+        self.link, self.policy, self.robot, self.config = link, policy, robot, config
+        self.safety, self.state, self.log = safety, state, log
+        self.shaper, self.source, self.action_filter, self.gait_hz = (shaper, source,
+                                                                       action_filter, gait_hz)
+        self.period = config.period_s
+        self.timeout = config.reply_timeout_s or max(0.6 * self.period, 0.002)
+        self.read_timeout = self.timeout / 2  # READ and COMMAND share the reply timeout
+        self.q0_rad = state.q_rad.astype(np.float64)
+        self.last_sent_rad = safety.clamp_to_limits(self.q0_rad)
+        self.rest_pose_rad = self.last_sent_rad.copy()  # lowered to at the stop
+        self.filter_prev_rad: np.ndarray | None = None
+        self.prev_action_rad = safety.default_pose_rad.copy()
+        self.policy_low = np.asarray(policy.action_low, dtype=np.float64)
+        self.policy_high = np.asarray(policy.action_high, dtype=np.float64)
+        self.run_tick0: int | None = None
+        self.drops = self.state_reads = self.stale_obs = 0
+        n = robot.n_joints
+        self._nan_n, self._nan_obs = np.full(n, np.nan), np.full(policy.obs_dim, np.nan)
+        self._nan_cmd = np.full(3, np.nan)
+        self._nan_state = (np.full(n, np.nan), np.full(n, np.nan), np.full(4, np.nan),
+                           np.full(3, np.nan), np.full(3, np.nan))
+
+    @classmethod
+    def start(cls, link: RobotLink, policy: Any, robot: RobotInterface, info: P.Info,
+              config: LoopConfig, log: _Log, shaper: CommandShaper, source: CommandSource,
+              action_filter: ActionFilter, gait_hz: float | None) -> _Steps:
+        """The rest of CONNECT: check the policy against INFO, build the safety layer, READ the
+        pose.
+
+        Raises:
+            PolicyMismatchError: the policy does not fit the robot.
+            SafetyFault: the READ got a link fault, or the state is unsafe (tilt, status bits).
+            LinkError: the robot did not answer READ with a STATE.
+        """
+        policy.check_robot(info, robot)
+        low, high = policy.safe_bounds(info)
+        limit_low, limit_high = joint_limits(info)
+        safety = SafetyLayer(low, high, robot.arrays()["default_pose_rad"], config.period_s,
+                             config.safety, limit_low, limit_high)
+        state = link.read(0.2)
+        if isinstance(state, LinkFault):
+            raise SafetyFault(state.fault, state.detail)
+        if not isinstance(state, P.State):
+            raise LinkError(f"robot did not answer READ with STATE (got {state!r})")
+        safety.check_state(state)
+        return cls(link, policy, robot, config, safety, state, log, shaper, source,
+                   action_filter, gait_hz)
+
+    def _no_policy(self, target: np.ndarray) -> _Step:
+        return _Step(target, self._nan_obs, self._nan_cmd, self._nan_n, float("nan"))
+
+    def ramp(self, t_s: float) -> _Step:
+        """RAMP: from the measured pose to the default pose over ``ramp_s``, rate-limited."""
+        return self._no_policy(self.safety.rate_limit(self.safety.ramp_target(self.q0_rad, t_s),
+                                                      self.last_sent_rad))
+
+    def hold(self) -> _Step:
+        """HOLD: the default pose (reached at the rate limit if the ramp was too short)."""
+        return self._no_policy(self.safety.rate_limit(self.safety.default_pose_rad,
+                                                      self.last_sent_rad))
+
+    def run(self, t_run_s: float, tick: int, t_s: float, late_s: float,
+            t_wake: float) -> _Step:
+        """RUN: READ the state, build the observation, run the policy, shape its action as the
+        env does (action filter), make it safe.
+
+        Raises:
+            SafetyFault: a link fault on the READ, an unsafe state, a non-finite action (logged
+                with the last target, which stays).
+        """
+        if self.run_tick0 is None:
+            self.run_tick0 = tick
+            resync = getattr(self.source, "resync", None)
+            if resync is not None:
+                resync()  # a gamepad re-reads its sticks' present positions
+        raw = self.source.poll(t_run_s)
+        command = self.shaper(raw, stand=bool(getattr(self.source, "standing", False)))
+        gait = (None if self.gait_hz is None
+                else gait_phase(tick - self.run_tick0, self.gait_hz, self.period))
+        if self.config.fresh_state:
+            self.state_reads += 1
+            fresh = self.link.read(self.read_timeout)
+            if isinstance(fresh, LinkFault):
+                raise SafetyFault(fresh.fault, fresh.detail)
+            if isinstance(fresh, P.State):
+                self.safety.check_state(fresh)
+                self.state = fresh
+            else:  # dropped or refused: the STATE of the last COMMAND, a period old
+                self.stale_obs += 1
+        state = self.state
+        obs = quadruped_obs(state.quat_wxyz, state.gyro_rad_s, state.q_rad, state.dq_rad_s,
+                            self.prev_action_rad, command, self.robot, gait)
+        t_i = time.perf_counter()
+        action = self.policy(obs)
+        infer_s = time.perf_counter() - t_i
+        try:
+            clipped = np.clip(np.asarray(action, dtype=np.float64), self.policy_low,
+                              self.policy_high)
+            if self.filter_prev_rad is None:
+                self.filter_prev_rad = self.last_sent_rad
+            shaped = (action if self.action_filter.is_identity
+                      else self.action_filter.apply(clipped, self.filter_prev_rad, self.period))
+            target = self.safety.filter(shaped, self.last_sent_rad)
+            self.prev_action_rad, self.filter_prev_rad = clipped, shaped
+        except SafetyFault:
+            self.log.add(t_s, Phase.RUN, late_s, obs, command, action, self.last_sent_rad, 1, 0,
+                         0, *self._nan_state, infer_s, float("nan"),
+                         time.perf_counter() - t_wake)
+            raise
+        return _Step(target, obs, command, action, infer_s)
+
+    def exchange(self, phase: Phase, step: _Step, t_s: float, late_s: float,
+                 t_wake: float) -> None:
+        """Send the step's target (one COMMAND), log the step, judge the reply.
+
+        Raises:
+            SafetyViolation: the target failed the wire guard (a bug: nothing was sent).
+            SafetyFault: a link fault, ERROR 5 or 6, an unsafe STATE, or
+                ``max_consecutive_drops`` periods in a row without a STATE.
+        """
+        wire = self.safety.guard(step.target)
+        reply = self.link.command(wire, self.timeout)
+        rtt = self.link.last_rtt_s if reply is not None else float("nan")
+        self.last_sent_rad = step.target
+        work_s = time.perf_counter() - t_wake
+        if isinstance(reply, P.State):
+            self.drops = 0
+            self.state = reply
+            self.log.add(t_s, phase, late_s, step.obs, step.command, step.action, wire, 0,
+                         reply.status, reply.t_us, reply.q_rad, reply.dq_rad_s, reply.quat_wxyz,
+                         reply.gyro_rad_s, reply.accel_m_s2, step.infer_s, rtt, work_s)
+            self.safety.check_state(reply)
+            return
+        self.log.add(t_s, phase, late_s, step.obs, step.command, step.action, wire,
+                     2 if reply is not None else 1, 0, 0, *self._nan_state, step.infer_s, rtt,
+                     work_s)
+        if isinstance(reply, LinkFault):
+            raise SafetyFault(reply.fault, reply.detail)
+        if isinstance(reply, P.Error) and reply.code == P.ErrorCode.NOT_ARMED:
+            raise SafetyFault(Fault.NOT_ARMED)
+        if isinstance(reply, P.Error) and reply.code == P.ErrorCode.TARGET_OUT_OF_RANGE:
+            raise SafetyFault(Fault.OUT_OF_RANGE, f"target {wire.tolist()}")
+        self.drops += 1
+        if self.drops >= self.config.safety.max_consecutive_drops:
+            raise SafetyFault(Fault.LINK_LOST, f"{self.drops} periods without a STATE")
+
+
 def run_deploy(
     link: RobotLink | SerialLink,
     policy: Any,
@@ -443,11 +626,7 @@ def run_deploy(
     link = as_robot_link(link)
     period = config.period_s
     timeout = config.reply_timeout_s or max(0.6 * period, 0.002)
-    read_timeout = timeout / 2  # READ and COMMAND replies share the reply timeout's budget
     n = robot.n_joints
-    nan_n, nan_obs = np.full(n, np.nan), np.full(policy.obs_dim, np.nan)
-    nan_state = (np.full(n, np.nan), np.full(n, np.nan), np.full(4, np.nan), np.full(3, np.nan),
-                 np.full(3, np.nan))
     log = _Log(policy.obs_dim, n)
     env_kwargs = (getattr(policy, "metadata", None) or {}).get("env_kwargs") or {}
     source = commands if commands is not None else FixedCommand(config.command)
@@ -466,7 +645,6 @@ def run_deploy(
     gait_hz = env_kwargs.get("gait_frequency_hz")
     robot = policy_robot_interface(robot, policy.interface, gait_hz,
                                    str(getattr(policy, "path", "the policy")))
-    nan_cmd = np.full(3, np.nan)
     # Warm up onnxruntime (the first runs allocate) before anything moves.
     for _ in range(3):
         policy(np.zeros(policy.obs_dim, dtype=np.float32))
@@ -477,11 +655,7 @@ def run_deploy(
     info: P.Info | None = None
     failure: BaseException | None = None
     link_alive = True
-    safety: SafetyLayer | None = None
-    last_target: np.ndarray | None = None
-    rest_pose: np.ndarray | None = None  # the measured pose before the ramp: lowered to at the end
-    filter_state: np.ndarray | None = None  # the action filter's previous target
-    state_reads = stale_obs = 0  # fresh_state READs in the run phase, and those without a STATE
+    steps: _Steps | None = None
     clock = DeadlineClock(period, config.spin_s)
     sched_status, sched_prev = set_realtime_priority(config.rt_priority)
     # No garbage-collector pauses inside the loop: the per-step objects hold no reference
@@ -493,34 +667,14 @@ def run_deploy(
     # From here on a stop signal only asks for the stop; the loop answers at its next deadline.
     stop_signals = StopSignals().install()
     try:
+        # Phase CONNECT: HELLO -> INFO (arms the robot), the policy checked against it, the pose.
         info = link.connect(config.hello_attempts)
         stop_signals.check()
-        policy.check_robot(info, robot)
-        low, high = policy.safe_bounds(info)
-        limit_low, limit_high = joint_limits(info)
-        safety = SafetyLayer(low, high, robot.arrays()["default_pose_rad"], period, config.safety,
-                             limit_low, limit_high)
-        state = link.read(0.2)
-        if isinstance(state, LinkFault):
-            raise SafetyFault(state.fault, state.detail)
-        if not isinstance(state, P.State):
-            raise LinkError(f"robot did not answer READ with STATE (got {state!r})")
-        safety.check_state(state)
-        q0 = state.q_rad.astype(np.float64)
-        # The ramp starts where the joints are, clipped only to the robot's own limits; the
-        # policy's bounds apply from the run phase on (SafetyLayer.rate_limit).
-        last_target = safety.clamp_to_limits(q0)
-        rest_pose = last_target.copy()
-        # The env feeds back its previous action (clipped to the action bounds), starting at the
-        # default pose; so does the loop (the clamped target may differ at a joint limit).
-        prev_action = safety.default_pose_rad.copy()
-        policy_low = np.asarray(policy.action_low, dtype=np.float64)
-        policy_high = np.asarray(policy.action_high, dtype=np.float64)
+        steps = _Steps.start(link, policy, robot, info, config, log, shaper, source,
+                             action_filter, gait_hz)
         ramp_end = config.safety.ramp_s
         hold_end = ramp_end + config.safety.hold_s
         run_end = hold_end + config.duration_s
-        drops = 0
-        run_started = False
         t0 = clock.start()
         k = 0
         while True:
@@ -530,81 +684,17 @@ def run_deploy(
             stop_signals.check()
             if t >= run_end:
                 break
-            obs, action, infer_s, command = nan_obs, nan_n, float("nan"), nan_cmd
             if t < hold_end:
                 # Drain the source (gamepad events, key bytes) so nothing piles up before the
                 # run; nothing of it reaches the policy yet.
                 source.poll(t - hold_end)
             if t < ramp_end:
-                phase = Phase.RAMP
-                target = safety.rate_limit(safety.ramp_target(q0, t), last_target)
+                phase, step = Phase.RAMP, steps.ramp(t)
             elif t < hold_end:
-                phase = Phase.HOLD
-                target = safety.rate_limit(safety.default_pose_rad, last_target)
+                phase, step = Phase.HOLD, steps.hold()
             else:
-                phase = Phase.RUN
-                if not run_started:
-                    run_started = True
-                    run_tick0 = clock.tick
-                    resync = getattr(source, "resync", None)
-                    if resync is not None:
-                        resync()  # a gamepad re-reads its sticks' present positions
-                raw = source.poll(t - hold_end)
-                command = shaper(raw, stand=bool(getattr(source, "standing", False)))
-                gait = (None if gait_hz is None
-                        else gait_phase(clock.tick - run_tick0, gait_hz, period))
-                if config.fresh_state:
-                    state_reads += 1
-                    fresh = link.read(read_timeout)
-                    if isinstance(fresh, LinkFault):
-                        raise SafetyFault(fresh.fault, fresh.detail)
-                    if isinstance(fresh, P.State):
-                        safety.check_state(fresh)
-                        state = fresh
-                    else:  # dropped or refused: the STATE of the last COMMAND, a period old
-                        stale_obs += 1
-                obs = quadruped_obs(state.quat_wxyz, state.gyro_rad_s, state.q_rad,
-                                    state.dq_rad_s, prev_action, command, robot, gait)
-                t_i = time.perf_counter()
-                action = policy(obs)
-                infer_s = time.perf_counter() - t_i
-                try:
-                    clipped = np.clip(np.asarray(action, dtype=np.float64), policy_low,
-                                      policy_high)
-                    if filter_state is None:
-                        filter_state = last_target
-                    shaped = (action if action_filter.is_identity
-                              else action_filter.apply(clipped, filter_state, period))
-                    target = safety.filter(shaped, last_target)
-                    prev_action, filter_state = clipped, shaped
-                except SafetyFault:
-                    log.add(t, phase, late, obs, command, action, last_target, 1, 0, 0, *nan_state,
-                            infer_s, float("nan"), time.perf_counter() - t_wake)
-                    raise
-            wire = safety.guard(target)
-            reply = link.command(wire, timeout)
-            rtt = link.last_rtt_s if reply is not None else float("nan")
-            last_target = target
-            if isinstance(reply, P.State):
-                drops = 0
-                state = reply
-                row_state = (reply.q_rad, reply.dq_rad_s, reply.quat_wxyz, reply.gyro_rad_s,
-                             reply.accel_m_s2)
-                log.add(t, phase, late, obs, command, action, wire, 0, reply.status, reply.t_us,
-                        *row_state, infer_s, rtt, time.perf_counter() - t_wake)
-                safety.check_state(reply)
-            else:
-                log.add(t, phase, late, obs, command, action, wire, 2 if reply is not None else 1,
-                        0, 0, *nan_state, infer_s, rtt, time.perf_counter() - t_wake)
-                if isinstance(reply, LinkFault):
-                    raise SafetyFault(reply.fault, reply.detail)
-                if isinstance(reply, P.Error) and reply.code == P.ErrorCode.NOT_ARMED:
-                    raise SafetyFault(Fault.NOT_ARMED)
-                if isinstance(reply, P.Error) and reply.code == P.ErrorCode.TARGET_OUT_OF_RANGE:
-                    raise SafetyFault(Fault.OUT_OF_RANGE, f"target {wire.tolist()}")
-                drops += 1
-                if drops >= config.safety.max_consecutive_drops:
-                    raise SafetyFault(Fault.LINK_LOST, f"{drops} periods without a STATE")
+                phase, step = Phase.RUN, steps.run(t - hold_end, clock.tick, t, late, t_wake)
+            steps.exchange(phase, step, t, late, t_wake)
             if on_step is not None:
                 on_step(k, phase)
             k += 1
@@ -631,8 +721,10 @@ def run_deploy(
             # Lower the body first where the bus still works (DESIGN.md contract 7).
             lower = link_alive and (fault is None or fault in LOWER_FAULTS)
             stopped_with, lowering = _stop(
-                link, link_alive, fault is not None or failure is not None, last_target, safety,
-                robot, stop_signals, rest_pose if lower else None, period, timeout,
+                link, link_alive, fault is not None or failure is not None,
+                steps.last_sent_rad if steps else None, steps.safety if steps else None,
+                robot, stop_signals, steps.rest_pose_rad if steps and lower else None, period,
+                timeout,
                 lower_why=None if lower else (
                     f"released at once ({fault.name if fault else 'the port is gone'}: the bus "
                     "or the robot cannot be trusted to hold a pose)"))
@@ -654,11 +746,11 @@ def run_deploy(
                     "stopped_with": stopped_with,
                     "lowering": lowering,
                     "fresh_state": config.fresh_state,
-                    "state_reads": state_reads,
-                    "stale_observations": stale_obs,
-                    "clamped_steps": safety.n_clamped if safety else 0,
-                    "rate_limited_steps": safety.n_rate_limited if safety else 0,
-                    "non_finite_actions": safety.n_non_finite if safety else 0,
+                    "state_reads": steps.state_reads if steps else 0,
+                    "stale_observations": steps.stale_obs if steps else 0,
+                    "clamped_steps": steps.safety.n_clamped if steps else 0,
+                    "rate_limited_steps": steps.safety.n_rate_limited if steps else 0,
+                    "non_finite_actions": steps.safety.n_non_finite if steps else 0,
                     "scheduler": sched_status,
                     "action_filter": action_filter.to_dict(),
                     "command_source": source.name,
