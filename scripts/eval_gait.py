@@ -5,9 +5,10 @@ Runs ``--episodes`` deterministic episodes of ``robotac/Quadruped-v0`` at the co
 ``--run DIR``) or an exported ONNX file (onnxruntime, ``--onnx FILE``), and prints per episode and
 over all: the mean body-frame forward velocity [m/s] (the quantity the command specifies),
 the world-frame forward speed from the displacement [m/s], the episode length, whether the
-robot fell (terminated), and the servo figures of the grid (below: too-fast targets, torque
-saturation). The issue-5 criterion is: mean forward velocity within 0.1 m/s of the
-command and no falls. Exit status 0 when it is met, 1 when not.
+robot fell (terminated), and the servo, smoothness and stillness figures of the grid (below),
+the smoothness ones after the first ``--settle-s`` (1 s) of each episode. The issue-5 criterion
+is: mean forward velocity within 0.1 m/s of the command and no falls. Exit status 0 when it is
+met, 1 when not.
 
 With ``--grid`` it evaluates a grid of commands that covers the trained ranges instead (forward,
 backward, sideways, turning, standing and combinations; :data:`GRID`), with domain randomization
@@ -18,7 +19,16 @@ off and then on (the ranges the policy was trained with), ``--episodes`` episode
   ``|v_xy - cmd_xy|`` [m/s] and ``|w_z - cmd_yaw|`` [rad/s], and falls;
 - servo figures: the share of steps in which some servo target moves faster than the servo's
   no-load speed (``--servo-speed-rad-s``, 4.7 rad/s for the STS3215), the share of servo-steps at
-  the torque limit (``|tau| >= 0.98 * limit``), and the mean ``|delta target|`` per step [rad].
+  the torque limit (``|tau| >= 0.98 * limit``), and the mean ``|delta target|`` per step [rad],
+  over all steps; beside the too-fast share of the filtered servo target, that of the policy's raw
+  action (what the policy asks for before the env's action filter);
+- smoothness and stillness (issue 26), after ``--settle-s``: the share of steps with all four
+  feet down, the mean ``|q dot|`` [rad/s], the mean ``|delta target|`` per step [rad], the share
+  of joint-steps in which the target's step reverses direction (both steps over 0.005 rad), the
+  share of steps in which the action filter changed the policy's target, the target's spectral
+  power above 8 Hz as a share of its power above 0.2 Hz, and the mechanical power
+  ``sum |tau * q dot|`` [W] (:func:`smoothness_figures`). The grid's summary gives the zero
+  command's figures and the largest reversal, filter-bind and > 8 Hz shares over the grid.
 
 The targets (issue 10): every command tracked within 0.1 m/s and 0.2 rad/s, no falls, too-fast
 targets at most 5 % and torque saturation at most 3 %, with randomization off and on. ``--plot``
@@ -75,17 +85,267 @@ def load_policy_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.
 COMMAND_KWARGS = ("fixed_command", "command_ranges", "command_resample_s", "standing_share")
 
 
-def _servo_step(info: dict, prev_target: np.ndarray, limit: np.ndarray, dt: float,
-                servo_speed_rad_s: float) -> tuple[int, int, np.ndarray]:
-    """One step's servo figures: ``(too_fast, saturated, |delta target|)``.
+def too_fast_share(target_rad: np.ndarray, dt_s: float, servo_speed_rad_s: float) -> float:
+    """Share of control steps in which some target moves faster than the servo.
 
-    ``too_fast`` is 1 when some target moved faster than ``servo_speed_rad_s`` since
-    ``prev_target`` (``dt`` [s] apart), ``saturated`` counts the servos at 0.98 of their torque
-    ``limit`` [N m] or more, and ``|delta target|`` is ``(n_joints,)`` [rad].
+    Args:
+        target_rad: ``(T + 1, n_joints)`` targets [rad]: the one before the first step, then one
+            per step (a filtered servo target or a raw policy action).
+        dt_s: Control period [s].
+        servo_speed_rad_s: The servo's no-load speed [rad/s] (STS3215: 4.7).
+
+    Returns:
+        Steps with ``max_j |target[k, j] - target[k - 1, j]| / dt_s > servo_speed_rad_s``, over
+        the ``T`` steps; NaN for ``T = 0``.
     """
-    d = np.abs(info["servo_target_rad"] - prev_target)
-    too_fast = int(np.any(d / dt > servo_speed_rad_s))
-    return too_fast, int(np.sum(np.abs(info["joint_torques_nm"]) >= 0.98 * limit)), d
+    d = np.abs(np.diff(np.asarray(target_rad, dtype=np.float64), axis=0))
+    return float(np.mean(np.any(d / dt_s > servo_speed_rad_s, axis=1))) if len(d) else np.nan
+
+
+def torque_sat_share(torque_nm: np.ndarray, limit_nm: np.ndarray) -> float:
+    """Share of servo-steps at the torque limit: ``|tau| >= 0.98 * limit``.
+
+    Args:
+        torque_nm: ``(T, n_joints)`` servo output torques [N m].
+        limit_nm: ``(n_joints,)`` torque limits [N m].
+    """
+    return float(np.mean(np.abs(torque_nm) >= 0.98 * np.asarray(limit_nm)))
+
+
+def mean_abs_dtarget_rad(target_rad: np.ndarray) -> float:
+    """Mean ``|delta target|`` per step and joint [rad]: ``mean |target[k] - target[k - 1]|``.
+
+    Args:
+        target_rad: ``(T + 1, n_joints)`` consecutive servo targets [rad].
+    """
+    return float(np.mean(np.abs(np.diff(np.asarray(target_rad, dtype=np.float64), axis=0))))
+
+
+def all_feet_down_share(contacts: np.ndarray) -> float:
+    """Share of control steps that end with all four feet on the floor.
+
+    Args:
+        contacts: ``(T, 4)`` bool foot contacts after each step (``info["foot_contacts"]``).
+    """
+    return float(np.mean(np.all(np.asarray(contacts, dtype=bool), axis=1)))
+
+
+def mean_abs_joint_vel_rad_s(dq_rad_s: np.ndarray) -> float:
+    """Mean ``|q dot|`` over control steps and joints [rad/s].
+
+    Args:
+        dq_rad_s: ``(T, n_joints)`` joint velocities at the end of each step [rad/s].
+    """
+    return float(np.mean(np.abs(dq_rad_s)))
+
+
+def reversal_share(target_rad: np.ndarray, min_step_rad: float = 0.005) -> float:
+    """Share of joint-steps in which the target's step reverses direction.
+
+    A joint-step ``k`` (step ``d[k] = target[k] - target[k - 1]``) reverses when ``d[k]`` and
+    ``d[k - 1]`` have opposite signs and both exceed ``min_step_rad`` in size; the share is over
+    all ``(T - 1) * n_joints`` joint-steps that have a previous step, so small jitter counts as no
+    reversal and a held target gives 0. A target that alternates between two values (a square
+    wave at the Nyquist frequency, 25 Hz at a 50 Hz control rate) gives 1.
+
+    Args:
+        target_rad: ``(T + 1, n_joints)`` consecutive servo targets [rad].
+        min_step_rad: Steps of this size or less [rad] are not counted (issue 26: 0.005).
+
+    Returns:
+        The share in ``[0, 1]``; NaN for ``T < 2``.
+    """
+    d = np.diff(np.asarray(target_rad, dtype=np.float64), axis=0)
+    if len(d) < 2:
+        return np.nan
+    big = np.abs(d) > min_step_rad
+    rev = (np.sign(d[1:]) != np.sign(d[:-1])) & big[1:] & big[:-1]
+    return float(np.mean(rev))
+
+
+def filter_bind_share(action_rad: np.ndarray, target_rad: np.ndarray,
+                      tol_rad: float = 1e-6) -> float:
+    """Share of control steps in which the action filter changed the policy's target.
+
+    Args:
+        action_rad: ``(T, n_joints)`` policy actions as the env takes them (within the action
+            bounds), before the filter [rad].
+        target_rad: ``(T, n_joints)`` the filtered servo targets of the same steps [rad].
+        tol_rad: Differences up to this [rad] are rounding, not the filter.
+
+    Returns:
+        Steps with ``max_j |target[k, j] - action[k, j]| > tol_rad``, over the ``T`` steps.
+    """
+    d = np.abs(np.asarray(target_rad, np.float64) - np.asarray(action_rad, np.float64))
+    return float(np.mean(np.any(d > tol_rad, axis=1)))
+
+
+def high_freq_power_share(target_rad: np.ndarray, dt_s: float, split_hz: float = 8.0,
+                          min_hz: float = 0.2) -> float:
+    """The servo target's spectral power above ``split_hz``, as a share of that above ``min_hz``.
+
+    Per joint: the target is detrended (its least-squares line removed), its one-sided power
+    spectrum is ``|numpy.fft.rfft|^2`` (no window; bin ``i`` at ``i / (T dt_s)`` Hz), and the share
+    is ``sum P[f > split_hz] / sum P[f > min_hz]``. The shares are averaged over the joints whose
+    target has power above ``min_hz``; a target held by every joint gives 0. At a 50 Hz control
+    rate the spectrum ends at 25 Hz: a target alternating between two values gives 1, a sine of
+    1 Hz gives about 0.
+
+    Args:
+        target_rad: ``(T, n_joints)`` servo targets at consecutive control steps [rad] (one
+            episode, e.g. after its first second).
+        dt_s: Control period [s].
+        split_hz: Power above this frequency is "high" [Hz] (issue 26: 8).
+        min_hz: Power at or below this frequency (drift) is left out [Hz].
+
+    Returns:
+        The share in ``[0, 1]``; NaN for ``T < 3``.
+    """
+    x = np.asarray(target_rad, dtype=np.float64)
+    n = len(x)
+    if n < 3:
+        return np.nan
+    t = np.arange(n, dtype=np.float64)
+    coef = np.polyfit(t, x, 1)  # (2, n_joints): slope and intercept per joint
+    x = x - (np.outer(t, coef[0]) + coef[1])
+    power = np.abs(np.fft.rfft(x, axis=0)) ** 2
+    f = np.fft.rfftfreq(n, dt_s)
+    total = power[f > min_hz].sum(axis=0)
+    high = power[f > split_hz].sum(axis=0)
+    # Below this the target is held (rounding left by the detrend): no power to share out.
+    moving = total > 1e-12 * n * n
+    return float(np.mean(high[moving] / total[moving])) if moving.any() else 0.0
+
+
+def mechanical_power_w(torque_nm: np.ndarray, dq_rad_s: np.ndarray) -> float:
+    """Mean mechanical power of the servos ``sum_j |tau_j * q dot_j|`` [W].
+
+    Args:
+        torque_nm: ``(T, n_joints)`` servo output torques [N m] at the end of each control step.
+        dq_rad_s: ``(T, n_joints)`` joint velocities [rad/s] at the same instants.
+
+    Returns:
+        The mean over the ``T`` steps of the sum over joints (sampled once per control step).
+    """
+    return float(np.mean(np.sum(np.abs(np.asarray(torque_nm) * np.asarray(dq_rad_s)), axis=1)))
+
+
+def run_episode(env, policy: Callable[[np.ndarray], np.ndarray], seed: int) -> dict:
+    """One deterministic episode of ``env``, recorded for the gait and servo figures.
+
+    Returns:
+        A dict of arrays, one row per control step (``T`` steps): ``target_rad`` ``(T + 1, 12)``
+        the servo target before the first step (row 0) and after each step
+        (``info["servo_target_rad"]``, the filtered one); ``action_rad`` ``(T + 1, 12)`` the same
+        row 0, then each policy action as the env takes it (clipped to the action bounds, before
+        the filter); ``torque_nm``, ``dq_rad_s`` ``(T, 12)``; ``contacts`` ``(T, 4)`` bool;
+        ``v_body_m_s``, ``w_body_rad_s`` ``(T, 3)``; ``reward`` ``(T,)``; ``limit_nm`` ``(12,)``
+        the torque limits (they change only at reset); ``x_m`` ``(2,)`` the world x at the start
+        and the end; ``fell`` (terminated).
+    """
+    sim = env.unwrapped.sim
+    low, high = env.action_space.low, env.action_space.high
+    obs, _ = env.reset(seed=seed)
+    x0 = float(sim.data.qpos[0])
+    targets, actions = [sim.ctrl_servo_rad.copy()], [sim.ctrl_servo_rad.copy()]
+    torque, dq, contacts, v, w, rewards = [], [], [], [], [], []
+    while True:
+        action = policy(obs)
+        obs, reward, terminated, truncated, info = env.step(action)
+        actions.append(np.clip(np.asarray(action, dtype=np.float64), low, high))
+        targets.append(np.asarray(info["servo_target_rad"], dtype=np.float64))
+        torque.append(info["joint_torques_nm"])
+        dq.append(sim.dq_joint_rad_s)
+        contacts.append(info["foot_contacts"])
+        v.append(info["base_lin_vel_m_s"])
+        w.append(info["base_ang_vel_rad_s"])
+        rewards.append(float(reward))
+        if terminated or truncated:
+            break
+    return {
+        "target_rad": np.array(targets), "action_rad": np.array(actions),
+        "torque_nm": np.array(torque), "dq_rad_s": np.array(dq),
+        "contacts": np.array(contacts, dtype=bool), "v_body_m_s": np.array(v),
+        "w_body_rad_s": np.array(w), "reward": np.array(rewards),
+        "limit_nm": sim.model.actuator_forcerange[sim.actuator_ids, 1].copy(),
+        "x_m": np.array([x0, float(sim.data.qpos[0])]), "fell": bool(terminated),
+    }
+
+
+def servo_figures(ep: dict, dt_s: float, servo_speed_rad_s: float) -> dict:
+    """One episode's servo figures over all its steps (issue 10's grid columns).
+
+    ``too_fast_share`` of the filtered target and ``too_fast_share_raw`` of the policy's action
+    (:func:`too_fast_share`, each step measured from the previous target or action; the first
+    from the target before the episode), ``torque_sat_share`` (:func:`torque_sat_share`) and
+    ``mean_abs_dtarget_rad`` (:func:`mean_abs_dtarget_rad`).
+    """
+    return {
+        "too_fast_share": too_fast_share(ep["target_rad"], dt_s, servo_speed_rad_s),
+        "too_fast_share_raw": too_fast_share(ep["action_rad"], dt_s, servo_speed_rad_s),
+        "torque_sat_share": torque_sat_share(ep["torque_nm"], ep["limit_nm"]),
+        "mean_abs_dtarget_rad": mean_abs_dtarget_rad(ep["target_rad"]),
+    }
+
+
+#: The smoothness and stillness figures of :func:`smoothness_figures` (issue 26).
+SMOOTHNESS_KEYS = ("feet_down_share", "mean_abs_dq_rad_s", "mean_abs_dtarget_rad",
+                   "reversal_share", "filter_bind_share", "hf_power_share", "mech_power_w")
+
+
+def smoothness_figures(ep: dict, dt_s: float, settle_s: float = 1.0) -> dict:
+    """Smoothness and stillness of one episode (issue 26), after its first ``settle_s``.
+
+    From :func:`run_episode`'s arrays, the steps after ``settle_s``:
+
+    - ``feet_down_share``: :func:`all_feet_down_share`;
+    - ``mean_abs_dq_rad_s``: :func:`mean_abs_joint_vel_rad_s` [rad/s];
+    - ``mean_abs_dtarget_rad``: :func:`mean_abs_dtarget_rad` of the servo target [rad per step];
+    - ``reversal_share``: :func:`reversal_share` of the servo target (steps over 0.005 rad);
+    - ``filter_bind_share``: :func:`filter_bind_share`;
+    - ``hf_power_share``: :func:`high_freq_power_share` of the servo target (> 8 Hz of > 0.2 Hz);
+    - ``mech_power_w``: :func:`mechanical_power_w` [W].
+
+    Returns:
+        These keys and ``steps``, the number of steps they are taken over (0, and NaN figures,
+        for an episode that ended within ``settle_s``).
+    """
+    settle = round(settle_s / dt_s)
+    n = len(ep["reward"]) - settle
+    if n <= 0:
+        return {**dict.fromkeys(SMOOTHNESS_KEYS, float("nan")), "steps": 0}
+    target = ep["target_rad"][settle:]  # the target before the first judged step, then n more
+    figures = (
+        all_feet_down_share(ep["contacts"][settle:]),
+        mean_abs_joint_vel_rad_s(ep["dq_rad_s"][settle:]),
+        mean_abs_dtarget_rad(target),
+        reversal_share(target),
+        filter_bind_share(ep["action_rad"][settle + 1:], target[1:]),
+        high_freq_power_share(target[1:], dt_s),
+        mechanical_power_w(ep["torque_nm"][settle:], ep["dq_rad_s"][settle:]),
+    )
+    return {**dict(zip(SMOOTHNESS_KEYS, figures, strict=True)), "steps": n}
+
+
+def pool_smoothness(per_episode: list[dict]) -> dict:
+    """:func:`smoothness_figures` of several episodes: each figure's mean over the episodes,
+    weighted by their ``steps`` (NaN figures left out; NaN where none is left)."""
+    out: dict = {"steps": int(sum(e["steps"] for e in per_episode))}
+    for key in SMOOTHNESS_KEYS:
+        x = np.array([e[key] for e in per_episode], dtype=np.float64)
+        w = np.array([e["steps"] for e in per_episode], dtype=np.float64)
+        ok = np.isfinite(x) & (w > 0)
+        out[key] = float(np.average(x[ok], weights=w[ok])) if ok.any() else float("nan")
+    return out
+
+
+def _smoothness_line(s: dict) -> str:
+    """One line of :func:`smoothness_figures`."""
+    return (f"all feet down {100 * s['feet_down_share']:.1f} %, mean |dq| "
+            f"{s['mean_abs_dq_rad_s']:.3f} rad/s, mean |d target| {s['mean_abs_dtarget_rad']:.4f} "
+            f"rad, reversals {100 * s['reversal_share']:.1f} %, filter binds "
+            f"{100 * s['filter_bind_share']:.1f} %, > 8 Hz {100 * s['hf_power_share']:.1f} %, "
+            f"power {s['mech_power_w']:.2f} W")
 
 
 def evaluate_gait(
@@ -95,46 +355,33 @@ def evaluate_gait(
     episodes: int,
     seed: int,
     servo_speed_rad_s: float = 4.7,
+    settle_s: float = 1.0,
 ) -> list[dict]:
     """Per-episode gait figures (see the module docstring) at a fixed ``command``.
 
-    Each episode's dict also holds the servo figures of :func:`evaluate_command`:
-    ``too_fast_share`` (steps in which some target moves faster than ``servo_speed_rad_s``) and
-    ``torque_sat_share`` (servo-steps at 0.98 of the torque limit or more).
+    Each episode's dict also holds the servo figures of :func:`servo_figures` over all its steps
+    (``too_fast_share`` of the filtered target and ``too_fast_share_raw`` of the policy's action,
+    ``torque_sat_share``, ``mean_abs_dtarget_rad``) and, under ``smoothness``, the figures of
+    :func:`smoothness_figures` after ``settle_s``.
     """
     from envs.registration import make_env
 
     kwargs = {k: v for k, v in env_kwargs.items() if k not in COMMAND_KWARGS}
     env = make_env("robotac/Quadruped-v0", fixed_command=tuple(command), **kwargs)
-    sim = env.unwrapped.sim
-    dt = sim.control_period_s
+    dt = env.unwrapped.sim.control_period_s
     out = []
     for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        x0 = sim.data.qpos[0]
-        prev_target = sim.ctrl_servo_rad.copy()
-        limit = sim.model.actuator_forcerange[sim.actuator_ids, 1].copy()
-        vx, steps, ret, fell, too_fast, sat = [], 0, 0.0, False, 0, 0
-        while True:
-            obs, reward, terminated, truncated, info = env.step(policy(obs))
-            vx.append(float(info["base_lin_vel_m_s"][0]))
-            fast, n_sat, _ = _servo_step(info, prev_target, limit, dt, servo_speed_rad_s)
-            too_fast, sat, prev_target = too_fast + fast, sat + n_sat, info["servo_target_rad"]
-            ret += float(reward)
-            steps += 1
-            if terminated or truncated:
-                fell = bool(terminated)
-                break
-        x1 = sim.data.qpos[0]
+        ep = run_episode(env, policy, seed + k)
+        steps = len(ep["reward"])
         out.append({
             "episode": k,
-            "return": ret,
+            "return": float(ep["reward"].sum()),
             "steps": steps,
-            "fell": fell,
-            "mean_vx_body_m_s": float(np.mean(vx)),
-            "world_x_speed_m_s": float((x1 - x0) / (steps * dt)),
-            "too_fast_share": too_fast / steps,
-            "torque_sat_share": sat / (steps * limit.size),
+            "fell": ep["fell"],
+            "mean_vx_body_m_s": float(np.mean(ep["v_body_m_s"][:, 0])),
+            "world_x_speed_m_s": float((ep["x_m"][1] - ep["x_m"][0]) / (steps * dt)),
+            **servo_figures(ep, dt, servo_speed_rad_s),
+            "smoothness": smoothness_figures(ep, dt, settle_s),
         })
     env.close()
     return out
@@ -170,8 +417,11 @@ def evaluate_command(
 
     Returns:
         A dict: ``command``, ``v_xy_m_s`` and ``yaw_rate_rad_s`` (means over episodes, after
-        ``settle_s``), ``err_xy_m_s``, ``err_yaw_rad_s``, ``falls``, ``too_fast_share``,
-        ``torque_sat_share``, ``mean_abs_dtarget_rad``.
+        ``settle_s``), ``err_xy_m_s``, ``err_yaw_rad_s``, ``falls``, the servo figures of
+        :func:`servo_figures` over all steps (``too_fast_share``, ``too_fast_share_raw``,
+        ``torque_sat_share``, ``mean_abs_dtarget_rad``), and ``smoothness``: the figures of
+        :func:`smoothness_figures` after ``settle_s``, pooled over the episodes
+        (:func:`pool_smoothness`).
     """
     from envs.interface import QUADRUPED_INTERFACE
     from envs.registration import make_env
@@ -180,50 +430,40 @@ def evaluate_command(
     env = make_env("robotac/Quadruped-v0", fixed_command=tuple(command),
                    max_episode_steps=round(episode_s / QUADRUPED_INTERFACE.control_period_s),
                    **kwargs)
-    sim = env.unwrapped.sim
-    dt = sim.control_period_s
+    dt = env.unwrapped.sim.control_period_s
     settle = round(settle_s / dt)
-    v_sum, w_sum, n_v = np.zeros(2), 0.0, 0
-    falls, steps, too_fast, sat, servo_steps, dtarget = 0, 0, 0, 0, 0, 0.0
-    for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        prev_target = sim.ctrl_servo_rad.copy()
-        # Torque limits change only at reset (motor-strength randomization): read them once.
-        limit = sim.model.actuator_forcerange[sim.actuator_ids, 1].copy()
-        t = 0
-        while True:
-            obs, _, terminated, truncated, info = env.step(policy(obs))
-            fast, n_sat, d = _servo_step(info, prev_target, limit, dt, servo_speed_rad_s)
-            prev_target = info["servo_target_rad"]
-            too_fast += fast
-            dtarget += float(d.mean())
-            sat += n_sat
-            servo_steps += d.size
-            steps += 1
-            t += 1
-            if t > settle:
-                v_sum += info["base_lin_vel_m_s"][:2]
-                w_sum += float(info["base_ang_vel_rad_s"][2])
-                n_v += 1
-            if terminated or truncated:
-                falls += int(terminated)
-                break
+    eps = [run_episode(env, policy, seed + k) for k in range(episodes)]
     env.close()
+    steps = np.array([len(ep["reward"]) for ep in eps])
+    servo = [servo_figures(ep, dt, servo_speed_rad_s) for ep in eps]
     # Episodes that fell before the settle time leave no sample: NaN, and the fall is counted.
-    v = v_sum / n_v if n_v else np.full(2, np.nan)
-    w = w_sum / n_v if n_v else float("nan")
+    v_settled = [ep["v_body_m_s"][settle:, :2] for ep in eps]
+    w_settled = [ep["w_body_rad_s"][settle:, 2] for ep in eps]
+    n_v = sum(len(x) for x in w_settled)
+    v = np.concatenate(v_settled).mean(axis=0) if n_v else np.full(2, np.nan)
+    w = float(np.concatenate(w_settled).mean()) if n_v else float("nan")
     return {
         "command": [float(c) for c in command],
         "v_xy_m_s": v.tolist(),
         "yaw_rate_rad_s": w,
         "err_xy_m_s": float(np.hypot(v[0] - command[0], v[1] - command[1])),
         "err_yaw_rad_s": float(abs(w - command[2])),
-        "falls": falls,
+        "falls": sum(ep["fell"] for ep in eps),
         "episodes": episodes,
-        "steps": steps,
-        "too_fast_share": too_fast / steps,
-        "torque_sat_share": sat / servo_steps,
-        "mean_abs_dtarget_rad": dtarget / steps,
+        "steps": int(steps.sum()),
+        **{key: float(np.average([s[key] for s in servo], weights=steps)) for key in servo[0]},
+        "smoothness": pool_smoothness([smoothness_figures(ep, dt, settle_s) for ep in eps]),
+    }
+
+
+def _grid_smoothness(rows: list[dict]) -> dict:
+    """The grid's smoothness summary: the zero command's figures (``None`` if the grid has no
+    zero command) and the largest reversal, filter-bind and > 8 Hz shares over its commands."""
+    zero = [r["smoothness"] for r in rows if not any(r["command"])]
+    return {
+        "zero_command": pool_smoothness(zero) if zero else None,
+        **{f"max_{key}": float(np.nanmax([r["smoothness"][key] for r in rows]))
+           for key in ("reversal_share", "filter_bind_share", "hf_power_share")},
     }
 
 
@@ -243,9 +483,12 @@ def evaluate_grid(policy, env_kwargs: dict, args: argparse.Namespace) -> dict:
             "falls": sum(r["falls"] for r in rows),
             "too_fast_share": float(np.average([r["too_fast_share"] for r in rows],
                                                weights=steps)),
+            "too_fast_share_raw": float(np.average([r["too_fast_share_raw"] for r in rows],
+                                                   weights=steps)),
             "torque_sat_share": float(np.average([r["torque_sat_share"] for r in rows],
                                                  weights=steps)),
             "mean_abs_dtarget_rad": float(np.mean([r["mean_abs_dtarget_rad"] for r in rows])),
+            "smoothness": _grid_smoothness(rows),
         }
         summary["targets_met"] = bool(
             summary["max_err_xy_m_s"] <= 0.1 and summary["max_err_yaw_rad_s"] <= 0.2
@@ -263,6 +506,27 @@ def evaluate_grid(policy, env_kwargs: dict, args: argparse.Namespace) -> dict:
                   f"{r['yaw_rate_rad_s']:+.3f}) | {r['err_xy_m_s']:.3f} | {r['err_yaw_rad_s']:.3f}"
                   f" | {r['falls']}/{r['episodes']} | {100 * r['too_fast_share']:.1f} % | "
                   f"{100 * r['torque_sat_share']:.2f} % |")
+        print("\nsmoothness and stillness after the first "
+              f"{args.settle_s:g} s (too fast: all steps, raw policy / filtered target)")
+        print("| command (vx, vy, yaw) | all feet down | mean \\|dq\\| [rad/s] | mean "
+              "\\|d target\\| [rad] | reversals | filter binds | > 8 Hz | power [W] "
+              "| too fast raw / filtered |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            c, m = r["command"], r["smoothness"]
+            print(f"| ({c[0]:+.2f}, {c[1]:+.2f}, {c[2]:+.2f}) | {100 * m['feet_down_share']:.1f} % "
+                  f"| {m['mean_abs_dq_rad_s']:.3f} | {m['mean_abs_dtarget_rad']:.4f} | "
+                  f"{100 * m['reversal_share']:.1f} % | {100 * m['filter_bind_share']:.1f} % | "
+                  f"{100 * m['hf_power_share']:.1f} % | {m['mech_power_w']:.2f} | "
+                  f"{100 * r['too_fast_share_raw']:.1f} % / {100 * r['too_fast_share']:.1f} % |")
+        sm = summary["smoothness"]
+        if sm["zero_command"] is not None:
+            print(f"zero command: {_smoothness_line(sm['zero_command'])}")
+        print(f"over the grid: max reversals {100 * sm['max_reversal_share']:.1f} %, max filter "
+              f"binds {100 * sm['max_filter_bind_share']:.1f} %, max > 8 Hz "
+              f"{100 * sm['max_hf_power_share']:.1f} %, too fast raw "
+              f"{100 * summary['too_fast_share_raw']:.1f} % (filtered "
+              f"{100 * summary['too_fast_share']:.1f} %)")
         print(f"max err xy {summary['max_err_xy_m_s']:.3f} m/s, max err yaw "
               f"{summary['max_err_yaw_rad_s']:.3f} rad/s, falls {summary['falls']}, too fast "
               f"{100 * summary['too_fast_share']:.1f} %, torque sat "
@@ -470,7 +734,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
     p.add_argument("--grid", action="store_true", help="evaluate the command grid (see above)")
     p.add_argument("--episode-s", type=float, default=10.0, help="--grid: episode length [s]")
-    p.add_argument("--settle-s", type=float, default=1.0, help="--grid: ignored start [s]")
+    p.add_argument("--settle-s", type=float, default=1.0,
+                   help="start left out of the tracking (--grid) and smoothness figures [s]")
     p.add_argument("--servo-speed-rad-s", type=float, default=4.7,
                    help="--grid: servo no-load speed [rad/s] (STS3215: 4.7)")
     p.add_argument("--plot", type=Path, default=None, help="--grid: commanded vs achieved PNG")
@@ -512,13 +777,15 @@ def main(argv: list[str] | None = None) -> int:
 
     policy, env_kwargs = load_policy_fn(args)
     rows = evaluate_gait(policy, env_kwargs, command, args.episodes, args.seed,
-                         args.servo_speed_rad_s)
+                         args.servo_speed_rad_s, args.settle_s)
     for r in rows:
         print(f"episode {r['episode']}: return {r['return']:8.1f}  steps {r['steps']:4d}  "
               f"fell {str(r['fell']):5s}  mean vx {r['mean_vx_body_m_s']:+.3f} m/s  "
               f"world speed {r['world_x_speed_m_s']:+.3f} m/s  "
-              f"too fast {100 * r['too_fast_share']:.1f} %  "
+              f"too fast {100 * r['too_fast_share']:.1f} % (raw policy "
+              f"{100 * r['too_fast_share_raw']:.1f} %)  "
               f"torque sat {100 * r['torque_sat_share']:.2f} %")
+        print(f"  after {args.settle_s:g} s: {_smoothness_line(r['smoothness'])}")
     mean_vx = float(np.mean([r["mean_vx_body_m_s"] for r in rows]))
     falls = sum(r["fell"] for r in rows)
     ok = abs(mean_vx - command[0]) <= args.tolerance and falls == 0
@@ -531,13 +798,19 @@ def main(argv: list[str] | None = None) -> int:
         "mean_return": float(np.mean([r["return"] for r in rows])),
         "too_fast_share": float(np.average([r["too_fast_share"] for r in rows],
                                            weights=[r["steps"] for r in rows])),
+        "too_fast_share_raw": float(np.average([r["too_fast_share_raw"] for r in rows],
+                                               weights=[r["steps"] for r in rows])),
         "torque_sat_share": float(np.average([r["torque_sat_share"] for r in rows],
                                              weights=[r["steps"] for r in rows])),
+        "smoothness": pool_smoothness([r["smoothness"] for r in rows]),
         "criterion_met": ok,
         "episodes_detail": rows,
     }
     print(f"mean forward velocity {mean_vx:+.3f} m/s (command {command[0]:+.2f}), falls "
           f"{falls}/{args.episodes}: {'criterion met' if ok else 'criterion NOT met'}")
+    print(f"all episodes after {args.settle_s:g} s: {_smoothness_line(summary['smoothness'])}; "
+          f"too fast {100 * summary['too_fast_share']:.1f} % (raw policy "
+          f"{100 * summary['too_fast_share_raw']:.1f} %)")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
     return 0 if ok else 1

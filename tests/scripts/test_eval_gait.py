@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import envs  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)
 from deploy.commands import ScheduleCommand
@@ -74,3 +75,128 @@ def test_single_command_mode_reports_servo_figures() -> None:
     step[hip] += 1.0
     held = evaluate_gait(lambda obs: step, kw, (0.0, 0.0, 0.0), 1, seed=0)[0]
     assert still["torque_sat_share"] == 0.0 and held["torque_sat_share"] > 0.0
+
+
+# Smoothness and stillness metrics (issue 26), on synthetic data with known answers. 50 Hz
+# control rate, 9 s (an episode after its first second).
+DT = 0.02
+T = np.arange(451) * DT
+
+
+def _square_25hz(amplitude_rad: float = 0.045) -> np.ndarray:
+    """``(451, 12)``: joint 0 alternates +-amplitude every step (25 Hz), the others hold."""
+    target = np.full((len(T), 12), np.pi)
+    target[:, 0] += amplitude_rad * (-1.0) ** np.arange(len(T))
+    return target
+
+
+def test_square_wave_at_25_hz_reverses_every_step_and_is_all_high_frequency() -> None:
+    from scripts.eval_gait import high_freq_power_share, mean_abs_dtarget_rad, reversal_share
+
+    target = _square_25hz()
+    one = target[:, :1]
+    assert reversal_share(one) == 1.0
+    assert high_freq_power_share(one, DT) > 0.999
+    assert mean_abs_dtarget_rad(one) == pytest.approx(0.09)
+    # Over all 12 joints the held ones count as joint-steps without a reversal; the spectral
+    # share averages only the joints whose target moves.
+    assert reversal_share(target) == pytest.approx(1 / 12)
+    assert high_freq_power_share(target, DT) > 0.999
+    # Steps of 0.005 rad or less are not counted: a +-0.002 rad square wave has no reversal.
+    assert reversal_share(_square_25hz(0.002)) == 0.0
+
+
+def test_slow_sine_and_held_target_are_smooth() -> None:
+    from scripts.eval_gait import high_freq_power_share, mean_abs_dtarget_rad, reversal_share
+
+    sine = np.pi + 0.3 * np.sin(2 * np.pi * 1.0 * T)[:, None] * np.ones(12)
+    assert reversal_share(sine) == 0.0  # it turns only at its peaks, where its steps are small
+    assert high_freq_power_share(sine, DT) < 1e-3
+    # A 1 Hz sine of 0.3 rad moves 4 * 0.3 rad a second: 0.024 rad per 0.02 s step on average.
+    assert mean_abs_dtarget_rad(sine) == pytest.approx(4 * 0.3 * DT, rel=0.01)
+    held = np.full((len(T), 12), np.pi)
+    assert reversal_share(held) == 0.0
+    assert high_freq_power_share(held, DT) == 0.0
+    assert mean_abs_dtarget_rad(held) == 0.0
+    # A ramp (drift) is detrended away; a 10 Hz sine on it is all above 8 Hz.
+    ramp = np.pi + 0.05 * T[:, None] * np.ones(12)
+    assert high_freq_power_share(ramp, DT) == 0.0
+    assert high_freq_power_share(ramp + 0.01 * np.sin(2 * np.pi * 10.0 * T)[:, None], DT) > 0.99
+    # Half the power at 1 Hz, half at 12.5 Hz: a share of 1/2.
+    mix = np.sin(2 * np.pi * 1.0 * T) + np.sin(2 * np.pi * 12.5 * T)
+    assert high_freq_power_share(mix[:, None], DT) == pytest.approx(0.5, abs=0.01)
+
+
+def test_feet_down_joint_speed_and_power() -> None:
+    from scripts.eval_gait import all_feet_down_share, mean_abs_joint_vel_rad_s, mechanical_power_w
+
+    contacts = np.ones((4, 4), dtype=bool)
+    contacts[1, 2] = False  # one foot up in one step of four
+    assert all_feet_down_share(contacts) == 0.75
+    dq = np.zeros((10, 12))
+    dq[:, 0] = 1.5 * (-1.0) ** np.arange(10)
+    dq[:, 1] = -1.0
+    assert mean_abs_joint_vel_rad_s(dq) == pytest.approx(2.5 / 12)
+    torque = np.zeros((10, 12))
+    torque[:, 0] = 2.0
+    torque[:, 1] = 1.0  # joint 1 absorbs power (tau * q dot < 0): it counts, it does not cancel
+    assert mechanical_power_w(torque, dq) == pytest.approx(2.0 * 1.5 + 1.0 * 1.0)
+
+
+def test_filter_binds_where_the_target_differs_from_the_action() -> None:
+    from envs.interface import ActionFilter
+    from scripts.eval_gait import filter_bind_share, too_fast_share
+
+    action = np.full((10, 12), np.pi)
+    target = action.copy()
+    target[3, 5] += 0.01
+    target[7, 0] -= 1e-3
+    target[8, 1] += 1e-9  # rounding, not the filter
+    assert filter_bind_share(action, target) == 0.2
+    # The env's 4.5 rad/s slew filter on a policy that alternates its hip by 0.3 rad: the filter
+    # binds on every step up (0.09 of the 0.3 rad), the step back down is within its 0.09 rad.
+    filt = ActionFilter(max_rate_rad_s=4.5)
+    raw = np.full((11, 12), np.pi)
+    raw[1::2, 0] += 0.3
+    filtered = [raw[0]]
+    for a in raw[1:]:
+        filtered.append(filt.apply(a, filtered[-1], DT))
+    filtered = np.array(filtered)
+    assert filter_bind_share(raw[1:], filtered[1:]) == 0.5
+    # What the policy asks for is too fast in every step (15 rad/s), the servo target in none.
+    assert too_fast_share(raw, DT, 4.7) == 1.0
+    assert too_fast_share(filtered, DT, 4.7) == 0.0
+
+
+def test_single_command_mode_reports_smoothness_and_the_raw_too_fast_share() -> None:
+    from scripts.eval_gait import evaluate_gait
+
+    hip = QUADRUPED_INTERFACE.joint_names.index("fl_hip_flexion")
+    k = [0]
+
+    def jumping(obs: np.ndarray) -> np.ndarray:
+        a = DEFAULT.copy()
+        a[hip] += 0.3 * (k[0] % 2)
+        k[0] += 1
+        return a
+
+    kw = {"max_episode_steps": 60, "action_max_rate_rad_s": 4.5}
+    still = evaluate_gait(lambda obs: DEFAULT, kw, (0.0, 0.0, 0.0), 1, seed=0, settle_s=0.2)[0]
+    jump = evaluate_gait(jumping, kw, (0.0, 0.0, 0.0), 1, seed=0, settle_s=0.2)[0]
+    # Holding the default pose: the body still settles a little after 0.2 s (0.011 rad/s).
+    s = still["smoothness"]
+    assert s["steps"] == 50 and s["feet_down_share"] == 1.0 and s["mean_abs_dq_rad_s"] < 0.02
+    assert s["reversal_share"] == 0.0 and s["filter_bind_share"] == 0.0
+    assert s["hf_power_share"] == 0.0 and s["mean_abs_dtarget_rad"] == 0.0
+    assert s["mech_power_w"] < 0.03
+    assert still["too_fast_share_raw"] == still["too_fast_share"] == 0.0
+    # The filter makes the hip's target a 25 Hz square wave of 0.09 rad: it reverses in every
+    # step (1 joint of 12), all its power is above 8 Hz, the filter binds on every step up.
+    j = jump["smoothness"]
+    assert j["reversal_share"] == pytest.approx(1 / 12)
+    assert j["hf_power_share"] > 0.99 and j["filter_bind_share"] == 0.5
+    assert j["mean_abs_dtarget_rad"] == pytest.approx(0.09 / 12)
+    assert j["mean_abs_dq_rad_s"] > 2 * s["mean_abs_dq_rad_s"]
+    assert j["mech_power_w"] > 2 * s["mech_power_w"]
+    # The raw actions outrun the servo in every step but the first; the filtered targets never.
+    assert jump["too_fast_share_raw"] == 59 / 60 and jump["too_fast_share"] == 0.0
