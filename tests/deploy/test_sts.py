@@ -399,14 +399,14 @@ def test_ctrl_c_inside_the_bus_read_still_releases_the_torque(emulator):
         with pytest.raises(KeyboardInterrupt):
             link.command(DEFAULT.astype(np.float32), 0.02)
         assert not link.port_handler.is_using
-        assert _stop(link, True, False, DEFAULT, None, QUADRUPED_INTERFACE) == "passive"
+        assert _stop(link, True, False, DEFAULT, None, QUADRUPED_INTERFACE)[0] == "passive"
         settle(emu, bus)
         assert not any(emu.record.torque_on)
         # A port left marked busy by any other cut-short SDK call: the torque-off still goes out.
         link.connect()
         settle(emu, bus)
         link.port_handler.is_using = True
-        assert _stop(link, True, True, DEFAULT, None, QUADRUPED_INTERFACE) == "estop"
+        assert _stop(link, True, True, DEFAULT, None, QUADRUPED_INTERFACE)[0] == "estop"
         settle(emu, bus)
         assert not any(emu.record.torque_on)
 
@@ -445,7 +445,7 @@ def test_stop_confirms_the_torque_is_off_by_reading_it_back(emulator):
         assert isinstance(reply, LinkFault) and reply.fault == Fault.SERVO_SILENT
         assert "servo 5 (fl_hip_flexion) reads Torque_Enable = 1" in reply.detail
         assert "after 3 torque-off writes" in reply.detail
-        stopped = _stop(link, True, True, DEFAULT, None, QUADRUPED_INTERFACE)
+        stopped = _stop(link, True, True, DEFAULT, None, QUADRUPED_INTERFACE)[0]
         assert stopped.startswith("estop sent, not confirmed: torque release not confirmed")
         assert "servo 5 (fl_hip_flexion)" in stopped and "no link watchdog" in stopped
 
@@ -464,7 +464,7 @@ def test_an_imu_error_while_stopping_does_not_hide_the_released_torque(emulator)
         link.imu.poll = broken
         with pytest.raises(LinkError):  # in the run: a link error, as before
             link.command(DEFAULT.astype(np.float32), 0.02)
-        assert _stop(link, True, False, DEFAULT, None, QUADRUPED_INTERFACE) == "passive"
+        assert _stop(link, True, False, DEFAULT, None, QUADRUPED_INTERFACE)[0] == "passive"
         settle(emu, bus)
         assert not any(emu.record.torque_on)
 
