@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +71,64 @@ def assert_targets_within_limits(record: dict) -> None:
         lo, hi = np.asarray(record["joint_low_rad"]), np.asarray(record["joint_high_rad"])
         assert (np.asarray(record["target_min_rad"]) >= lo).all()
         assert (np.asarray(record["target_max_rad"]) <= hi).all()
+
+
+class VirtualTime:
+    """Stands in for a module's ``time`` (``mock.patch.object(deploy.loop, "time",
+    VirtualTime())``): seconds pass only when slept or spun (each ``perf_counter()`` or
+    ``monotonic()`` call is 1 us), so a loop runs every period on its deadline, whatever the
+    machine's load: its steps are the schedule's, not the machine's."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        self.now += 1e-6
+        return self.now
+
+    monotonic = perf_counter
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+def robot_report(path: Path) -> dict:
+    """The virtual robot's record as it last wrote it (``--report PATH --report-every-s S``
+    rewrites it atomically every S seconds); ``{}`` before the first write."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def wait_for_report(path: Path, until: Callable[[dict], bool],
+                    proc: subprocess.Popen | None = None, give_up_s: float = 60.0) -> dict:
+    """Poll the robot's report until ``until(record)`` holds; return that record.
+
+    Paces a test by what the robot has received (counts), not by sleeps a busy machine can
+    outrun. ``give_up_s`` only bounds a hang; ``proc`` (the deploy) must not exit meanwhile.
+    """
+    give_up = time.monotonic() + give_up_s
+    while True:
+        rec = robot_report(path)
+        if rec and until(rec):
+            return rec
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"deploy exited ({proc.returncode}) before the robot's record "
+                                 f"got there: {rec}\n{out}{err}")
+        assert time.monotonic() < give_up, f"the robot's record did not get there: {rec}"
+        time.sleep(0.01)
+
+
+def wait_for_run_phase(path: Path, proc: subprocess.Popen | None = None) -> dict:
+    """Wait until the deploy loop is in its run phase, as the robot sees it; return its record.
+
+    Ramp and hold send COMMANDs only; each run step READs the state at its deadline, after it
+    polled its command source. So a READ after the first position COMMAND (the ramp's first)
+    means the run phase began: keys written from then on reach the policy (before it, the hold
+    drains them).
+    """
+    first = wait_for_report(path, lambda r: r["position_commands"] >= 1, proc)
+    reads = first["frames_by_type"].get("READ", 0)
+    return wait_for_report(path, lambda r: r["frames_by_type"].get("READ", 0) > reads, proc)

@@ -79,6 +79,27 @@ def _poll_until(kb: KeyboardCommand, want, timeout_s: float = 2.0) -> np.ndarray
         time.sleep(0.002)
 
 
+def _returns(fn, *args, give_up_s: float = 10.0):
+    """``fn(*args)`` run in a thread: its result, or a failure if it is still running after
+    ``give_up_s`` (it blocked; the give-up only bounds the hang, it is no latency bound)."""
+    import threading
+
+    result = []
+    thread = threading.Thread(target=lambda: result.append(fn(*args)), daemon=True)
+    thread.start()
+    thread.join(give_up_s)
+    assert not thread.is_alive(), f"{fn.__qualname__} blocked"
+    return result[0]
+
+
+def _wait_readable(fd: int, give_up_s: float = 10.0) -> None:
+    """Wait until ``fd`` has bytes to read (a pty delivers a write a moment later; the give-up
+    only bounds a hang)."""
+    import select
+
+    assert select.select([fd], [], [], give_up_s)[0], "nothing arrived"
+
+
 @pytest.fixture
 def pty_pair():
     master, slave = os.openpty()
@@ -100,16 +121,19 @@ def test_keyboard_keys_step_the_command_and_the_terminal_is_restored(pty_pair):
         mode = termios.tcgetattr(slave)
         assert not mode[3] & termios.ICANON and not mode[3] & termios.ECHO  # cbreak
         assert mode[3] & termios.ISIG  # Ctrl-C still interrupts
-        assert np.array_equal(kb.poll(0.0), np.zeros(3))  # nothing pressed: zero, no blocking
-        t0 = time.perf_counter()
-        kb.poll(0.0)
-        assert time.perf_counter() - t0 < 0.005
-        os.write(master, b"ww")
+        # Never blocks: with nothing to read it returns zero; with a key there, one call reads
+        # it and returns (it does not wait for more). Not a latency bound: a blocked call hangs.
+        assert np.array_equal(_returns(kb.poll, 0.0), np.zeros(3))
+        os.write(master, b"w")
+        _wait_readable(slave)
+        np.testing.assert_allclose(_returns(kb.poll, 0.0), [0.1, 0, 0])
+        os.write(master, b"w")
         np.testing.assert_allclose(_poll_until(kb, [0.2, 0, 0]), [0.2, 0, 0])
         os.write(master, b"\x1b[A")  # up arrow
         np.testing.assert_allclose(_poll_until(kb, [0.3, 0, 0]), [0.3, 0, 0])
-        os.write(master, b"\x1b[")  # an arrow split across two reads
-        assert np.allclose(_poll_until(kb, [0.3, 0, 0], 0.05), [0.3, 0, 0])
+        os.write(master, b"\x1b[")  # an arrow split across two reads: read its first part
+        _wait_readable(slave)
+        np.testing.assert_allclose(_returns(kb.poll, 0.0), [0.3, 0, 0])
         os.write(master, b"B")
         np.testing.assert_allclose(_poll_until(kb, [0.2, 0, 0]), [0.2, 0, 0])
         os.write(master, b"aA\x1b[C")  # A twice (either case), right arrow once: +0.05
@@ -118,7 +142,10 @@ def test_keyboard_keys_step_the_command_and_the_terminal_is_restored(pty_pair):
         np.testing.assert_allclose(_poll_until(kb, [0.2, 0.05, 0.2]), [0.2, 0.05, 0.2])
         os.write(master, b"\x1b[1;5A")  # Ctrl+up: ignored whole (its 'A' is not the A key)
         os.write(master, b"x")  # an unmapped key: ignored
-        np.testing.assert_allclose(_poll_until(kb, [9, 9, 9], 0.05), [0.2, 0.05, 0.2])
+        # Then a key that counts: once it is in, so are the two before it (in order), with
+        # nothing of theirs (not a wait of a fixed time for something not to happen).
+        os.write(master, b"e")
+        np.testing.assert_allclose(_poll_until(kb, [0.2, 0.05, 0.0]), [0.2, 0.05, 0.0])
         os.write(master, b" ")  # space: stop
         np.testing.assert_allclose(_poll_until(kb, [0, 0, 0]), [0, 0, 0])
         os.write(master, b"w" * 10 + b"d" * 10)  # held keys stop at the trained ranges
@@ -589,6 +616,14 @@ def test_gamepad_with_evdev_codes_and_a_missing_device():
 
 
 def _run(policy_path: Path, commands=None, duration_s: float = 1.0, **kw):
+    """The loop on the in-process stepped robot, on a virtual clock (:class:`VirtualTime`):
+    every period runs, on its deadline, so the steps are the schedule's, not the machine's
+    load (the real-time path: test_loop)."""
+    from unittest import mock
+
+    from deploy_test_helpers import VirtualTime
+
+    import deploy.loop
     from deploy.loop import LoopConfig, run_deploy
     from deploy.policy import OnnxPolicy
     from deploy.safety import SafetyConfig
@@ -597,7 +632,8 @@ def _run(policy_path: Path, commands=None, duration_s: float = 1.0, **kw):
     cfg = LoopConfig(rate_hz=50, duration_s=duration_s,
                      safety=SafetyConfig(ramp_s=0.1, hold_s=0.1), **kw)
     link = InProcessLink()
-    return run_deploy(link, OnnxPolicy(policy_path), cfg, commands=commands), link
+    with mock.patch.object(deploy.loop, "time", VirtualTime()):
+        return run_deploy(link, OnnxPolicy(policy_path), cfg, commands=commands), link
 
 
 def test_loop_follows_a_schedule_through_the_shaper(standing_policy, tmp_path):
@@ -610,7 +646,7 @@ def test_loop_follows_a_schedule_through_the_shaper(standing_policy, tmp_path):
     log = dict(np.load(tmp_path / "log.npz"))
     run = log["phase"] == Phase.RUN
     cmd = log["command"][run]
-    assert cmd.shape == (run.sum(), 3) and np.isnan(log["command"][~run]).all()
+    assert cmd.shape == (50, 3) and np.isnan(log["command"][~run]).all()  # every period ran
     np.testing.assert_array_equal(log["obs"][run][:, 42:45], cmd)  # what the policy saw
     # Replay: the schedule at each step's time since the run phase began, through a shaper.
     replay = CommandShaper.for_policy({}, 0.02)
@@ -637,7 +673,9 @@ def test_loop_refuses_live_commands_for_a_fixed_command_policy(fixed_command_pol
     assert res.ok
     w = res.summary["command_warnings"]
     assert len(w) == 2 and "trained on the command 0.5,0,0 only" in w[0]
-    assert "outside the ranges" in w[1] and res.summary["command_clipped_steps"] >= 9
+    # Every one of the run's 10 steps had its command clipped.
+    assert "outside the ranges" in w[1]
+    assert res.summary["command_clipped_steps"] == res.summary["steps"] == 10
 
 
 def test_cli_refuses_live_sources_and_missing_evdev(fixed_command_policy, standing_policy,
@@ -661,16 +699,26 @@ def test_cli_refuses_live_sources_and_missing_evdev(fixed_command_policy, standi
 
 
 def test_cli_virtual_keyboard_over_a_pty(standing_policy, tmp_path):
-    """`robotac deploy --virtual --keyboard` on a terminal: keys steer, a closed terminal stops."""
+    """`robotac deploy --virtual --keyboard` on a terminal: keys steer, a closed terminal stops.
+
+    Paced by what the robot received (its report, rewritten every 50 ms), not by sleeps a busy
+    machine can outrun; Ctrl-C ends the run (the 60 s duration only bounds a hang).
+    """
     import json
+
+    from deploy_test_helpers import robot_report, wait_for_report, wait_for_run_phase
 
     master, slave = os.openpty()
     log, summary = tmp_path / "log.npz", tmp_path / "summary.json"
+    report = tmp_path / "robot.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "deploy", "--virtual", "--virtual-mode", "stepped", "--keyboard",
-         "--policy", str(standing_policy), "--duration-s", "2", "--ramp-s", "0.2", "--hold-s",
-         "0.2", "--log", str(log), "--summary", str(summary)],
+         "--policy", str(standing_policy), "--duration-s", "60", "--ramp-s", "0.2", "--hold-s",
+         "0.2", "--log", str(log), "--summary", str(summary),
+         "--virtual-args", f"--report {report} --report-every-s 0.05"],
         cwd=ROOT, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell's background job inherits SIGINT ignored: give the child the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     os.close(slave)
     try:
@@ -678,18 +726,24 @@ def test_cli_virtual_keyboard_over_a_pty(standing_policy, tmp_path):
         while not (lines and lines[-1].startswith("keys:")):
             lines.append(proc.stdout.readline())
             assert lines[-1], f"deploy did not start: {lines} {proc.stderr.read()}"
-        time.sleep(0.6)  # into the run phase
+        wait_for_run_phase(report, proc)  # keys before it would be drained by the hold
         os.write(master, b"www")
-        time.sleep(0.6)
+        # 30 steps more: the shaped command climbs 0.02 a step (1 m/s^2) to the keys' 0.3.
+        n = robot_report(report)["position_commands"]
+        wait_for_report(report, lambda r: r["position_commands"] >= n + 30, proc)
         os.close(master)  # the terminal goes away
         master = -1
-        out, err = proc.communicate(timeout=30)
+        # 30 steps more: from 0.3 down to exactly zero takes 15.
+        n = robot_report(report)["position_commands"]
+        wait_for_report(report, lambda r: r["position_commands"] >= n + 30, proc)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the end of the run
+        out, err = proc.communicate(timeout=60)
     finally:
         if master >= 0:
             os.close(master)
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, out + err
+    assert proc.returncode == 130 and "interrupted by the operator" in out, out + err
     assert "keyboard: terminal read failed" in err or "keyboard: end of input" in err
     s = json.loads(summary.read_text())
     assert s["command_source"] == "keyboard" and len(s["command_events"]) == 1
