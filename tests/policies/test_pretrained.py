@@ -70,23 +70,52 @@ def _segment_mean(vel: np.ndarray, cmd: np.ndarray, target, skip: int = 50) -> n
     return vel[idx[skip:]].mean(axis=0)
 
 
+def _robot_record(path: Path, until, proc, give_up_s: float = 120.0) -> dict:
+    """Poll the virtual robot's report (``--report-every-s``) until ``until(record)`` holds.
+
+    Paces the test by what the robot received, not by sleeps whose steps a busy machine
+    decides; ``give_up_s`` only bounds a hang.
+    """
+    import time
+
+    give_up = time.monotonic() + give_up_s
+    while True:
+        try:
+            rec = json.loads(path.read_text())
+        except FileNotFoundError:
+            rec = {}
+        if rec and until(rec):
+            return rec
+        assert proc.poll() is None, f"deploy exited early: {proc.communicate()}"
+        assert time.monotonic() < give_up, f"the robot's record did not get there: {rec}"
+        time.sleep(0.01)
+
+
 def test_keyboard_on_the_virtual_robot_walks_turns_and_stops(tmp_path):
     """`robotac deploy --virtual --keyboard` with the shipped policy: w x4 walks forward at
     0.4 m/s, q x3 adds a 0.6 rad/s left turn, space stands still (measured on the robot's
-    side). The policy does not yet turn on the spot (docs/benchmarks.md, "Steerable gait")."""
+    side). The policy does not yet turn on the spot (docs/benchmarks.md, "Steerable gait").
+
+    Each key goes in after the robot received a number of the run phase's COMMANDs (200 steps,
+    4 s of the policy's time; 150 for standing), read from its report, not after sleeps: how
+    many steps a segment gets is not the machine's load. Ctrl-C ends the run (the 120 s
+    duration only bounds a hang).
+    """
     import os
+    import signal
     import subprocess
     import sys
-    import time
 
     root = PRETRAINED.parents[1]
     master, slave = os.openpty()
     log, report = tmp_path / "log.npz", tmp_path / "robot.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "deploy", "--virtual", "--virtual-mode", "stepped", "--keyboard",
-         "--duration-s", "15", "--ramp-s", "0.5", "--hold-s", "0.5", "--log", str(log),
-         "--virtual-args", f"--report {report}"],
+         "--duration-s", "120", "--ramp-s", "0.5", "--hold-s", "0.5", "--log", str(log),
+         "--virtual-args", f"--report {report} --report-every-s 0.05"],
         cwd=root, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell's background job inherits SIGINT ignored: give the child the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     os.close(slave)
     try:
@@ -94,25 +123,33 @@ def test_keyboard_on_the_virtual_robot_walks_turns_and_stops(tmp_path):
         while not (lines and lines[-1].startswith("keys:")):
             lines.append(proc.stdout.readline())
             assert lines[-1], f"deploy did not start: {lines} {proc.stderr.read()}"
-        time.sleep(1.5)  # ramp and hold
-        os.write(master, b"wwww")  # vx 0.4 m/s
-        time.sleep(4.0)
-        os.write(master, b"qqq")  # and turn left at 0.6 rad/s
-        time.sleep(4.0)
-        os.write(master, b" ")  # stand
+        # The run phase began (keys before it are drained by the hold): a READ after the ramp's
+        # first COMMAND (ramp and hold send COMMANDs only; each run step READs).
+        first = _robot_record(report, lambda r: r["position_commands"] >= 1, proc)
+        reads = first["frames_by_type"].get("READ", 0)
+        _robot_record(report, lambda r: r["frames_by_type"].get("READ", 0) > reads, proc)
+        for keys, steps in ((b"wwww", 200),  # vx 0.4 m/s
+                            (b"qqq", 200),  # and turn left at 0.6 rad/s
+                            (b" ", 150)):  # stand
+            os.write(master, keys)
+            n = _robot_record(report, lambda r: True, proc)["position_commands"]
+            _robot_record(report, lambda r, n=n, steps=steps: r["position_commands"] >= n + steps,
+                          proc)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the end of the run
         out, err = proc.communicate(timeout=60)
     finally:
         os.close(master)
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, out + err
+    assert proc.returncode == 130 and "interrupted by the operator" in out, out + err
     data = np.load(log)
     run = data["phase"] == 2
     cmd = data["command"][run]
     rec = json.loads(report.read_text())
     vel = np.column_stack([rec["vx_body_m_s"], rec["vy_body_m_s"], rec["yaw_rate_body_rad_s"]])
-    vel = vel[len(vel) - len(cmd):]  # the robot's records of the policy phase
-    assert len(vel) == len(cmd)
+    # One record per position COMMAND from the ramp's first: the log's rows, then the stop's.
+    assert len(vel) >= len(run)
+    vel = vel[: len(run)][run]  # the robot's records of the policy phase
 
     forward = _segment_mean(vel, cmd, (0.4, 0.0, 0.0))
     assert forward[0] > 0.3 and abs(forward[1]) < 0.1 and abs(forward[2]) < 0.2, forward
