@@ -74,9 +74,14 @@ def test_reader_maps_axes_and_differentiates_orientation():
             accel_b = r_wb.T @ np.array([0, 0, 9.80665])
             os.write(master, encode_rvc(i, math.degrees(yaw), math.degrees(pitch),
                                         math.degrees(roll), m.T @ accel_b))
-        time.sleep(0.05)
-        t_poll = time.perf_counter()
-        assert imu.poll() == 6
+        # Poll until the 6 packets are in (a pty delivers a moment later; not a fixed sleep a
+        # busy machine can outrun; 10 s only bounds a hang).
+        n, give_up = 0, time.monotonic() + 10.0
+        while n < 6 and time.monotonic() < give_up:
+            t_poll = time.perf_counter()  # before the poll that got the last packets
+            n += imu.poll()
+            time.sleep(0.001)
+        assert n == 6
         quat, gyro, accel, age = imu.body_reading()
         # The age counts from this poll's packets (not a bound in ms: that is the machine's load).
         assert 0.0 <= age <= time.perf_counter() - t_poll

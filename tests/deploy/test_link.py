@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import select
 import threading
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -69,7 +69,9 @@ def test_late_reply_is_dropped_as_stale(pty_robot):
     r = pty_robot(FaultInjection(latency_s=0.03))
     with SerialLink(r.port) as link:
         assert link.exchange(P.Read(), timeout_s=0.01) is None  # reply comes after the timeout
-        time.sleep(0.05)
+        # Wait until the late reply is in the port (not a fixed sleep: 10 s only bounds a hang),
+        # so the next exchange finds it there.
+        assert select.select([r.slave], [], [], 10.0)[0]
         st = link.exchange(P.Read(), timeout_s=0.5)
         assert isinstance(st, P.State) and st.seq == 2
         assert link.stats.timeouts == 1 and link.stats.stale_replies == 1
