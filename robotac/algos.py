@@ -1,7 +1,8 @@
 """SAC, TD3 and DDPG: losses, optimizers and target networks (the networks are in ``policies``).
 
 Each algorithm reads top to bottom: networks, exploration, critic loss, actor loss, target update.
-Conventions shared by all three:
+Which class an ``algo`` name builds, and its defaults, are in :mod:`robotac.registry`.
+Conventions shared by all:
 
 * Observations in a :class:`~robotac.buffer.Batch` are already normalized; actions are in env
   units. Critics see actions mapped to ``[-1, 1]`` per dimension (``actor.to_unit``).
@@ -23,6 +24,7 @@ Conventions shared by all three:
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -30,10 +32,11 @@ import torch
 from torch import nn
 
 from policies.networks import DeterministicActor, QEnsemble, SquashedGaussianActor
+from robotac import registry
 from robotac.buffer import Batch
-from robotac.config import TrainConfig
+from robotac.config import TrainConfig, resolved
 
-__all__ = ["OffPolicyAlgo", "SAC", "TD3", "DDPG", "ALGORITHMS", "make_algo", "polyak_update"]
+__all__ = ["OffPolicyAlgo", "SAC", "TD3", "DDPG", "make_algo", "polyak_update"]
 
 
 @torch.no_grad()
@@ -60,9 +63,10 @@ def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.step()
 
 
-def _adam(params: list[nn.Parameter] | list[torch.Tensor], lr: float, fused: bool):
+def _adam(params: list[nn.Parameter] | list[torch.Tensor], lr: float, fused: bool,
+          betas: tuple[float, float] = (0.9, 0.999)):
     """Adam, fused into one kernel when asked (measured faster on CPU, docs/benchmarks.md)."""
-    return torch.optim.Adam(params, lr=lr, fused=fused or None)
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
 
 
 class OffPolicyAlgo:
@@ -72,35 +76,34 @@ class OffPolicyAlgo:
         obs_dim: Observation size.
         action_low, action_high: ``(act_dim,)`` per-dimension bounds of the Box action space.
         cfg: Training config (learning rates, ``gamma``, ``tau``, noise, ``policy_delay``...);
-            ``policy_delay=None`` takes the algorithm's :attr:`default_policy_delay`.
+            fields left at ``None`` take this algorithm's defaults (:func:`robotac.config.
+            resolved` with ``algo`` = :attr:`name`, from :mod:`robotac.registry`).
         num_envs: Number of envs acting in parallel (size of per-env exploration state).
 
     Raises:
-        ValueError: if ``policy_delay < 1``, or ``ou_noise`` is set for an algorithm that does
-            not use Ornstein-Uhlenbeck noise (only DDPG does).
+        ValueError: if ``policy_delay < 1``, or a switch the algorithm does not use is set
+            (:attr:`robotac.registry.AlgoSpec.refused`: ``ou_noise`` but for DDPG).
     """
 
+    #: The algorithm's name in :data:`robotac.registry.ALGORITHMS`.
     name = ""
-    #: Critic updates per actor update when ``cfg.policy_delay`` is None.
-    default_policy_delay = 1
-    #: Whether ``cfg.ou_noise`` selects this algorithm's exploration noise.
-    uses_ou_noise = False
     actor: DeterministicActor | SquashedGaussianActor
 
     def __init__(self, obs_dim, action_low, action_high, cfg: TrainConfig, num_envs: int = 1):
+        self.spec = registry.get(self.name)
+        cfg = resolved(dataclasses.replace(cfg, algo=self.name))
         self.cfg = cfg
         self.device = torch.device(cfg.device)
         self.obs_dim = int(obs_dim)
         self.gamma = float(cfg.gamma)
         self.tau = float(cfg.tau)
-        delay = self.default_policy_delay if cfg.policy_delay is None else int(cfg.policy_delay)
+        delay = int(cfg.policy_delay)
         if delay < 1:
             raise ValueError(f"{self.name}: policy_delay must be >= 1, got {delay}")
-        if cfg.ou_noise and not self.uses_ou_noise:
-            raise ValueError(
-                f"ou_noise=True is not used by {self.name.upper()} (Ornstein-Uhlenbeck "
-                "exploration is DDPG's); drop ou_noise or use algo='ddpg'"
-            )
+        for name in self.spec.refused:
+            if getattr(cfg, name):
+                raise ValueError(f"{name}=True is not used by {self.spec.title}: "
+                                 f"{self.spec.refusal(name, cli=False)}")
         self.policy_delay = delay
         self.num_envs = num_envs
         self.n_updates = 0
@@ -183,10 +186,15 @@ class OffPolicyAlgo:
             self.critic_loss = torch.compile(self.critic_loss)
             self.actor_loss = torch.compile(self.actor_loss)
 
+    def _adam(self, params: list[nn.Parameter] | list[torch.Tensor], lr: float):
+        """Adam with the config's ``adam_betas`` and ``fused_adam`` (actor and critics)."""
+        return _adam(params, lr, self.cfg.fused_adam, tuple(self.cfg.adam_betas))
+
     def _cache_params(self) -> None:
         """Parameter lists, built once (walking the modules every update costs Python time)."""
         self._critic_params = list(self.critic.parameters())
-        self._critic_target_params = list(self.critic_target.parameters())
+        if hasattr(self, "critic_target"):
+            self._critic_target_params = list(self.critic_target.parameters())
         if hasattr(self, "actor_target"):
             self._actor_params = list(self.actor.parameters())
             self._actor_target_params = list(self.actor_target.parameters())
@@ -276,21 +284,26 @@ class SAC(OffPolicyAlgo):
     def __init__(self, obs_dim, action_low, action_high, cfg: TrainConfig, num_envs: int = 1):
         super().__init__(obs_dim, action_low, action_high, cfg, num_envs)
         dev = self.device
+        cfg = self.cfg
         self.actor = SquashedGaussianActor(obs_dim, action_low, action_high, cfg.hidden).to(dev)
         act_dim = self.actor.action_dim
-        self.critic = QEnsemble(obs_dim, act_dim, cfg.hidden, n_critics=2,
-                                layer_norm=cfg.critic_layer_norm).to(dev)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = _adam(list(self.actor.parameters()), cfg.actor_lr, cfg.fused_adam)
-        self.critic_opt = _adam(list(self.critic.parameters()), cfg.critic_lr, cfg.fused_adam)
+        self._make_critics(obs_dim, act_dim)
+        self.actor_opt = self._adam(list(self.actor.parameters()), cfg.actor_lr)
+        self.critic_opt = self._adam(list(self.critic.parameters()), cfg.critic_lr)
         self.autotune = bool(cfg.autotune_alpha)
         self.target_entropy = -float(cfg.target_entropy_scale) * act_dim
         self.log_alpha = torch.tensor(
             float(torch.log(torch.tensor(cfg.alpha))), device=dev, requires_grad=self.autotune
         )
-        self.alpha_opt = _adam([self.log_alpha], cfg.alpha_lr, cfg.fused_adam)
+        self.alpha_opt = _adam([self.log_alpha], cfg.alpha_lr, cfg.fused_adam)  # default betas
         self._last_actor_metrics: dict[str, torch.Tensor] = {}
         self._finish_init()
+
+    def _make_critics(self, obs_dim: int, act_dim: int) -> None:
+        """Twin critics ``self.critic`` and their target ``self.critic_target``."""
+        self.critic = QEnsemble(obs_dim, act_dim, self.cfg.critic_hidden, n_critics=2,
+                                layer_norm=self.cfg.critic_layer_norm).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
 
     def modules(self):
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}
@@ -338,6 +351,10 @@ class SAC(OffPolicyAlgo):
         q_pi = self.critic(batch.obs, self.actor.to_unit(action)).min(dim=0).values
         return (self.alpha * log_prob - q_pi).mean(), log_prob
 
+    def _update_targets(self) -> None:
+        """Polyak-average the target critics towards the online ones (after every critic step)."""
+        _polyak(self._critic_target_params, self._critic_params, self.tau)
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step of the critics, and of actor and alpha every ``policy_delay``."""
         qf_loss, q_mean = self.critic_loss(batch)
@@ -356,7 +373,7 @@ class SAC(OffPolicyAlgo):
                 "losses/actor_loss": actor_loss.detach(),
                 "charts/entropy": -log_prob.mean(),
             }
-        _polyak(self._critic_target_params, self._critic_params, self.tau)
+        self._update_targets()
         self.n_updates += 1
         return {
             "losses/qf_loss": qf_loss.detach(),
@@ -374,14 +391,15 @@ class _DeterministicAlgo(OffPolicyAlgo):
     def __init__(self, obs_dim, action_low, action_high, cfg: TrainConfig, num_envs: int = 1):
         super().__init__(obs_dim, action_low, action_high, cfg, num_envs)
         dev = self.device
+        cfg = self.cfg
         self.actor = DeterministicActor(obs_dim, action_low, action_high, cfg.hidden).to(dev)
         act_dim = self.actor.action_dim
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic = QEnsemble(obs_dim, act_dim, cfg.hidden, n_critics=self.n_critics,
+        self.critic = QEnsemble(obs_dim, act_dim, cfg.critic_hidden, n_critics=self.n_critics,
                                 layer_norm=cfg.critic_layer_norm).to(dev)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = _adam(list(self.actor.parameters()), cfg.actor_lr, cfg.fused_adam)
-        self.critic_opt = _adam(list(self.critic.parameters()), cfg.critic_lr, cfg.fused_adam)
+        self.actor_opt = self._adam(list(self.actor.parameters()), cfg.actor_lr)
+        self.critic_opt = self._adam(list(self.critic.parameters()), cfg.critic_lr)
         self.exploration_noise = float(cfg.exploration_noise)
         self.ou = bool(cfg.ou_noise)
         self.ou_theta = float(cfg.ou_theta)
@@ -500,13 +518,12 @@ class TD3(_DeterministicAlgo):
       target_policy_noise``, ``c = target_noise_clip``; paper: 0.2 and 0.5 of max_action).
     * Delayed updates (sec. 5.2): actor (ascending ``Q_1(s, mu(s))``, DPG of Silver et al. 2014)
       and all targets every ``policy_delay`` critic updates, 2 unless the config says otherwise
-      (the paper's d = 2).
+      (the paper's d = 2; robotac.registry).
     * Exploration: Gaussian only; a config with ``ou_noise`` is refused (ValueError).
     """
 
     name = "td3"
     n_critics = 2
-    default_policy_delay = 2
 
     def __init__(self, obs_dim, action_low, action_high, cfg: TrainConfig, num_envs: int = 1):
         super().__init__(obs_dim, action_low, action_high, cfg, num_envs)
@@ -547,19 +564,14 @@ class DDPG(_DeterministicAlgo):
 
     name = "ddpg"
     n_critics = 1
-    uses_ou_noise = True
 
 
-#: The algorithm classes by ``TrainConfig.algo`` name.
-ALGORITHMS: dict[str, type[OffPolicyAlgo]] = {"sac": SAC, "td3": TD3, "ddpg": DDPG}
-
-
-def make_algo(cfg: TrainConfig, obs_dim: int, action_low, action_high, num_envs: int):
-    """Build the algorithm named by ``cfg.algo``.
+def make_algo(cfg: TrainConfig, obs_dim: int, action_low, action_high,
+              num_envs: int) -> OffPolicyAlgo:
+    """Build the algorithm named by ``cfg.algo`` (the class :mod:`robotac.registry` names).
 
     Raises:
         ValueError: for an unknown algorithm name.
     """
-    if cfg.algo not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {cfg.algo!r}; choose one of {sorted(ALGORITHMS)}")
-    return ALGORITHMS[cfg.algo](obs_dim, action_low, action_high, cfg, num_envs)
+    cls = registry.get(cfg.algo or registry.DEFAULT_ALGO).load()
+    return cls(obs_dim, action_low, action_high, cfg, num_envs)

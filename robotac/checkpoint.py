@@ -36,6 +36,7 @@ from policies.networks import (
     SquashedGaussianActor,
     deterministic_action,
 )
+from robotac import registry
 
 __all__ = [
     "FORMAT",
@@ -135,10 +136,25 @@ def obs_clip_of(config: dict[str, Any]) -> float:
     return float(config["obs_clip"]) if config.get("normalize_obs", True) else math.inf
 
 
+#: The actor class of each :attr:`robotac.registry.AlgoSpec.actor` kind.
+ACTOR_CLASSES = {"squashed_gaussian": SquashedGaussianActor, "deterministic": DeterministicActor}
+
+
 def build_actor(meta: dict[str, Any]) -> DeterministicActor | SquashedGaussianActor:
-    """A fresh actor of the checkpoint's algorithm, sizes and bounds (weights not loaded)."""
+    """A fresh actor of the checkpoint's algorithm, sizes and bounds (weights not loaded).
+
+    The actor's class is the one its algorithm trains (:attr:`robotac.registry.AlgoSpec.actor`),
+    its widths the config's ``hidden`` (the critics' may differ, ``critic_hidden``).
+
+    Raises:
+        CheckpointError: if the checkpoint names an algorithm this robotac does not know.
+    """
     hidden = tuple(meta["config"]["hidden"])
-    cls = SquashedGaussianActor if meta["algo"] == "sac" else DeterministicActor
+    try:
+        spec = registry.get(str(meta["algo"]))
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint of an unknown algorithm: {e}") from None
+    cls = ACTOR_CLASSES[spec.actor]
     return cls(int(meta["obs_dim"]), meta["action_low"], meta["action_high"], hidden)
 
 
@@ -151,7 +167,7 @@ class PolicyBundle:
             ``(batch, obs_dim)`` float32 normalized observations to ``(batch, act_dim)`` actions
             in env units, within ``[action_low, action_high]``.
         obs_norm: Frozen observation normalizer, ``obs_norm(raw_obs) -> normalized obs``.
-        algo: ``"sac"``, ``"td3"`` or ``"ddpg"``.
+        algo: Algorithm name (:data:`robotac.registry.ALGO_NAMES`).
         env_id: Env id the policy was trained on.
         env_kwargs: Keyword arguments of that env.
         obs_dim: Observation size.

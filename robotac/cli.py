@@ -20,11 +20,16 @@ import os
 import sys
 from pathlib import Path
 
+from robotac.registry import ALGORITHMS
+
 __all__ = ["main", "parse_train_args", "train_main", "eval_main"]
 
-USAGE = """usage: robotac {train,eval,export,deploy,calibrate,sweep} [options]
+#: "SAC, TD3, DDPG", from the algorithm registry.
+_ALGOS_TEXT = ", ".join(spec.title for spec in ALGORITHMS.values())
 
-  train   train SAC, TD3 or DDPG          (robotac train --help)
+USAGE = f"""usage: robotac {{train,eval,export,deploy,calibrate,sweep}} [options]
+
+  train   {"train " + _ALGOS_TEXT:<32}(robotac train --help)
   eval    deterministic returns of a run  (robotac eval --help)
   export  export a run's actor to ONNX    (robotac export --help)
   deploy  run a policy on a robot         (robotac deploy --help)
@@ -72,8 +77,8 @@ def parse_train_args(argv: list[str]):
         args=rest,
         default=default,
         prog="robotac train",
-        description="Train SAC, TD3 or DDPG. --config FILE.yaml loads a recipe whose values the "
-        "other flags override; --resume DIR continues a run exactly.",
+        description=f"Train {_ALGOS_TEXT}. --config FILE.yaml loads a recipe whose values "
+        "the other flags override; --resume DIR continues a run exactly.",
     )
 
 

@@ -5,8 +5,8 @@ Defaults follow the papers and CleanRL (``sac_continuous_action.py``, ``td3_cont
 256 units, ``gamma = 0.99``, Polyak ``tau = 0.005``, 5000 random warm-up steps, one gradient update
 per env step. The per-algorithm fields (``policy_delay``, ``target_policy_noise``, ...) are ignored
 by the algorithms that do not use them, except ``ou_noise``, which only DDPG accepts (a switch
-that would silently do nothing is refused); ``None`` picks the algorithm's own default
-(:func:`resolved`).
+that would silently do nothing is refused). A field left at ``None`` takes the algorithm's own
+default from :mod:`robotac.registry` (:func:`resolved`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,13 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
+from robotac import registry
+from robotac.registry import AlgoName
+
 __all__ = ["TrainConfig", "ConfigError", "ALGOS", "validate", "resolved", "load_config_file"]
 
-ALGOS = ("sac", "td3", "ddpg")
+#: The algorithm names (:data:`robotac.registry.ALGO_NAMES`).
+ALGOS = registry.ALGO_NAMES
 
 
 class ConfigError(ValueError):
@@ -32,12 +36,13 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
-    """Train SAC, TD3 or DDPG on a Gymnasium env with a bounded Box action space."""
+    """Train an off-policy actor-critic (SAC, TD3, DDPG: :mod:`robotac.registry`) on a
+    Gymnasium env with a bounded Box action space."""
 
     env_id: Annotated[str | None, tyro.conf.arg(aliases=("--env",))] = None
     """Env id, e.g. ``Pendulum-v1`` or ``robotac/Quadruped-v0`` (required unless --resume)."""
-    algo: Literal["sac", "td3", "ddpg"] | None = None
-    """Algorithm (default ``sac``)."""
+    algo: AlgoName | None = None
+    """Algorithm (default ``sac``); the choices are :data:`robotac.registry.ALGORITHMS`."""
     env_kwargs: dict[str, bool | int | float | str | tuple[float, ...]] = field(
         default_factory=dict
     )
@@ -63,12 +68,17 @@ class TrainConfig:
     """Polyak coefficient of the target networks, ``target <- (1 - tau) target + tau online``."""
     utd_ratio: float = 1.0
     """Update-to-data ratio: gradient updates per env step collected (after learning starts)."""
-    actor_lr: float = 3e-4
-    """Adam learning rate of the actor."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the critics."""
+    actor_lr: float | None = None
+    """Adam learning rate of the actor (default: the algorithm's, 3e-4)."""
+    critic_lr: float | None = None
+    """Adam learning rate of the critics (default: the algorithm's, 3e-4)."""
+    adam_betas: tuple[float, float] | None = None
+    """Adam ``(beta1, beta2)`` of actor and critics (default: the algorithm's, ``(0.9, 0.999)``)."""
     hidden: tuple[int, ...] = (256, 256)
-    """Hidden layer widths of actor and critics."""
+    """Hidden layer widths of the actor, and of the critics unless ``critic_hidden`` is set."""
+    critic_hidden: tuple[int, ...] | None = None
+    """Hidden layer widths of the critics (default: the algorithm's; ``hidden`` for SAC, TD3 and
+    DDPG)."""
     critic_layer_norm: bool = False
     """Layer normalisation before each hidden ReLU of the critics (RLPD, DroQ): bounded Q
     estimates, stable at high update-to-data ratios and small ``gamma``."""
@@ -99,17 +109,17 @@ class TrainConfig:
     image is one too (Abdolhosseini et al. 2019, DUP; Mittal et al. 2024). Needs an env whose
     ``interface`` can be mirrored (:func:`envs.interface.mirror_maps`: the quadruped)."""
     policy_delay: int | None = None
-    """Critic updates per actor update (TD3 default 2, SAC and DDPG default 1)."""
+    """Critic updates per actor update (default: the algorithm's; TD3 2, SAC and DDPG 1)."""
     # SAC
     autotune_alpha: bool = True
     """SAC: learn the entropy temperature alpha towards ``target_entropy``."""
     alpha: float = 1.0
     """SAC: initial (or, without autotune, fixed) entropy temperature."""
-    alpha_lr: float = 3e-4
-    """SAC: Adam learning rate of ``log(alpha)``."""
+    alpha_lr: float | None = None
+    """SAC: Adam learning rate of ``log(alpha)`` (default: the algorithm's, 3e-4)."""
     target_entropy_scale: float = 1.0
-    """SAC: target entropy is ``-target_entropy_scale * action_dim`` nats, of the action in the
-    squashed ``[-1, 1]`` units (independent of the bounds' widths)."""
+    """SAC: target entropy is ``-target_entropy_scale * action_dim`` nats, of the action
+    in the squashed ``[-1, 1]`` units (independent of the bounds' widths)."""
     action_noise_beta: float = 0.0
     """Color of the exploration noise over time, the exponent of its power spectrum
     ``1/f^beta`` (Eberhard et al., ICLR 2023): 0 white (i.i.d., the default), 1 pink, 2 red.
@@ -202,19 +212,30 @@ TRAJECTORY_NOTES = {
 
 
 def resolved(cfg: TrainConfig) -> TrainConfig:
-    """Fill the algorithm-dependent defaults (``algo``, ``policy_delay``) and return a copy.
+    """Fill the algorithm-dependent defaults and return a copy.
 
-    ``policy_delay`` comes from the algorithm class (``default_policy_delay``: TD3 2, SAC and
-    DDPG 1), where an algorithm built from an unresolved config finds it too; an unknown
-    ``algo`` is left for :func:`validate` to refuse.
+    ``algo`` defaults to :data:`robotac.registry.DEFAULT_ALGO`; every field of
+    :data:`robotac.registry.COMMON_DEFAULTS` left at ``None`` (``policy_delay``, the learning
+    rates, ``critic_hidden``, ``adam_betas``) takes the algorithm's value from its
+    :class:`~robotac.registry.AlgoSpec`, ``critic_hidden`` falling back to ``hidden``. The
+    trainers resolve their config the same way, so one built from an unresolved config runs with
+    the same values. An unknown ``algo`` is left for :func:`validate` to refuse (its fields stay
+    ``None``).
     """
-    from robotac.algos import ALGORITHMS  # algos imports this module
-
-    algo = cfg.algo or "sac"
-    delay = cfg.policy_delay
-    if delay is None and algo in ALGORITHMS:
-        delay = ALGORITHMS[algo].default_policy_delay
-    return dataclasses.replace(cfg, algo=algo, policy_delay=delay, hidden=tuple(cfg.hidden),
+    algo = cfg.algo or registry.DEFAULT_ALGO
+    fills: dict[str, Any] = {}
+    if algo in registry.ALGORITHMS:
+        spec = registry.ALGORITHMS[algo]
+        fills = {k: spec.default(k) for k in registry.COMMON_DEFAULTS if getattr(cfg, k) is None}
+    critic_hidden = fills.pop("critic_hidden", cfg.critic_hidden)
+    if critic_hidden is None and algo in registry.ALGORITHMS:
+        critic_hidden = cfg.hidden
+    betas = fills.pop("adam_betas", cfg.adam_betas)
+    return dataclasses.replace(cfg, algo=algo, **fills, hidden=tuple(cfg.hidden),
+                               critic_hidden=None if critic_hidden is None else tuple(
+                                   int(h) for h in critic_hidden),
+                               adam_betas=None if betas is None else tuple(
+                                   float(b) for b in betas),
                                obs_norm_skip=tuple(cfg.obs_norm_skip),
                                obs_norm_skip_std={k: tuple(float(x) for x in v)
                                                   for k, v in cfg.obs_norm_skip_std.items()})
@@ -240,8 +261,13 @@ def validate(cfg: TrainConfig) -> None:
 
     if not cfg.env_id:
         raise ConfigError("no environment given: pass --env ID (e.g. --env Pendulum-v1)")
-    if cfg.algo not in ALGOS:
-        raise bad("algo", f"choose one of {ALGOS}")
+    unresolved = [k for k in registry.COMMON_DEFAULTS
+                  if k != "critic_hidden" and getattr(cfg, k) is None]
+    if cfg.algo in registry.ALGORITHMS and unresolved:
+        raise ConfigError(f"config fields {unresolved} are unset: validate a resolved(cfg)")
+    if cfg.algo not in registry.ALGORITHMS:
+        raise bad("algo", f"choose one of {list(registry.ALGO_NAMES)}")
+    spec = registry.ALGORITHMS[cfg.algo]
     positive_ints = ("total_steps", "num_envs", "buffer_size", "batch_size", "eval_episodes",
                      "num_threads", "log_every", "checkpoint_every", "video_frames")
     for name in positive_ints:
@@ -275,11 +301,17 @@ def validate(cfg: TrainConfig) -> None:
         raise bad("ou_theta", "must be in (0, 1]")
     if cfg.policy_delay is not None and cfg.policy_delay < 1:
         raise bad("policy_delay", "must be >= 1")
-    if cfg.ou_noise and cfg.algo != "ddpg":
-        raise bad("ou_noise", f"Ornstein-Uhlenbeck exploration is DDPG's, {cfg.algo} would "
-                  "ignore it; drop --ou-noise or use --algo ddpg")
+    for name in spec.refused:
+        if getattr(cfg, name):
+            raise bad(name, f"{spec.title} would ignore it: {spec.refusal(name, cli=True)}")
     if not cfg.hidden or any(h < 1 for h in cfg.hidden):
         raise bad("hidden", "needs at least one layer, every width >= 1")
+    if cfg.critic_hidden is not None and (not cfg.critic_hidden
+                                          or any(h < 1 for h in cfg.critic_hidden)):
+        raise bad("critic_hidden", "needs at least one layer, every width >= 1")
+    if cfg.adam_betas is not None and (len(cfg.adam_betas) != 2
+                                       or not all(0.0 <= b < 1.0 for b in cfg.adam_betas)):
+        raise bad("adam_betas", "needs two values in [0, 1), e.g. 0.9 0.999")
     for block, std in cfg.obs_norm_skip_std.items():
         if block not in cfg.obs_norm_skip:
             raise bad("obs_norm_skip_std", f"block {block!r} is not in obs_norm_skip "
@@ -311,6 +343,8 @@ def to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """JSON-ready dict of the config (tuples become lists)."""
     d = dataclasses.asdict(cfg)
     d["hidden"] = list(cfg.hidden)
+    for name in ("critic_hidden", "adam_betas"):
+        d[name] = None if d[name] is None else list(d[name])
     d["obs_norm_skip"] = list(cfg.obs_norm_skip)
     d["obs_norm_skip_std"] = {k: list(v) for k, v in cfg.obs_norm_skip_std.items()}
     return d
@@ -330,6 +364,10 @@ def from_dict(d: dict[str, Any]) -> TrainConfig:
         raise ConfigError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
     if "hidden" in d:
         d["hidden"] = tuple(int(h) for h in d["hidden"])
+    if d.get("critic_hidden") is not None:
+        d["critic_hidden"] = tuple(int(h) for h in d["critic_hidden"])
+    if d.get("adam_betas") is not None:
+        d["adam_betas"] = tuple(float(b) for b in d["adam_betas"])
     if "obs_norm_skip" in d:
         skip = d["obs_norm_skip"]
         d["obs_norm_skip"] = (skip,) if isinstance(skip, str) else tuple(str(b) for b in skip)
