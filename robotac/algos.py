@@ -1,6 +1,7 @@
 """SAC, TD3 and DDPG: losses, optimizers and target networks (the networks are in ``policies``).
 
 Each algorithm reads top to bottom: networks, exploration, critic loss, actor loss, target update.
+:class:`OffPolicyAlgo` and :class:`SAC` are also the bases of CrossQ (:mod:`robotac.crossq`).
 Which class an ``algo`` name builds, and its defaults, are in :mod:`robotac.registry`.
 Conventions shared by all:
 

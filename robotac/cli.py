@@ -24,7 +24,7 @@ from robotac.registry import ALGORITHMS
 
 __all__ = ["main", "parse_train_args", "train_main", "eval_main"]
 
-#: "SAC, TD3, DDPG", from the algorithm registry.
+#: "SAC, TD3, DDPG, CrossQ", from the algorithm registry.
 _ALGOS_TEXT = ", ".join(spec.title for spec in ALGORITHMS.values())
 
 USAGE = f"""usage: robotac {{train,eval,export,deploy,calibrate,sweep}} [options]

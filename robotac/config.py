@@ -6,7 +6,8 @@ Defaults follow the papers and CleanRL (``sac_continuous_action.py``, ``td3_cont
 per env step. The per-algorithm fields (``policy_delay``, ``target_policy_noise``, ...) are ignored
 by the algorithms that do not use them, except ``ou_noise``, which only DDPG accepts (a switch
 that would silently do nothing is refused). A field left at ``None`` takes the algorithm's own
-default from :mod:`robotac.registry` (:func:`resolved`).
+default from :mod:`robotac.registry` (:func:`resolved`): CrossQ's learning rates, critic widths,
+Adam betas and policy delay differ from SAC's.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
-    """Train an off-policy actor-critic (SAC, TD3, DDPG: :mod:`robotac.registry`) on a
+    """Train an off-policy actor-critic (SAC, TD3, DDPG, CrossQ: :mod:`robotac.registry`) on a
     Gymnasium env with a bounded Box action space."""
 
     env_id: Annotated[str | None, tyro.conf.arg(aliases=("--env",))] = None
@@ -69,16 +70,17 @@ class TrainConfig:
     utd_ratio: float = 1.0
     """Update-to-data ratio: gradient updates per env step collected (after learning starts)."""
     actor_lr: float | None = None
-    """Adam learning rate of the actor (default: the algorithm's, 3e-4)."""
+    """Adam learning rate of the actor (default: the algorithm's, 3e-4; CrossQ 1e-3)."""
     critic_lr: float | None = None
-    """Adam learning rate of the critics (default: the algorithm's, 3e-4)."""
+    """Adam learning rate of the critics (default: the algorithm's, 3e-4; CrossQ 1e-3)."""
     adam_betas: tuple[float, float] | None = None
-    """Adam ``(beta1, beta2)`` of actor and critics (default: the algorithm's, ``(0.9, 0.999)``)."""
+    """Adam ``(beta1, beta2)`` of actor and critics (default: the algorithm's, ``(0.9, 0.999)``;
+    CrossQ ``(0.5, 0.999)``, Bhatt et al. 2024)."""
     hidden: tuple[int, ...] = (256, 256)
     """Hidden layer widths of the actor, and of the critics unless ``critic_hidden`` is set."""
     critic_hidden: tuple[int, ...] | None = None
     """Hidden layer widths of the critics (default: the algorithm's; ``hidden`` for SAC, TD3 and
-    DDPG)."""
+    DDPG, ``(2048, 2048)`` for CrossQ, the paper's wider critics)."""
     critic_layer_norm: bool = False
     """Layer normalisation before each hidden ReLU of the critics (RLPD, DroQ): bounded Q
     estimates, stable at high update-to-data ratios and small ``gamma``."""
@@ -109,16 +111,18 @@ class TrainConfig:
     image is one too (Abdolhosseini et al. 2019, DUP; Mittal et al. 2024). Needs an env whose
     ``interface`` can be mirrored (:func:`envs.interface.mirror_maps`: the quadruped)."""
     policy_delay: int | None = None
-    """Critic updates per actor update (default: the algorithm's; TD3 2, SAC and DDPG 1)."""
+    """Critic updates per actor update (default: the algorithm's; TD3 2, CrossQ 3, SAC and DDPG
+    1)."""
     # SAC
     autotune_alpha: bool = True
-    """SAC: learn the entropy temperature alpha towards ``target_entropy``."""
+    """SAC, CrossQ: learn the entropy temperature alpha towards ``target_entropy``."""
     alpha: float = 1.0
-    """SAC: initial (or, without autotune, fixed) entropy temperature."""
+    """SAC, CrossQ: initial (or, without autotune, fixed) entropy temperature."""
     alpha_lr: float | None = None
-    """SAC: Adam learning rate of ``log(alpha)`` (default: the algorithm's, 3e-4)."""
+    """SAC, CrossQ: Adam learning rate of ``log(alpha)`` (default: the algorithm's, 3e-4; CrossQ
+    1e-3)."""
     target_entropy_scale: float = 1.0
-    """SAC: target entropy is ``-target_entropy_scale * action_dim`` nats, of the action
+    """SAC, CrossQ: target entropy is ``-target_entropy_scale * action_dim`` nats, of the action
     in the squashed ``[-1, 1]`` units (independent of the bounds' widths)."""
     action_noise_beta: float = 0.0
     """Color of the exploration noise over time, the exponent of its power spectrum
@@ -143,6 +147,15 @@ class TrainConfig:
     """TD3: std of the target-policy smoothing noise, in units of each dimension's half-range."""
     target_noise_clip: float = 0.5
     """TD3: the smoothing noise is clipped to +-this, in units of each dimension's half-range."""
+    # CrossQ
+    batch_renorm_momentum: float = 0.01
+    """CrossQ: rate of the critic's Batch Renormalization running statistics,
+    ``running <- running + momentum * (batch - running)`` (sb3-contrib 0.01, the paper's 0.99
+    decay)."""
+    batch_renorm_warmup: int = 100_000
+    """CrossQ: critic updates during which Batch Renormalization normalizes with the batch
+    statistics alone (plain batch norm, ``r = 1, d = 0``) before ``r_max = 3, d_max = 5`` apply
+    (sb3-contrib's 100k; Ioffe 2017 sec. 4 warms up too)."""
     # runtime
     device: str = "cpu"
     """Torch device: ``cpu``, ``cuda`` or ``cuda:N``. Changes the trajectory, so a resume keeps
@@ -312,6 +325,10 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.adam_betas is not None and (len(cfg.adam_betas) != 2
                                        or not all(0.0 <= b < 1.0 for b in cfg.adam_betas)):
         raise bad("adam_betas", "needs two values in [0, 1), e.g. 0.9 0.999")
+    if not 0.0 < cfg.batch_renorm_momentum <= 1.0:
+        raise bad("batch_renorm_momentum", "must be in (0, 1]")
+    if cfg.batch_renorm_warmup < 0:
+        raise bad("batch_renorm_warmup", "must be an integer >= 0 (critic updates)")
     for block, std in cfg.obs_norm_skip_std.items():
         if block not in cfg.obs_norm_skip:
             raise bad("obs_norm_skip_std", f"block {block!r} is not in obs_norm_skip "

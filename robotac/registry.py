@@ -45,7 +45,7 @@ class AlgoSpec:
 
     Attributes:
         name: ``TrainConfig.algo`` value, the checkpoint's and ONNX file's ``algo`` entry.
-        title: Its usual written name, as ``--help`` lists it (``"SAC"``, ``"TD3"``).
+        title: Its usual written name, as ``--help`` lists it (``"SAC"``, ``"CrossQ"``).
         cls: Import path of the trainer class, ``"module:Class"`` (a subclass of
             :class:`robotac.algos.OffPolicyAlgo`).
         actor: The actor it trains and ships: ``"squashed_gaussian"``
@@ -96,6 +96,14 @@ _SPECS = (
     AlgoSpec("td3", "TD3", "robotac.algos:TD3", "deterministic", {"policy_delay": 2},
              refused={"ou_noise": _OU}),
     AlgoSpec("ddpg", "DDPG", "robotac.algos:DDPG", "deterministic"),
+    # Bhatt et al. 2024 (ICLR), hyperparameters of its appendix as sbx and sb3-contrib take them:
+    # learning rate 1e-3 (actor, critic and temperature), Adam beta1 0.5, policy delay 3,
+    # 2048-unit critics (sb3-contrib narrows them to 1024 for speed; we keep the paper's).
+    AlgoSpec("crossq", "CrossQ", "robotac.crossq:CrossQ", "squashed_gaussian",
+             {"policy_delay": 3, "actor_lr": 1e-3, "critic_lr": 1e-3, "alpha_lr": 1e-3,
+              "critic_hidden": (2048, 2048), "adam_betas": (0.5, 0.999)},
+             refused={"ou_noise": _OU,
+                      "critic_layer_norm": "Batch Renormalization normalizes CrossQ's critic"}),
 )
 
 #: The algorithms by name, in the order ``--help`` lists them.

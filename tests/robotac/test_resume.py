@@ -44,6 +44,9 @@ def _all_tensors(ckpt) -> dict[str, torch.Tensor]:
     # run out within Pendulum's 200-step episodes, 1000-step ones are redrawn at episode ends.
     ("sac", 2, {"action_noise_beta": 1.0, "action_noise_seq_len": 150}),
     ("td3", 1, {"action_noise_beta": 2.0}),
+    # CrossQ: no targets; the Batch Renormalization statistics and step counters are critic
+    # buffers, past the 100-update warm-up before the kill at step 500.
+    ("crossq", 1, {"critic_hidden": (64, 64), "batch_renorm_warmup": 100}),
 ])
 def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, algo, num_envs, noise):
     kw = {"num_envs": num_envs, **noise}
@@ -64,6 +67,9 @@ def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, algo, num_envs, n
     differing = [k for k in ta if not torch.equal(ta[k], tb[k])]
     assert differing == []
     assert a["algo"]["n_updates"] == b["algo"]["n_updates"] == 900 - 300 + num_envs
+    if algo == "crossq":  # one statistics step per critic update, in every layer
+        assert {int(v) for k, v in ta.items() if k.endswith(".steps")} == {900 - 300 + 1}
+        assert not any("target" in k for k in ta)
     assert a["loop"]["state"]["train_history"] == b["loop"]["state"]["train_history"]
     assert straight.final_eval_return == resumed.final_eval_return
 
