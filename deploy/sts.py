@@ -325,7 +325,9 @@ def _sdk_classes(sdk: Any) -> tuple[type, type]:
 class _Miss:
     """One failed sync read: ``kind`` ``"corrupt"`` (bad checksum or cut short), ``"lost"`` (the
     servo's reply missing, later ones came), ``"late"`` (no reply within the timeout, others
-    came), ``"silent"`` (no byte at all: the whole bus silent); the servo, and one line."""
+    came), ``"silent"`` (no byte at all: the whole bus silent), ``"cut"`` (a reply missing from
+    a read that had less time than one sync read takes: the host was late, e.g. on a busy
+    machine, which says nothing of the bus); the servo, and one line."""
 
     kind: str
     sid: int | None
@@ -451,7 +453,8 @@ class StsBusLink:
             "load_permille": np.zeros(len(self.ids)), "voltage_v": np.full(len(self.ids), np.nan),
             "temperature_c": np.full(len(self.ids), np.nan)}
         self.stats: dict[str, Any] = {
-            "periods": 0, "sync_writes": 0, "sync_reads": 0, "timeouts": 0, "corrupt_replies": 0,
+            "periods": 0, "sync_writes": 0, "sync_reads": 0, "timeouts": 0, "deadline_cut_reads": 0,
+            "corrupt_replies": 0,
             "lost_replies": 0, "read_retries": 0, "failed_reads": 0, "failed_periods": 0,
             "max_failed_periods_in_row": 0, "failed_period_events": [],
             "sync_reads_per_period": 0.0,
@@ -1019,6 +1022,14 @@ class StsBusLink:
             return _Miss("lost", sid, f"{who} did not answer the sync read (the servos after "
                                       "it did)")
         self.stats["timeouts"] += 1
+        if budget_s < self._attempt_s[length]:
+            # The call began too close to its deadline for a whole sync read (the host was
+            # descheduled between the retry decision and the request): a reply missing by then
+            # is no evidence against the bus or a servo, so it is counted as neither.
+            self.stats["deadline_cut_reads"] += 1
+            return _Miss("cut", None, f"the sync read had {budget_s * 1e3:.2f} ms, less than one "
+                                      f"takes ({self._attempt_s[length] * 1e3:.2f} ms): cut short "
+                                      "by the period's deadline")
         if self.port_handler.rx_bytes == 0:
             # Nothing at all came back: the whole bus is silent (servo power, or a stalled host).
             return _Miss("silent", None, f"no servo answered the sync read within "
@@ -1053,7 +1064,7 @@ class StsBusLink:
             if miss is None:
                 return self._state(full, judge, t_start)
             failed.append(miss)
-            if miss.kind == "silent" and deadline - time.perf_counter() <= 0:
+            if miss.kind in ("silent", "cut") and deadline - time.perf_counter() <= 0:
                 break
         return failed
 
@@ -1072,14 +1083,20 @@ class StsBusLink:
                           f"state after {len(misses)} sync read(s) ({self._describe(misses)}); "
                           "the last state is held")
         if self._failed_in_row >= self.max_failed_periods:
-            kinds = {(m.kind, m.sid) for m in self._streak}
+            # The fault is named by the servo the misses name, when they name one servo and one
+            # fault: reads that got no byte at all (a whole-bus silence, or a read cut short by
+            # the deadline on a late host) say nothing about which servo, so a few of them
+            # among a servo's misses do not hide it. Only silence alone is a lost bus.
+            fault_of = {"corrupt": Fault.CORRUPT_REPLY, "lost": Fault.SERVO_SILENT,
+                        "late": Fault.SERVO_SILENT}
+            named = [m for m in self._streak if m.kind in fault_of]
+            kinds = {(fault_of[m.kind], m.sid) for m in named}
             tail = (f"in each of {len(self._streak)} sync reads over {self._failed_in_row} "
                     "control periods in a row: persistent, not a transient error")
             if len(kinds) == 1:
-                kind = next(iter(kinds))[0]
-                fault = {"corrupt": Fault.CORRUPT_REPLY, "lost": Fault.SERVO_SILENT,
-                         "late": Fault.SERVO_SILENT, "silent": Fault.LINK_LOST}[kind]
-                return LinkFault(fault, f"{self._streak[-1].detail}, {tail}")
+                return LinkFault(next(iter(kinds))[0], f"{named[-1].detail}, {tail}")
+            if not named and all(m.kind == "silent" for m in self._streak):
+                return LinkFault(Fault.LINK_LOST, f"{self._streak[-1].detail}, {tail}")
             return LinkFault(Fault.LINK_LOST,
                              f"no valid state in {self._failed_in_row} control periods in a row "
                              f"({len(self._streak)} sync reads: {self._describe(self._streak)})")
@@ -1100,7 +1117,9 @@ class StsBusLink:
                  "silent": "no reply"}
         counts: dict[str, int] = {}
         for m in misses:
-            key = (f"{self._name(m.sid)} " if m.sid is not None else "every servo ") + words[m.kind]
+            key = ("sync read cut short by the deadline" if m.kind == "cut" else
+                   (f"{self._name(m.sid)} " if m.sid is not None else "every servo ")
+                   + words[m.kind])
             counts[key] = counts.get(key, 0) + 1
         return ", ".join(f"{k} x{n}" for k, n in counts.items()) or "no sync read"
 
