@@ -17,6 +17,7 @@ from gymnasium import spaces
 
 from envs.interface import (
     QUADRUPED_COMMAND_RANGES,
+    QUADRUPED_DESCRIPTION,
     ActionFilter,
     ObsLayout,
     desired_foot_contacts,
@@ -98,17 +99,16 @@ _REWARD_FORMULAS: dict[str, str] = {
     "gait_contacts": "mean over feet of 1 (contact = the gait reference) or -0.3 (not)",
 }
 
-#: Names of the entries of ``info["privileged_obs"]`` (for an asymmetric critic; never the actor).
-PRIVILEGED_OBS_NAMES: tuple[str, ...] = (
-    "base_lin_vel_x_m_s",
-    "base_lin_vel_y_m_s",
-    "base_lin_vel_z_m_s",
-    "base_height_m",
-    "contact_fr_foot",
-    "contact_fl_foot",
-    "contact_rr_foot",
-    "contact_rl_foot",
-)
+
+def privileged_obs_names(feet: tuple[str, ...]) -> tuple[str, ...]:
+    """Names of the entries of ``info["privileged_obs"]`` (for an asymmetric critic; never the
+    actor) of a robot with foot geoms ``feet`` (the description's ``feet``)."""
+    return ("base_lin_vel_x_m_s", "base_lin_vel_y_m_s", "base_lin_vel_z_m_s", "base_height_m",
+            *(f"contact_{f}" for f in feet))
+
+
+#: :func:`privileged_obs_names` of the default quadruped.
+PRIVILEGED_OBS_NAMES: tuple[str, ...] = privileged_obs_names(QUADRUPED_DESCRIPTION.feet)
 
 
 def action_table(sim: QuadrupedSim) -> str:

@@ -32,7 +32,12 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from envs.interface import QUADRUPED_INTERFACE, RobotInterface, interface_from_description
+from envs.interface import (
+    QUADRUPED_DESCRIPTION,
+    QUADRUPED_INTERFACE,
+    RobotInterface,
+    interface_from_description,
+)
 from envs.robot_description import DEFAULT_ROBOT, RobotDescription, load_description
 
 __all__ = ["DEFAULT_XML_PATH", "QuadrupedSim", "SensorReadings"]
@@ -99,8 +104,7 @@ class QuadrupedSim:
         desc = robot if isinstance(robot, RobotDescription) else load_description(
             DEFAULT_ROBOT if robot is None else robot)
         self.description: RobotDescription = desc
-        self.interface: RobotInterface = (QUADRUPED_INTERFACE if desc.name == DEFAULT_ROBOT
-                                          and desc.folder == load_description().folder
+        self.interface: RobotInterface = (QUADRUPED_INTERFACE if desc == QUADRUPED_DESCRIPTION
                                           else interface_from_description(desc))
         xml = str(xml_path or desc.mjcf_path)
         self.model = mujoco.MjModel.from_xml_path(xml)

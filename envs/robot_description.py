@@ -379,11 +379,10 @@ def load_description(robot: str | Path = DEFAULT_ROBOT) -> RobotDescription:
     mjcf_path = folder / _get(doc, "mjcf", "", str)
     if not mjcf_path.is_file():
         raise DescriptionError("mjcf", f"{mjcf_path} does not exist")
-    key = (yaml_path.resolve(), hashlib.sha256(raw).hexdigest())
-    mjcf_bytes = mjcf_path.read_bytes()
-    digest = hashlib.sha256(raw + mjcf_bytes).hexdigest()
-    if (key[0], digest) in _CACHE:
-        return _CACHE[(key[0], digest)]
+    digest = hashlib.sha256(raw + mjcf_path.read_bytes()).hexdigest()
+    key = (yaml_path.resolve(), digest)  # an edited file is read again
+    if key in _CACHE:
+        return _CACHE[key]
 
     joints = []
     for k, j in enumerate(_get(doc, "joints", "", list)):
@@ -482,5 +481,5 @@ def load_description(robot: str | Path = DEFAULT_ROBOT) -> RobotDescription:
         baud=_get(_get(doc, "bus", "", dict), "baud", "bus", int),
         sha256=digest,
     )
-    _CACHE[(key[0], digest)] = desc
+    _CACHE[key] = desc
     return desc
