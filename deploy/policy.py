@@ -22,6 +22,7 @@ import onnxruntime as ort
 
 from deploy import protocol as P
 from envs.interface import InterfaceMismatchError, RobotInterface
+from envs.robot_description import DEFAULT_ROBOT
 
 __all__ = ["METADATA_KEY", "PolicyError", "PolicyMismatchError", "OnnxPolicy", "joint_limits"]
 
@@ -93,6 +94,13 @@ class OnnxPolicy:
                 "interface: it cannot drive a robot"
             )
         self.interface = RobotInterface.from_dict(self.metadata["interface"])
+        robot_meta = self.metadata.get("robot") or {}
+        #: The robot the policy was trained for (``metadata["robot"]["name"]``); a policy exported
+        #: before robots were descriptions (issue 23, e.g. the shipped ``policies/pretrained``
+        #: files) names none and was trained for the default robot, ``"quadruped"``.
+        self.robot_name: str = str(robot_meta.get("name") or DEFAULT_ROBOT)
+        #: SHA-256 of the robot's description (``robot.yaml`` + MJCF bytes), or ``None``.
+        self.robot_sha256: str | None = robot_meta.get("description_sha256")
         self.action_low = np.asarray(self.metadata["action_low"], dtype=np.float64)
         self.action_high = np.asarray(self.metadata["action_high"], dtype=np.float64)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -137,6 +145,8 @@ class OnnxPolicy:
 
         Checks, naming both sides on a mismatch:
 
+        0. the robot: the robot the policy names (:attr:`robot_name`) is the host's
+           ``robot.name``;
         1. joint count: robot INFO ``n_joints`` vs the policy's joints and action size;
         2. the host's robot interface vs the policy's: joint order, observation layout (version
            and blocks), action bounds and default pose (``RobotInterface.check_matches``);
@@ -148,6 +158,11 @@ class OnnxPolicy:
             PolicyMismatchError: on the first difference found.
         """
         name = str(self.path)
+        if self.robot_name != robot.name:
+            raise PolicyMismatchError(
+                f"policy {name!r} was trained for robot {self.robot_name!r}, but this is robot "
+                f"{robot.name!r}: export a policy trained for {robot.name!r}"
+            )
         n_pol = self.interface.n_joints
         if info.n_joints != n_pol or self.action_dim != n_pol:
             raise PolicyMismatchError(

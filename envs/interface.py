@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from envs.robot_description import DEFAULT_ROBOT, RobotDescription, load_description
+
 __all__ = [
     "ActionFilter",
     "ObsBlock",
@@ -26,6 +28,8 @@ __all__ = [
     "RobotInterface",
     "InterfaceMismatchError",
     "MirrorMaps",
+    "QUADRUPED_COMMAND_RANGES",
+    "QUADRUPED_DESCRIPTION",
     "QUADRUPED_INTERFACE",
     "QUADRUPED_OBS_LAYOUT",
     "QUADRUPED_OBS_LAYOUT_CLOCK",
@@ -34,8 +38,10 @@ __all__ = [
     "gait_clock",
     "gait_phase",
     "has_gait_clock",
+    "interface_from_description",
     "mirror_maps",
     "projected_gravity",
+    "quadruped_obs_layout",
     "quadruped_obs",
     "with_gait_clock",
 ]
@@ -264,28 +270,12 @@ class RobotInterface:
 
 
 # --------------------------------------------------------------------------------------------
-# The 12-joint quadruped
+# The quadruped: its figures come from its description, envs/robots/quadruped/robot.yaml
 # --------------------------------------------------------------------------------------------
 
-_LEGS = ("fr", "fl", "rr", "rl")  # front-right, front-left, rear-right, rear-left
-_PARTS = ("hip_abduction", "hip_flexion", "knee")
-
-#: Joint limits in *joint* angle q [rad] (servo angle minus pi), per part of a leg.
-#: Conventions (x forward, y left, z up, leg hanging straight down at q = 0), the same axes for
-#: all four legs (no mirroring, see ``envs/assets/quadruped.xml``): hip abduction rotates about +x
-#: (positive swings the foot toward +y, the robot's left, on every leg); hip flexion and knee
-#: rotate about +y (positive moves the foot backward; the knee bends with negative angles).
-QUADRUPED_JOINT_LIMITS_Q_RAD: dict[str, tuple[float, float]] = {
-    "hip_abduction": (-0.6, 0.6),
-    "hip_flexion": (-0.8, 2.2),
-    "knee": (-2.6, -0.6),
-}
-#: Default standing pose in joint angle q [rad].
-QUADRUPED_DEFAULT_Q_RAD: dict[str, float] = {
-    "hip_abduction": 0.0,
-    "hip_flexion": 0.8,
-    "knee": -1.5,
-}
+#: The default robot's description (``envs/robots/quadruped/``), the source of
+#: :data:`QUADRUPED_INTERFACE`, :data:`QUADRUPED_COMMAND_RANGES` and the default mirror maps.
+QUADRUPED_DESCRIPTION: RobotDescription = load_description(DEFAULT_ROBOT)
 
 QUADRUPED_OBS_LAYOUT = ObsLayout(
     version="quadruped-obs-v1",
@@ -329,12 +319,6 @@ _MIRROR_BLOCK_SIGNS: dict[str, tuple[float, ...] | str] = {
     "command": (1.0, -1.0, -1.0),
     "gait_clock": (-1.0, -1.0),
 }
-#: Leg prefixes swapped by the mirror, and the joints whose angle changes sign under it (a
-#: rotation about the body's x axis; hip flexion and knee turn about y and keep theirs).
-_MIRROR_LEGS = {"fr": "fl", "fl": "fr", "rr": "rl", "rl": "rr"}
-_MIRROR_NEGATED_JOINTS = ("hip_abduction",)
-
-
 @dataclass(frozen=True)
 class MirrorMaps:
     """The left-right mirror image of a robot's observations and actions, as index maps.
@@ -374,38 +358,49 @@ class MirrorMaps:
         return c + self.action_sign * (a[..., self.action_index] - c[self.action_index])
 
 
-def mirror_maps(interface: RobotInterface) -> MirrorMaps:
+def mirror_maps(interface: RobotInterface,
+                description: RobotDescription | None = None) -> MirrorMaps:
     """The left-right mirror maps of ``interface``'s observation layout and joints.
 
-    Joints are named ``<leg>_<joint>`` with legs ``fr``, ``fl``, ``rr``, ``rl`` (front/rear,
-    right/left); the mirror swaps right and left legs and negates the hip abduction angles about
-    the default pose. A ``gait_clock`` block is mirrored by half a period, which is exact for the
-    trot reference (:data:`TROT_PHASE_OFFSETS`: swapping the legs swaps the two diagonal pairs,
-    half a cycle apart).
+    The robot's description says which joints are mirror images (``mirror.joint_pairs``; a joint
+    in no pair is its own image) and which change sign (``mirror.negate``, a rotation about the
+    body's x axis), about the default pose. A ``gait_clock`` block is mirrored by half a period,
+    which is exact for the trot reference (:data:`TROT_PHASE_OFFSETS`: swapping the feet of
+    ``mirror.foot_pairs`` swaps the two diagonal pairs, half a cycle apart).
+
+    Args:
+        interface: The robot interface (joint order, default pose, layout).
+        description: Its description; ``None`` loads the shipped robot named
+            ``interface.name``.
 
     Raises:
         ValueError: naming the block or joint the mirror cannot map (a block it has no rule
-            for, a joint without a mirrored partner, a default pose that is not symmetric).
+            for, a joint of the interface the description does not have, a default pose that is
+            not symmetric).
     """
+    desc = description if description is not None else load_description(interface.name)
     names = list(interface.joint_names)
+    partner_of = desc.mirror_partner()
     index, sign = [], []
     for name in names:
-        leg, _, joint = name.partition("_")
-        partner = f"{_MIRROR_LEGS.get(leg, '?')}_{joint}"
+        partner = partner_of.get(name)
         if partner not in names:
-            raise ValueError(f"joint {name!r} has no left-right partner {partner!r} in "
-                             f"{names}: this robot cannot be mirrored")
+            raise ValueError(f"joint {name!r} has no left-right partner in robot "
+                             f"{desc.name!r}'s mirror.joint_pairs: this robot cannot be mirrored")
         index.append(names.index(partner))
-        sign.append(-1.0 if joint in _MIRROR_NEGATED_JOINTS else 1.0)
+        sign.append(-1.0 if name in desc.mirror_negate else 1.0)
     a_index, a_sign = np.array(index), np.array(sign)
     center = np.asarray(interface.default_pose_rad, dtype=np.float64)
     if not np.allclose(center[a_index], center):
         raise ValueError(f"the default pose is not left-right symmetric: {center.tolist()}")
     offsets = np.asarray(TROT_PHASE_OFFSETS)
-    legs = list(dict.fromkeys(n.partition("_")[0] for n in names))  # fr, fl, rr, rl
-    if has_gait_clock(interface.obs_layout) and not all(
-            np.isclose((offsets[legs.index(_MIRROR_LEGS[leg])] - offsets[i]) % 1.0, 0.5)
-            for i, leg in enumerate(legs)):
+    feet = list(desc.feet)
+    foot_partner = {f: f for f in feet}
+    for f, g in desc.foot_pairs:
+        foot_partner[f], foot_partner[g] = g, f
+    if has_gait_clock(interface.obs_layout) and not (len(feet) == len(offsets) and all(
+            np.isclose((offsets[feet.index(foot_partner[f])] - offsets[i]) % 1.0, 0.5)
+            for i, f in enumerate(feet))):
         raise ValueError("the gait clock's reference is not mirrored by half a period")
     o_index, o_sign = [], []
     for block, sl in interface.obs_layout.slices().items():
@@ -432,14 +427,16 @@ def with_gait_clock(interface: RobotInterface) -> RobotInterface:
     Raises:
         ValueError: for any other layout, which has no gait-clock variant.
     """
-    if interface.obs_layout == QUADRUPED_OBS_LAYOUT_CLOCK:
+    layout = interface.obs_layout
+    if layout.version == QUADRUPED_OBS_LAYOUT_CLOCK.version and has_gait_clock(layout):
         return interface
-    if interface.obs_layout != QUADRUPED_OBS_LAYOUT:
+    if layout.version != QUADRUPED_OBS_LAYOUT.version:
         raise ValueError(
-            f"observation layout {interface.obs_layout.version!r} has no gait-clock variant "
+            f"observation layout {layout.version!r} has no gait-clock variant "
             f"(only {QUADRUPED_OBS_LAYOUT.version!r} does)"
         )
-    return replace(interface, obs_layout=QUADRUPED_OBS_LAYOUT_CLOCK)
+    return replace(interface, obs_layout=ObsLayout(
+        QUADRUPED_OBS_LAYOUT_CLOCK.version, layout.blocks + QUADRUPED_OBS_LAYOUT_CLOCK.blocks[-1:]))
 
 
 def has_gait_clock(layout: ObsLayout) -> bool:
@@ -484,24 +481,38 @@ def desired_foot_contacts(phase: float, duty: float = 0.5) -> np.ndarray:
     return np.array([math.fmod(phase + o, 1.0) < duty for o in TROT_PHASE_OFFSETS])
 
 
-def _quadruped_interface() -> RobotInterface:
-    names = tuple(f"{leg}_{part}" for leg in _LEGS for part in _PARTS)
-    parts = [part for _ in _LEGS for part in _PARTS]
+def quadruped_obs_layout(n_joints: int) -> ObsLayout:
+    """The ``quadruped-obs-v1`` layout for a robot of ``n_joints`` joints (the joint blocks have
+    ``n_joints`` entries); :data:`QUADRUPED_OBS_LAYOUT` for 12."""
+    sizes = {"joint_pos": n_joints, "joint_vel": n_joints, "prev_action": n_joints}
+    return ObsLayout(QUADRUPED_OBS_LAYOUT.version, tuple(
+        replace(b, size=sizes.get(b.name, b.size)) for b in QUADRUPED_OBS_LAYOUT.blocks))
+
+
+def interface_from_description(description: RobotDescription) -> RobotInterface:
+    """The robot interface derived from a description.
+
+    Servo angles are ``servo.zero_rad + q`` for the joint angles ``q`` of ``joints``; the action
+    bounds are the servo's range ``servo.range_rad``; the layout is :func:`quadruped_obs_layout`.
+    """
+    zero = description.servo.zero_rad
+    js = description.joints
     return RobotInterface(
-        name="quadruped",
-        joint_names=names,
-        action_low_rad=tuple(0.0 for _ in names),
-        action_high_rad=tuple(2.0 * np.pi for _ in names),
-        joint_low_rad=tuple(QUADRUPED_JOINT_LIMITS_Q_RAD[p][0] + np.pi for p in parts),
-        joint_high_rad=tuple(QUADRUPED_JOINT_LIMITS_Q_RAD[p][1] + np.pi for p in parts),
-        default_pose_rad=tuple(QUADRUPED_DEFAULT_Q_RAD[p] + np.pi for p in parts),
-        obs_layout=QUADRUPED_OBS_LAYOUT,
-        control_period_s=0.02,
+        name=description.name,
+        joint_names=description.joint_names,
+        action_low_rad=tuple(description.servo.range_rad[0] for _ in js),
+        action_high_rad=tuple(description.servo.range_rad[1] for _ in js),
+        joint_low_rad=tuple(j.range_rad[0] + zero for j in js),
+        joint_high_rad=tuple(j.range_rad[1] + zero for j in js),
+        default_pose_rad=tuple(j.default_rad + zero for j in js),
+        obs_layout=quadruped_obs_layout(len(js)),
+        control_period_s=description.control_period_s,
     )
 
 
-#: The quadruped's interface, shared by ``envs.quadruped`` and ``deploy``.
-QUADRUPED_INTERFACE: RobotInterface = _quadruped_interface()
+#: The quadruped's interface, shared by ``envs.quadruped`` and ``deploy``: derived from
+#: ``envs/robots/quadruped/robot.yaml``.
+QUADRUPED_INTERFACE: RobotInterface = interface_from_description(QUADRUPED_DESCRIPTION)
 
 
 def projected_gravity(quat_wxyz: np.ndarray) -> np.ndarray:
@@ -656,11 +667,8 @@ class ActionFilter:
 
 
 #: Velocity command ranges of ``robotac/Quadruped-v0`` as plain data (deploy reads them
-#: without importing the env): vx [m/s], vy [m/s], yaw rate [rad/s]. The env samples from them
-#: (``envs.quadruped.DEFAULT_COMMAND_RANGES`` is this table); a policy's ``command_ranges`` env
-#: kwarg is merged over them.
-QUADRUPED_COMMAND_RANGES: dict[str, tuple[float, float]] = {
-    "vx": (-0.3, 0.6),
-    "vy": (-0.2, 0.2),
-    "yaw_rate": (-1.0, 1.0),
-}
+#: without importing the env): vx [m/s], vy [m/s], yaw rate [rad/s], from the description's
+#: ``command_ranges``. The env samples from them (``envs.quadruped.DEFAULT_COMMAND_RANGES`` is
+#: this table); a policy's ``command_ranges`` env kwarg is merged over them.
+QUADRUPED_COMMAND_RANGES: dict[str, tuple[float, float]] = dict(
+    QUADRUPED_DESCRIPTION.command_ranges)

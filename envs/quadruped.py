@@ -17,7 +17,7 @@ from gymnasium import spaces
 
 from envs.interface import (
     QUADRUPED_COMMAND_RANGES,
-    QUADRUPED_INTERFACE,
+    QUADRUPED_DESCRIPTION,
     ActionFilter,
     ObsLayout,
     desired_foot_contacts,
@@ -99,17 +99,16 @@ _REWARD_FORMULAS: dict[str, str] = {
     "gait_contacts": "mean over feet of 1 (contact = the gait reference) or -0.3 (not)",
 }
 
-#: Names of the entries of ``info["privileged_obs"]`` (for an asymmetric critic; never the actor).
-PRIVILEGED_OBS_NAMES: tuple[str, ...] = (
-    "base_lin_vel_x_m_s",
-    "base_lin_vel_y_m_s",
-    "base_lin_vel_z_m_s",
-    "base_height_m",
-    "contact_fr_foot",
-    "contact_fl_foot",
-    "contact_rr_foot",
-    "contact_rl_foot",
-)
+
+def privileged_obs_names(feet: tuple[str, ...]) -> tuple[str, ...]:
+    """Names of the entries of ``info["privileged_obs"]`` (for an asymmetric critic; never the
+    actor) of a robot with foot geoms ``feet`` (the description's ``feet``)."""
+    return ("base_lin_vel_x_m_s", "base_lin_vel_y_m_s", "base_lin_vel_z_m_s", "base_height_m",
+            *(f"contact_{f}" for f in feet))
+
+
+#: :func:`privileged_obs_names` of the default quadruped.
+PRIVILEGED_OBS_NAMES: tuple[str, ...] = privileged_obs_names(QUADRUPED_DESCRIPTION.feet)
 
 
 def action_table(sim: QuadrupedSim) -> str:
@@ -268,9 +267,9 @@ class QuadrupedEnv(gym.Env):
     """Track a (vx, vy, yaw rate) velocity command with a 2 kg, 12-servo quadruped.
 
     ## Description
-    A hobby-servo quadruped (body 0.26 x 0.12 x 0.06 m, 1.98 kg, thigh and shank 0.10 m; MJCF in
-    ``envs/assets/quadruped.xml``) walks on flat ground. Each joint is a position servo modelled on
-    a Feetech STS3215 (2.9 N m stall, 4.7 rad/s no-load, kp 8 N m/rad; see
+    A hobby-servo quadruped (body 0.26 x 0.12 x 0.06 m, 1.98 kg, thigh and shank 0.10 m; MJCF and
+    ``robot.yaml`` in ``envs/robots/quadruped/``) walks on flat ground. Each joint is a position
+    servo modelled on a Feetech STS3215 (2.9 N m stall, 4.7 rad/s no-load, kp 8 N m/rad; see
     :mod:`envs.quadruped_sim` and ``docs/envs.md``). Control period 0.02 s (50 Hz), physics step
     0.005 s (4 physics steps per env step). The policy sees only what the real robot measures
     (IMU, servo read-back) plus its previous action and the command.
@@ -438,6 +437,9 @@ class QuadrupedEnv(gym.Env):
       :meth:`set_curriculum_step` before each reset; an env never told a step (evaluation,
       deploy, scripts) runs the full task.
     - ``xml_path``: another MJCF of the same robot.
+    - ``robot``: the robot, a shipped description's name (``"quadruped"``, the default) or the
+      path of a description folder (``robot.yaml`` + MJCF, ``docs/your_robot.md``). Its joints,
+      limits, default pose, servo model and command ranges replace the quadruped's.
 
     ## Version History
     - v0: initial release (robotac 0.1.0), observation layout ``quadruped-obs-v1``; the
@@ -490,6 +492,7 @@ class QuadrupedEnv(gym.Env):
         gait_duty: float = 0.5,
         curriculum: list[dict[str, Any]] | None = None,
         xml_path: str | None = None,
+        robot: str | None = None,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -504,7 +507,8 @@ class QuadrupedEnv(gym.Env):
         self.render_mode = render_mode
         self.width, self.height = int(width), int(height)
 
-        self.sim = QuadrupedSim(xml_path)
+        self.sim = QuadrupedSim(xml_path, robot=robot)
+        self.robot = self.sim.description
         if gait_frequency_hz is not None and not (
             math.isfinite(gait_frequency_hz) and gait_frequency_hz > 0
         ):
@@ -514,8 +518,8 @@ class QuadrupedEnv(gym.Env):
         self.gait_frequency_hz = None if gait_frequency_hz is None else float(gait_frequency_hz)
         self.gait_duty = float(gait_duty)
         self.interface = (
-            QUADRUPED_INTERFACE if self.gait_frequency_hz is None
-            else with_gait_clock(QUADRUPED_INTERFACE)
+            self.sim.interface if self.gait_frequency_hz is None
+            else with_gait_clock(self.sim.interface)
         )
         self.layout = self.interface.obs_layout
         ctrl = self.sim.model.actuator_ctrlrange[self.sim.actuator_ids]
@@ -527,11 +531,12 @@ class QuadrupedEnv(gym.Env):
             -np.inf, np.inf, shape=(self.layout.dim,), dtype=np.float32
         )
 
-        ranges = dict(DEFAULT_COMMAND_RANGES)
+        default_ranges = self.robot.command_ranges
+        ranges = dict(default_ranges)
         for k, v in (command_ranges or {}).items():
-            if k not in DEFAULT_COMMAND_RANGES:
+            if k not in default_ranges:
                 raise ValueError(
-                    f"command_ranges has unknown key {k!r}; valid: {list(DEFAULT_COMMAND_RANGES)}"
+                    f"command_ranges has unknown key {k!r}; valid: {list(default_ranges)}"
                 )
             ranges[k] = _range_pair(f"command_ranges[{k!r}]", v)
         self.command_ranges = ranges

@@ -3,10 +3,12 @@
 The Gymnasium env (``envs.quadruped``) and the virtual robot of ``deploy/`` both drive this class,
 so the policy is trained and tested against the exact same physics.
 
-Model (``envs/assets/quadruped.xml``): a 1.98 kg body-and-four-legs quadruped, three joints per leg
-(hip abduction about x, hip flexion about y, knee about y), joint order, limits and default pose
-from :data:`envs.interface.QUADRUPED_INTERFACE`. Each joint is driven by a position servo modelled
-on a Feetech STS3215 at 12 V (stall torque about 2.9 N m, no-load speed about 4.7 rad/s)::
+Model (``envs/robots/quadruped/quadruped.xml``, described by ``robot.yaml`` beside it): a 1.98 kg
+body-and-four-legs quadruped, three joints per leg (hip abduction about x, hip flexion about y,
+knee about y), joint order, limits and default pose from
+:data:`envs.interface.QUADRUPED_INTERFACE` (derived from ``robot.yaml``). Each joint is driven by
+the description's servo model, written into the MJCF's actuators and joints at load; for the
+quadruped a Feetech STS3215 at 12 V (stall torque about 2.9 N m, no-load speed about 4.7 rad/s)::
 
     tau = clip(kp * (a - pi - q) - kv * dq, -tau_max, tau_max)     [N m]
     kp = 8 N m/rad, kv = 0.05 N m s/rad, tau_max = 2.9 N m, a = servo angle in [0, 2 pi]
@@ -30,14 +32,18 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from envs.interface import QUADRUPED_INTERFACE, RobotInterface
+from envs.interface import (
+    QUADRUPED_DESCRIPTION,
+    QUADRUPED_INTERFACE,
+    RobotInterface,
+    interface_from_description,
+)
+from envs.robot_description import DEFAULT_ROBOT, RobotDescription, load_description
 
 __all__ = ["DEFAULT_XML_PATH", "QuadrupedSim", "SensorReadings"]
 
-#: The quadruped's MJCF, shipped as package data.
-DEFAULT_XML_PATH = str(Path(__file__).resolve().parent / "assets" / "quadruped.xml")
-
-_FOOT_NAMES = ("fr_foot", "fl_foot", "rr_foot", "rl_foot")
+#: The default robot's MJCF, shipped as package data in its description folder.
+DEFAULT_XML_PATH = str(load_description(DEFAULT_ROBOT).mjcf_path)
 
 
 @dataclass
@@ -66,15 +72,21 @@ class QuadrupedSim:
     """The quadruped's physics: servo targets in, sensor readings and privileged state out.
 
     Args:
-        xml_path: MJCF file; ``None`` loads :data:`DEFAULT_XML_PATH`. The model must have the
-            interface's joints, one actuator per joint named like the joint, the sensors
-            ``imu_quat``, ``imu_gyro``, ``imu_accel``, ``<joint>_pos``, ``<joint>_vel``, and the
-            geoms ``floor``, ``torso`` and ``<leg>_foot``.
+        xml_path: MJCF file; ``None`` loads the description's MJCF (:data:`DEFAULT_XML_PATH` for
+            the default robot). The model must have the description's joints, one actuator per
+            joint named like the joint, the IMU site and sensors named in its ``imu``, the
+            sensors ``<joint>_pos``, ``<joint>_vel``, and the geoms of ``floor_geom``,
+            ``base.geom`` and ``feet``.
+        robot: The robot description (:class:`envs.robot_description.RobotDescription`), a
+            shipped robot's name or a description folder; ``None``: the default quadruped.
 
     Attributes:
-        interface: :data:`QUADRUPED_INTERFACE` (joint order, limits, default pose, obs layout).
-        model: The ``mujoco.MjModel``; domain randomization edits it in place through the
-            ``set_*`` methods, which keep the nominal values to restore.
+        description: The robot description.
+        interface: The interface derived from it (:data:`QUADRUPED_INTERFACE` for the default
+            robot: joint order, limits, default pose, obs layout).
+        model: The ``mujoco.MjModel``, with the description's servo model written into its
+            actuators and joints; domain randomization edits it in place through the ``set_*``
+            methods, which keep the nominal values to restore.
         data: The ``mujoco.MjData``.
         control_period_s: Control period [s], 0.02.
         physics_dt_s: Physics step [s], the model's ``opt.timestep`` (0.005).
@@ -84,12 +96,18 @@ class QuadrupedSim:
 
     Raises:
         ValueError: at construction, if the model's joints, ranges or actuators disagree with the
-            interface, or the control period is not a whole number of physics steps.
+            description, or the control period is not a whole number of physics steps.
     """
 
-    def __init__(self, xml_path: str | None = None) -> None:
-        self.interface: RobotInterface = QUADRUPED_INTERFACE
-        self.model = mujoco.MjModel.from_xml_path(xml_path or DEFAULT_XML_PATH)
+    def __init__(self, xml_path: str | None = None,
+                 robot: RobotDescription | str | Path | None = None) -> None:
+        desc = robot if isinstance(robot, RobotDescription) else load_description(
+            DEFAULT_ROBOT if robot is None else robot)
+        self.description: RobotDescription = desc
+        self.interface: RobotInterface = (QUADRUPED_INTERFACE if desc == QUADRUPED_DESCRIPTION
+                                          else interface_from_description(desc))
+        xml = str(xml_path or desc.mjcf_path)
+        self.model = mujoco.MjModel.from_xml_path(xml)
         self.data = mujoco.MjData(self.model)
         m = self.model
         names = self.interface.joint_names
@@ -98,54 +116,49 @@ class QuadrupedSim:
         n_sub = self.control_period_s / self.physics_dt_s
         if abs(n_sub - round(n_sub)) > 1e-9:
             raise ValueError(
-                f"control period {self.control_period_s} s is not a whole number of physics "
+                f"control_period_s: {self.control_period_s} s is not a whole number of physics "
                 f"steps of {self.physics_dt_s} s; change <option timestep> in the MJCF"
             )
         self.n_substeps = int(round(n_sub))
 
-        def _id(objtype: mujoco.mjtObj, name: str) -> int:
+        def _id(objtype: mujoco.mjtObj, name: str, field: str) -> int:
             i = mujoco.mj_name2id(m, objtype, name)
             if i < 0:
-                raise ValueError(
-                    f"model {xml_path or DEFAULT_XML_PATH} has no {objtype.name} {name!r}"
-                )
+                kind = objtype.name.removeprefix("mjOBJ_").lower()
+                raise ValueError(f"{field}: model {xml} has no {kind} {name!r}")
             return i
 
-        jnt = np.array([_id(mujoco.mjtObj.mjOBJ_JOINT, n) for n in names])
+        jnt = np.array([_id(mujoco.mjtObj.mjOBJ_JOINT, n, "joints") for n in names])
         self._qadr = m.jnt_qposadr[jnt].copy()
         self._dadr = m.jnt_dofadr[jnt].copy()
-        self._act = np.array([_id(mujoco.mjtObj.mjOBJ_ACTUATOR, n) for n in names])
+        self._act = np.array([_id(mujoco.mjtObj.mjOBJ_ACTUATOR, n, "joints (actuator)")
+                              for n in names])
         #: ``(12,)`` actuator ids, qpos and qvel addresses of the joints, in joint order.
         self.actuator_ids = self._act
         self.joint_qpos_adr = self._qadr
         self.joint_dof_adr = self._dadr
         if not np.array_equal(m.actuator_trnid[self._act, 0], jnt):
-            raise ValueError("each actuator must drive the joint of the same name")
+            raise ValueError("joints (actuator): each actuator must drive the joint of the same "
+                             "name")
         arr = self.interface.arrays()
         rng = m.jnt_range[jnt]
+        zero = desc.servo.zero_rad
         for k, n in enumerate(names):
-            want = (arr["joint_low_rad"][k] - np.pi, arr["joint_high_rad"][k] - np.pi)
-            if not np.allclose(rng[k], want, atol=1e-6):
+            want = (arr["joint_low_rad"][k] - zero, arr["joint_high_rad"][k] - zero)
+            if not (m.jnt_limited[jnt[k]] and np.allclose(rng[k], want, atol=1e-6)):
                 raise ValueError(
-                    f"joint {n!r} range {rng[k].tolist()} rad in the MJCF differs from the "
-                    f"interface's {list(want)} (QUADRUPED_JOINT_LIMITS_Q_RAD)"
+                    f"joints[{k}].range_rad: joint {n!r} range {rng[k].tolist()} rad in the MJCF "
+                    f"differs from robot.yaml's {list(want)}"
                 )
-        ctrl = m.actuator_ctrlrange[self._act]
-        if not (
-            np.allclose(ctrl[:, 0], arr["action_low_rad"])
-            and np.allclose(ctrl[:, 1], arr["action_high_rad"])
-        ):
-            raise ValueError(
-                f"actuator ctrlrange {ctrl.tolist()} differs from the interface's action bounds"
-            )
+        self._apply_servo_model(jnt)
 
-        def _sensor(name: str) -> slice:
-            i = _id(mujoco.mjtObj.mjOBJ_SENSOR, name)
+        def _sensor(name: str, field: str) -> slice:
+            i = _id(mujoco.mjtObj.mjOBJ_SENSOR, name, field)
             a = int(m.sensor_adr[i])
             return slice(a, a + int(m.sensor_dim[i]))
 
-        imu = _id(mujoco.mjtObj.mjOBJ_SITE, "imu")
-        torso = _id(mujoco.mjtObj.mjOBJ_BODY, "torso")
+        imu = _id(mujoco.mjtObj.mjOBJ_SITE, desc.imu["site"], "imu.site")
+        torso = _id(mujoco.mjtObj.mjOBJ_BODY, desc.base_body, "base.body")
         if (
             m.site_bodyid[imu] != torso
             or m.jnt_type[m.body_jntadr[torso]] != mujoco.mjtJoint.mjJNT_FREE
@@ -153,20 +166,23 @@ class QuadrupedSim:
             or not np.allclose(m.site_quat[imu], (1, 0, 0, 0))
         ):
             raise ValueError(
-                "the IMU site must sit at the origin of the free-floating body 'torso', aligned "
-                "with its frame (sensors() reads the IMU from the free joint's state)"
+                f"imu.site: the IMU site must sit at the origin of the free-floating body "
+                f"{desc.base_body!r}, aligned with its frame (sensors() reads the IMU from the "
+                "free joint's state)"
             )
-        self._s_quat = _sensor("imu_quat")
-        self._s_gyro = _sensor("imu_gyro")
-        self._s_accel = _sensor("imu_accel")
-        self._s_q = np.array([_sensor(f"{n}_pos").start for n in names])
-        self._s_dq = np.array([_sensor(f"{n}_vel").start for n in names])
+        self._s_quat = _sensor(desc.imu["quat_sensor"], "imu.quat_sensor")
+        self._s_gyro = _sensor(desc.imu["gyro_sensor"], "imu.gyro_sensor")
+        self._s_accel = _sensor(desc.imu["accel_sensor"], "imu.accel_sensor")
+        self._s_q = np.array([_sensor(f"{n}_pos", "joints (sensor <joint>_pos)").start
+                              for n in names])
+        self._s_dq = np.array([_sensor(f"{n}_vel", "joints (sensor <joint>_vel)").start
+                               for n in names])
 
-        self._floor = _id(mujoco.mjtObj.mjOBJ_GEOM, "floor")
-        self._torso_geom = _id(mujoco.mjtObj.mjOBJ_GEOM, "torso")
-        self._torso_body = _id(mujoco.mjtObj.mjOBJ_BODY, "torso")
-        self._feet = np.array([_id(mujoco.mjtObj.mjOBJ_GEOM, n) for n in _FOOT_NAMES])
-        self.foot_names: tuple[str, ...] = _FOOT_NAMES
+        self._floor = _id(mujoco.mjtObj.mjOBJ_GEOM, desc.floor_geom, "floor_geom")
+        self._torso_geom = _id(mujoco.mjtObj.mjOBJ_GEOM, desc.base_geom, "base.geom")
+        self._torso_body = torso
+        self._feet = np.array([_id(mujoco.mjtObj.mjOBJ_GEOM, n, "feet") for n in desc.feet])
+        self.foot_names: tuple[str, ...] = desc.feet
 
         # Nominal parameters, restored by reset_randomization().
         self._gain0 = m.actuator_gainprm[self._act].copy()
@@ -182,6 +198,34 @@ class QuadrupedSim:
         self.stand_height_m = self._compute_stand_height()
         self._fresh = False
         self.reset()
+
+    def _apply_servo_model(self, jnt: np.ndarray) -> None:
+        """Write the description's servo model into the actuators and joints (the MJCF's own
+        actuator and joint defaults are replaced)."""
+        m, sv = self.model, self.description.servo
+        act, dof = self._act, m.jnt_dofadr[jnt]
+        before = [a.copy() for a in (m.actuator_gainprm, m.actuator_biasprm, m.dof_armature,
+                                     m.dof_damping, m.dof_frictionloss, m.actuator_ctrlrange)]
+        m.actuator_gaintype[act] = mujoco.mjtGain.mjGAIN_FIXED
+        m.actuator_biastype[act] = mujoco.mjtBias.mjBIAS_AFFINE
+        m.actuator_gainprm[act] = 0.0
+        m.actuator_gainprm[act, 0] = sv.kp_nm_rad
+        m.actuator_biasprm[act] = 0.0
+        m.actuator_biasprm[act, :3] = (-sv.kp_nm_rad * sv.zero_rad, -sv.kp_nm_rad,
+                                       -sv.kv_nm_s_rad)
+        m.actuator_ctrllimited[act] = 1
+        m.actuator_ctrlrange[act] = sv.range_rad
+        m.actuator_forcelimited[act] = 1
+        m.actuator_forcerange[act] = (-sv.torque_limit_nm, sv.torque_limit_nm)
+        m.dof_damping[dof] = sv.damping_nm_s_rad
+        m.dof_armature[dof] = sv.armature_kg_m2
+        m.dof_frictionloss[dof] = sv.frictionloss_nm
+        after = (m.actuator_gainprm, m.actuator_biasprm, m.dof_armature, m.dof_damping,
+                 m.dof_frictionloss, m.actuator_ctrlrange)
+        if not all(np.array_equal(a, b) for a, b in zip(before, after, strict=True)):
+            # The MJCF said otherwise: recompute what compilation derived from these
+            # (armature enters dof_invweight0, the gains actuator_acc0).
+            mujoco.mj_setConst(m, self.data)
 
     # ------------------------------------------------------------------ state
     def _compute_stand_height(self) -> float:

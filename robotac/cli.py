@@ -10,6 +10,7 @@ Examples::
     robotac deploy --virtual [--policy FILE] [--link v1|sts]        # deploy.cli
     robotac calibrate --port /dev/ttyUSB0 --imu-port /dev/ttyUSB1   # deploy.calibrate (STS)
     robotac sweep sweep.yaml [--storage URL --study NAME] [--n-trials N]  # robotac.sweep
+    robotac robot check envs/robots/quadruped                      # envs.robot_check
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from pathlib import Path
 
 from robotac.registry import ALGORITHMS
 
-__all__ = ["main", "parse_train_args", "train_main", "eval_main"]
+__all__ = ["main", "parse_train_args", "train_main", "eval_main", "robot_main"]
 
 #: "SAC, TD3, DDPG, CrossQ", from the algorithm registry.
 _ALGOS_TEXT = ", ".join(spec.title for spec in ALGORITHMS.values())
 
-USAGE = f"""usage: robotac {{train,eval,export,deploy,calibrate,sweep}} [options]
+USAGE = f"""usage: robotac {{train,eval,export,deploy,calibrate,sweep,robot}} [options]
 
   train   {"train " + _ALGOS_TEXT:<32}(robotac train --help)
   eval    deterministic returns of a run  (robotac eval --help)
@@ -35,6 +36,7 @@ USAGE = f"""usage: robotac {{train,eval,export,deploy,calibrate,sweep}} [options
   deploy  run a policy on a robot         (robotac deploy --help)
   calibrate  calibrate an STS servo-bus robot (robotac calibrate --help)
   sweep   Optuna hyperparameter sweep     (robotac sweep --help)
+  robot   check a robot description       (robotac robot check PATH)
 """
 
 
@@ -130,6 +132,30 @@ def eval_main(argv: list[str]) -> int:
     return 0
 
 
+def robot_main(argv: list[str]) -> int:
+    """``robotac robot check PATH``: validate a robot description before training.
+
+    Prints one line per problem, each naming the ``robot.yaml`` field (exit status 1), or the
+    robot's total mass, leg length and stand height (exit status 0); see
+    :mod:`envs.robot_check` and ``docs/your_robot.md``.
+    """
+    p = argparse.ArgumentParser(prog="robotac robot", description="Robot descriptions.")
+    sub = p.add_subparsers(dest="action", required=True)
+    c = sub.add_parser("check", help="validate a description (robot.yaml + MJCF)",
+                       description="Validate a robot description: the MJCF loads; the joints, "
+                       "actuators, sensors and feet of robot.yaml exist; the limits map inside "
+                       "the servo's range; the mirror pairs mirror the model; the default pose "
+                       "stands for 5 s. One line per problem, naming the field.")
+    c.add_argument("robot", help="a description folder (robot.yaml + MJCF) or a shipped "
+                   "robot's name, e.g. quadruped")
+    args = p.parse_args(argv)
+    from envs.robot_check import check_robot
+
+    report = check_robot(args.robot)
+    print(report.message(), file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
+
+
 def _delegate(module: str, argv: list[str], what: str) -> int:
     import importlib
 
@@ -170,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             return _delegate("deploy.calibrate", rest, "calibrate")
         if cmd == "sweep":
             return _delegate("robotac.sweep", rest, "sweep")
+        if cmd == "robot":
+            return robot_main(rest)
     except (ConfigError, EnvError, RunDirError, CheckpointError) as e:
         print(f"robotac {cmd}: error: {e}", file=sys.stderr)
         return 2

@@ -58,6 +58,28 @@ def _version() -> str:
         return "unknown"
 
 
+def robot_metadata(env_id: str, env_kwargs: dict[str, Any],
+                   interface: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``robot`` metadata entry of a policy for ``robotac/Quadruped-v0``: the robot's name
+    and the SHA-256 of its description (``robot.yaml`` + MJCF bytes, as they are at export);
+    ``{}`` for other envs.
+
+    Raises:
+        ValueError: if the description's joints are no longer the ones the policy was trained
+            with (it changed since training).
+    """
+    if env_id != "robotac/Quadruped-v0":
+        return {}
+    from envs.robot_description import DEFAULT_ROBOT, load_description
+
+    desc = load_description(env_kwargs.get("robot") or DEFAULT_ROBOT)
+    if interface is not None and list(interface["joint_names"]) != list(desc.joint_names):
+        raise ValueError(f"robot {desc.name!r} ({desc.folder}) now has joints "
+                         f"{list(desc.joint_names)}, the policy was trained with "
+                         f"{list(interface['joint_names'])}")
+    return {"robot": {"name": desc.name, "description_sha256": desc.sha256}}
+
+
 def export_bundle(bundle: PolicyBundle, out: str | Path, source: str | None = None) -> Path:
     """Export a loaded policy to ``out``.
 
@@ -86,6 +108,7 @@ def export_bundle(bundle: PolicyBundle, out: str | Path, source: str | None = No
             "global_step": int(bundle.global_step),
             "eval_return": bundle.eval_return,
             "hidden": list(bundle.config.get("hidden", [])),
+            **robot_metadata(bundle.env_id, bundle.env_kwargs, bundle.interface),
         },
     )
     return export_onnx(bundle.actor, bundle.obs_norm, out, meta)

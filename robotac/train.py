@@ -284,6 +284,7 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
     np_rng = np.random.default_rng(cfg.seed)
 
     # Envs first: an unknown id or unsuitable space fails before anything is written.
+    check_robot_description(cfg)
     probe = make_env(cfg.env_id, **cfg.env_kwargs)
     obs_dim, action_low, action_high = check_spaces(probe, cfg.env_id)
     action_low, action_high = actor_bounds(probe, cfg.env_id, cfg.actor_bounds, action_low,
@@ -472,6 +473,23 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
                        learn_steps / learn_time if learn_time > 0 else None)
 
 
+def check_robot_description(cfg: TrainConfig) -> None:
+    """Refuse a ``robot=`` description (env kwarg of ``robotac/Quadruped-v0``) that fails
+    ``robotac robot check``, with the check's message (:func:`envs.robot_check.check_robot`).
+
+    Raises:
+        ConfigError: one line per problem, each naming the ``robot.yaml`` field.
+    """
+    robot = cfg.env_kwargs.get("robot")
+    if cfg.env_id != "robotac/Quadruped-v0" or robot is None:
+        return
+    from envs.robot_check import check_robot
+
+    report = check_robot(robot)
+    if not report.ok:
+        raise ConfigError(report.message())
+
+
 def batch_mirror(interface: dict | None, cfg: TrainConfig, action_low: np.ndarray,
                  action_high: np.ndarray, device: torch.device) -> BatchMirror | None:
     """The :class:`BatchMirror` of ``symmetry_augmentation`` (``None`` when it is off).
@@ -487,9 +505,12 @@ def batch_mirror(interface: dict | None, cfg: TrainConfig, action_low: np.ndarra
         raise ConfigError(f"symmetry_augmentation=true: {cfg.env_id} publishes no robot interface "
                           f"(env.unwrapped.interface) to mirror; leave it false")
     from envs.interface import RobotInterface, mirror_maps
+    from envs.robot_description import load_description
 
     try:
-        maps = mirror_maps(RobotInterface.from_dict(interface))
+        robot = cfg.env_kwargs.get("robot")
+        maps = mirror_maps(RobotInterface.from_dict(interface),
+                           None if robot is None else load_description(robot))
     except ValueError as exc:
         raise ConfigError(f"symmetry_augmentation=true: {exc}; leave it false") from exc
     low, high = maps.action(action_low), maps.action(action_high)

@@ -1,4 +1,4 @@
-"""``deploy`` imports and runs with torch, mujoco and gymnasium unimportable (a subprocess).
+"""``deploy`` imports and runs with torch, mujoco, gymnasium and pyyaml unimportable (a subprocess).
 
 The host process gets a meta-path blocker that makes ``import torch`` (and mujoco, gymnasium,
 dm_control, policies, robotac) fail as on a robot computer with only the base dependencies; the
@@ -17,7 +17,7 @@ from deploy_test_helpers import ROOT, assert_targets_within_limits
 BLOCKER = textwrap.dedent(
     """
     import importlib.abc, runpy, sys
-    BLOCKED = ("torch", "mujoco", "gymnasium", "dm_control", "policies", "robotac", "tyro")
+    BLOCKED = ("torch", "mujoco", "gymnasium", "dm_control", "policies", "robotac", "tyro", "yaml")
     class Blocker(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in BLOCKED:
@@ -38,7 +38,7 @@ BLOCKER = textwrap.dedent(
 IMPORTS = textwrap.dedent(
     """
     import importlib.abc, sys
-    BLOCKED = ("torch", "mujoco", "gymnasium", "dm_control", "policies", "robotac")
+    BLOCKED = ("torch", "mujoco", "gymnasium", "dm_control", "policies", "robotac", "yaml")
     class Blocker(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in BLOCKED:

@@ -6,6 +6,7 @@ on the robot side, from the virtual robot's own record.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -169,6 +170,29 @@ def test_mismatched_policy_refused_before_anything_moves(virtual_robot, other_ro
     msg = str(info.value)
     assert "robot" in msg and "policy" in msg
     assert "quadruped-obs-v1" in msg and "quadruped-obs-v2" in msg
+    assert rec["position_commands"] == 0 and rec["passive"]
+
+
+def test_a_policy_for_another_robot_is_refused_naming_both(virtual_robot, standing_policy,
+                                                           tmp_path):
+    """The metadata's robot name (issue 23) is checked first; the standing policy, like the
+    shipped ones, names no robot and is taken as the default quadruped's (it runs elsewhere)."""
+    import onnx
+
+    assert OnnxPolicy(standing_policy).robot_name == "quadruped"
+    model = onnx.load(str(standing_policy))
+    for p in model.metadata_props:
+        if p.key == "robotac":
+            meta = json.loads(p.value)
+            meta["robot"] = {"name": "dog", "description_sha256": "0" * 64}
+            p.value = json.dumps(meta)
+    path = tmp_path / "dog.onnx"
+    onnx.save(model, str(path))
+    robot = virtual_robot()
+    with SerialLink(robot.port) as link, pytest.raises(PolicyMismatchError) as info:
+        run_deploy(link, OnnxPolicy(path), _config())
+    rec = robot.stop()
+    assert "trained for robot 'dog', but this is robot 'quadruped'" in str(info.value)
     assert rec["position_commands"] == 0 and rec["passive"]
 
 

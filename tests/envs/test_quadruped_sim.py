@@ -42,7 +42,7 @@ def test_mismatching_model_is_refused(tmp_path: Path) -> None:
     assert bad != xml
     p = tmp_path / "quadruped.xml"
     p.write_text(bad)
-    with pytest.raises(ValueError, match="knee.*QUADRUPED_JOINT_LIMITS_Q_RAD"):
+    with pytest.raises(ValueError, match=r"joints\[2\].range_rad: joint .fr_knee.*robot.yaml"):
         QuadrupedSim(str(p))
 
 

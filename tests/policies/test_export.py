@@ -98,6 +98,12 @@ def test_metadata_of_contract_3(exported):
     assert meta["interface"] == QUADRUPED_INTERFACE.to_dict()
     assert meta["robotac_version"] and meta["exporter"] in ("dynamo", "torchscript")
     assert meta["normalizer"]["count"] == 4096 and meta["source_run"] == "unit-test"
+    # the robot and a hash of its description (robot.yaml + MJCF bytes), issue 23
+    from envs.robot_description import load_description
+
+    assert meta["robot"] == {"name": "quadruped",
+                             "description_sha256": load_description("quadruped").sha256}
+    assert OnnxPolicy(path).robot_name == "quadruped"
 
 
 @pytest.mark.numeric
