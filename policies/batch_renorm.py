@@ -100,26 +100,29 @@ class BatchRenorm(nn.Module):
         """
         shape = self.running_mean.shape
         if not self.training:
-            return self.weight * (x - self.running_mean) * torch.rsqrt(
-                self.running_var + self.eps) + self.bias
+            # clone: a later training pass updates the buffers in place, and this graph's
+            # backward (the actor's loss) still needs the values it read.
+            scale = self.weight * torch.rsqrt(self.running_var + self.eps)
+            return torch.addcmul(self.bias - self.running_mean.clone() * scale, x, scale)
         if x.shape[-2] < 2:
             raise ValueError(f"BatchRenorm in training mode needs a batch of >= 2, got "
                              f"{tuple(x.shape)}")
-        mean_b = x.mean(dim=-2, keepdim=True)
-        var_b = x.var(dim=-2, keepdim=True, correction=0)
+        var_b, mean_b = torch.var_mean(x, dim=-2, keepdim=True, correction=0)
         std_b = torch.sqrt(var_b + self.eps)
         with torch.no_grad():
-            std = torch.sqrt(self.running_var + self.eps)
+            std = torch.sqrt(self.running_var + self.eps).view_as(std_b)
             renorm = self.steps >= self.warmup_steps
-            r = torch.where(renorm, (std_b / std.view_as(std_b)).clamp(1 / self.r_max,
-                                                                        self.r_max), 1.0)
-            d = torch.where(renorm, ((mean_b - self.running_mean.view_as(mean_b))
-                                     / std.view_as(std_b)).clamp(-self.d_max, self.d_max), 0.0)
+            r = torch.where(renorm, (std_b / std).clamp(1 / self.r_max, self.r_max), 1.0)
+            d = torch.where(renorm, ((mean_b - self.running_mean.view_as(mean_b)) / std).clamp(
+                -self.d_max, self.d_max), 0.0)
             n = x.shape[-2]
             self.running_mean.lerp_(mean_b.reshape(shape), self.momentum)
             self.running_var.lerp_((var_b * (n / (n - 1))).reshape(shape), self.momentum)
             self.steps += 1
-        return self.weight * ((x - mean_b) / std_b * r + d) + self.bias
+        # weight * ((x - mean_b) / std_b * r + d) + bias, as one multiply-add per element: the
+        # per-feature scale and shift carry the gradient through mean_b and std_b.
+        scale = self.weight * r / std_b
+        return torch.addcmul(self.bias + self.weight * d - mean_b * scale, x, scale)
 
     def extra_repr(self) -> str:
         return (f"num_features={self.num_features}, shape={tuple(self.running_mean.shape)}, "
