@@ -74,3 +74,30 @@ def test_the_mean_over_seeds_stops_where_a_seed_has_not_been_evaluated_yet():
     assert std.tolist() == [1.0, 1.0]
     steps, mean, _ = bench_returns.mean_over_seeds(rows[:3])  # one seed: its own curve
     assert steps == [10, 20, 30] and mean.tolist() == [1.0, 3.0, 5.0]
+
+
+def test_crossq_against_the_sb3_contrib_peer_at_shared_settings(tmp_path, capsys):
+    """--sb3-algo crossq: sb3-contrib's CrossQ beside robotac's, the shared settings given to
+    both (robotac's flags; the peer's constructor), and env steps/s from sessions.csv."""
+    args = ["--envs", "Pendulum-v1", "--algos", "crossq", "--seeds", "0", "--sb3", "0",
+            "--sb3-algo", "crossq", "--steps", "400", "--eval-every", "200",
+            "--checkpoint-every", "400", "--learning-starts", "200", "--critic-hidden", "32",
+            "32", "--batch-renorm-warmup", "50", "--jobs", "2", "--out", str(tmp_path), "--",
+            "--batch-size", "32", "--eval-episodes", "1", "--hidden", "16", "16"]
+    assert bench_returns.main(args) == 0
+    for algo in ("crossq", "sb3_crossq"):
+        assert _steps(tmp_path / f"Pendulum-v1__{algo}__s0") == [200, 400]
+    cfg = (tmp_path / "Pendulum-v1__crossq__s0" / "config.json").read_text()
+    assert '"critic_hidden": [\n    32,\n    32\n  ]' in cfg and '"batch_renorm_warmup": 50' in cfg
+    speed = bench_returns.steps_per_second(tmp_path)
+    assert set(speed) == {"Pendulum-v1__crossq__s0", "Pendulum-v1__sb3_crossq__s0"}
+    assert all(v > 0 for v in speed.values())
+    table = capsys.readouterr().out
+    assert "| sb3_crossq | Pendulum-v1 | 400 | 1 |" in table and "| crossq | Pendulum-v1 |" in table
+    import gymnasium as gym
+
+    peer = bench_returns.sb3_model({"algo": "crossq", "learning_starts": 200,
+                                    "critic_hidden": [32, 32], "batch_renorm_warmup": 50},
+                                   gym.make("Pendulum-v1"), 0)
+    assert peer.learning_starts == 200 and peer.policy_delay == 3 and peer.learning_rate == 1e-3
+    assert peer.critic.qf0[0].warmup_steps == 50 and peer.critic.qf0[1].out_features == 32
