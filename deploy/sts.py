@@ -262,10 +262,22 @@ def _sdk_classes(sdk: Any) -> tuple[type, type]:
         budget_ms = 10.0
         #: Bytes read since the last :meth:`clearPort` (0 after a timeout: nothing came at all).
         rx_bytes = 0
+        #: Whether the reply timeout ended a wait since the last :meth:`clearPort`. The SDK
+        #: reports a status packet that timed out half-received as ``COMM_RX_CORRUPT``, as it
+        #: does a failed checksum; this tells the two apart (a reply still arriving when the
+        #: deadline came, e.g. on a late host, is a late reply, not a corrupt one).
+        timed_out = False
 
         def clearPort(self) -> None:  # noqa: N802 - SDK name; called before every request
             self.rx_bytes = 0
+            self.timed_out = False
             super().clearPort()
+
+        def isPacketTimeout(self) -> bool:  # noqa: N802 - SDK name
+            if super().isPacketTimeout():
+                self.timed_out = True
+                return True
+            return False
 
         def setPacketTimeout(self, packet_length: int) -> None:  # noqa: N802 - SDK name
             self.packet_start_time = self.getCurrentTime()
@@ -278,8 +290,14 @@ def _sdk_classes(sdk: Any) -> tuple[type, type]:
         def readPort(self, length: int) -> bytes:  # noqa: N802 - SDK name
             data = self.ser.read(length)
             self.rx_bytes += len(data)
-            if not data:  # wait for bytes instead of spinning; wakes as soon as they come
-                select.select([self.ser.fileno()], [], [], 0.0002)
+            if not data:
+                # Wait for bytes instead of spinning, until the reply timeout: select wakes as
+                # soon as they come. (A 0.2 ms wait, as before, spun the CPU through the whole
+                # timeout: on a busy machine it took the CPU from the rest of the host, and a
+                # thread of the same process, e.g. the bus emulator of the tests, found no
+                # moment to take the GIL and answered late, after the timeout.)
+                left_s = (self.packet_timeout - self.getTimeSinceStart()) * 1e-3
+                select.select([self.ser.fileno()], [], [], min(max(left_s, 0.0), 1.0))
             return data
 
     class ErrorKeepingSyncRead(sdk.GroupSyncRead):  # type: ignore[misc, name-defined]
@@ -291,7 +309,10 @@ def _sdk_classes(sdk: Any) -> tuple[type, type]:
         not asked, or of an ID already read is skipped (the SDK's ``readRx`` takes any packet of
         the right ID): a late reply to a request that an exception cut short (Ctrl-C) is never
         read as this one's. One of an ID asked later means the awaited servo's reply is lost:
-        the read fails at once (``COMM_RX_TIMEOUT``) instead of waiting out the timeout.
+        the read fails at once (``COMM_RX_TIMEOUT``) instead of waiting out the timeout. A
+        status packet the reply timeout cut short is a timeout too, not ``COMM_RX_CORRUPT`` as
+        the SDK reports it: it was late (a host descheduled past the deadline), its checksum
+        never failed.
         """
 
         def rxPacket(self) -> int:  # noqa: N802 - SDK name
@@ -312,6 +333,9 @@ def _sdk_classes(sdk: Any) -> tuple[type, type]:
                     return sdk.COMM_RX_TIMEOUT
                 if result != sdk.COMM_SUCCESS:
                     self.failed_id = scs_id
+                    if result == sdk.COMM_RX_CORRUPT and getattr(self.port, "timed_out", False):
+                        # Cut short by the reply timeout, not a failed checksum: late.
+                        return sdk.COMM_RX_TIMEOUT
                     return result
                 self.data_dict[scs_id] = list(packet[5:5 + self.data_length])
                 self.errors[scs_id] = packet[4]
@@ -352,7 +376,8 @@ class StsBusLink:
         interface: The robot interface (joint order).
         telemetry_every: Read load, voltage and temperature every this many periods.
         imu_timeout_s: Stop when no valid IMU packet came for this long [s].
-        ping_timeout_s: Reply timeout of each ping at connect [s].
+        ping_timeout_s: Reply timeout of each ping and register read at connect [s]; the
+            start's state read gets at least this long too.
         health_timeout_s: When a servo reports error bits, its voltage and temperature are read
             at once for the stop reason, within this time [s] (else the reason goes without).
         max_failed_periods: Periods in a row without a valid state that stop the robot
@@ -728,7 +753,11 @@ class StsBusLink:
                 )
             has_imu = 1
         t_read = time.perf_counter()
-        state = self._read_state(t_read + 0.1, full=True, t_start=t_read)
+        # At least 0.1 s (retries included), and no less than a ping gets: at start nothing
+        # is powered, so waiting longer costs nothing, and a refusal must not come from a host
+        # that was late (as for the pings and the register reads before).
+        state = self._read_state(t_read + max(0.1, self.ping_timeout_s), full=True,
+                                 t_start=t_read)
         if isinstance(state, LinkFault):
             hint = (" The policy was trained for the 12 V STS3215: a 2S (7.4 V) supply, or a "
                     "7.4 V servo variant on 12 V (its input-voltage bit), does not fit it."
@@ -870,6 +899,9 @@ class StsBusLink:
         """``"; now 80 C, 12.0 V"`` read from one servo right away (for the stop reason)."""
         self.port_handler.budget_ms = self.health_timeout_s * 1e3
         try:
+            # No stale reply of this servo (a late sync read's, of another length: the SDK's
+            # readTxRx takes any packet of the ID) is read as this one's.
+            self.port_handler.ser.reset_input_buffer()
             data, res, _ = self.ph.readTxRx(self.port_handler, sid, 62, 2)
         except _PORT_ERRORS:
             return ""
