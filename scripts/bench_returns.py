@@ -334,9 +334,14 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = peer_settings(args)
     peer = f"sb3_{args.sb3_algo}"
-    jobs = [(a, e, s) for e in args.envs for a in args.algos for s in args.seeds]
-    if args.sb3 is not None:
-        jobs += [(peer, e, s) for e in args.envs for s in (args.sb3 or args.seeds[:1])]
+    # Seed by seed, robotac's runs beside the peer's, so that with --jobs the runs that share
+    # the machine at a time are those compared.
+    peer_seeds = [] if args.sb3 is None else (args.sb3 or args.seeds[:1])
+    jobs = []
+    for e in args.envs:
+        for s in args.seeds:
+            jobs += [(a, e, s) for a in args.algos] + [(peer, e, s)] * (s in peer_seeds)
+        jobs += [(peer, e, s) for s in peer_seeds if s not in args.seeds]
     running: list[tuple[tuple, subprocess.Popen, float, int]] = []
     t0 = time.time()
     failed = []
