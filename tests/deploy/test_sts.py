@@ -390,6 +390,35 @@ def test_a_silent_bus_is_a_missed_period_not_a_named_servo(emulator):
         reply = link.command(DEFAULT.astype(np.float32), 0.012)
         # One sync read waited out its timeout, not retried past it (a count, not seconds).
         assert emu.fault_on and reply is None and link.stats["timeouts"] == 1
+        # The wait blocks (select until the timeout), it does not spin: this thread's CPU time
+        # over a 1 s wait is a few ms (0.2 ms selects, as before, took tens of ms, and the GIL
+        # from the emulator's thread on a busy machine).
+        cpu = time.thread_time()
+        assert link.command(DEFAULT.astype(np.float32), 1.0) is None
+        assert time.thread_time() - cpu < 0.02
+
+
+def test_a_reply_cut_short_by_the_timeout_is_late_not_corrupt(emulator):
+    """The SDK reports a status packet still arriving at the timeout as COMM_RX_CORRUPT, as a
+    failed checksum; the link counts it as a missing reply (a late host cuts it so), never as a
+    corrupt one, and a servo whose replies are all cut short is named silent, not corrupt."""
+    emu, bus, imu = emulator()
+    real = emu._reply
+
+    def cut(sid, data=b""):  # servo 12 (the last asked) sends 4 bytes of its status packet
+        pkt = real(sid, data)
+        return pkt[:4] if sid == 12 and emu.fault_on else pkt
+
+    emu._reply = cut
+    with sts_link(bus, emu.truth.calibration(), imu) as link:
+        link.connect()
+        emu.fault_on = True
+        replies = _run_periods(link, MAX_FAILED_PERIODS, timeout_s=0.05)
+        assert replies[:-1] == [None] * (MAX_FAILED_PERIODS - 1)
+        assert isinstance(replies[-1], LinkFault) and replies[-1].fault == Fault.SERVO_SILENT
+        assert "servo 12 (rl_knee) did not answer the sync read within" in replies[-1].detail
+        assert link.stats["corrupt_replies"] == 0
+        assert link.stats["timeouts"] == link.stats["sync_reads"] - 1  # all but the connect's
 
 
 def test_a_silent_imu_at_start_is_refused_before_the_torque_goes_on(emulator):
