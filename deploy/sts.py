@@ -347,11 +347,11 @@ def _sdk_classes(sdk: Any) -> tuple[type, type]:
 
 @dataclass(frozen=True)
 class _Miss:
-    """One failed sync read: ``kind`` ``"corrupt"`` (bad checksum or cut short), ``"lost"`` (the
-    servo's reply missing, later ones came), ``"late"`` (no reply within the timeout, others
-    came), ``"silent"`` (no byte at all: the whole bus silent), ``"cut"`` (a reply missing from
-    a read that had less time than one sync read takes: the host was late, e.g. on a busy
-    machine, which says nothing of the bus); the servo, and one line."""
+    """One failed sync read: ``kind`` ``"corrupt"`` (bad checksum), ``"lost"`` (the servo's reply
+    missing, later ones came), ``"late"`` (no whole reply within the timeout, others came),
+    ``"silent"`` (no byte at all: the whole bus silent), ``"cut"`` (a reply missing from a read
+    that had less time than one sync read takes: the host was late, e.g. on a busy machine,
+    which says nothing of the bus); the servo, and one line."""
 
     kind: str
     sid: int | None
@@ -1047,8 +1047,7 @@ class StsBusLink:
         who = self._name(sid)
         if res == sdk.COMM_RX_CORRUPT:
             self.stats["corrupt_replies"] += 1
-            return _Miss("corrupt", sid, f"{who}: status packet failed its checksum or was cut "
-                                         "short")
+            return _Miss("corrupt", sid, f"{who}: status packet failed its checksum")
         if getattr(group, "lost", False):
             self.stats["lost_replies"] += 1
             return _Miss("lost", sid, f"{who} did not answer the sync read (the servos after "
