@@ -27,6 +27,30 @@ from deploy.safety import SafetyConfig
 from envs.interface import QUADRUPED_INTERFACE
 
 _ARR = QUADRUPED_INTERFACE.arrays()
+_STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+
+
+def _default_stop_signals() -> None:
+    """The stop signals as a terminal gives them. A shell's background job (``cmd &``, as CI or
+    a test runner may start pytest) inherits SIGINT and SIGQUIT ignored, and StopSignals leaves
+    an ignored signal ignored (``nohup`` is the user's choice)."""
+    for name in _STOP_SIGNALS:
+        sig = getattr(signal, name)
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            signal.signal(sig, signal.default_int_handler if name == "SIGINT" else signal.SIG_DFL)
+
+
+@pytest.fixture(autouse=True)
+def _stop_signals_not_ignored():
+    """This process's stop signals not ignored during each test, as before it afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {name: signal.getsignal(getattr(signal, name)) for name in _STOP_SIGNALS}
+    _default_stop_signals()
+    yield
+    for name, handler in before.items():
+        signal.signal(getattr(signal, name), handler)
 
 
 class _FastLink:
@@ -209,6 +233,7 @@ def test_sigterm_sighup_and_sigquit_leave_sts_torque_confirmed_off(tmp_path, sta
          "--command", "0,0,0", "--summary", str(summary), "--log", str(tmp_path / "log.npz"),
          "--virtual-args", f"--report {report}"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_stop_signals,  # the child as a terminal would start it
     )
     try:
         lines = []
