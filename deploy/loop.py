@@ -172,6 +172,11 @@ class LoopConfig:
     def period_s(self) -> float:
         return 1.0 / self.rate_hz
 
+    @property
+    def timeout_s(self) -> float:
+        """Time to wait for each reply [s]: ``reply_timeout_s``, or 60 % of the period."""
+        return self.reply_timeout_s or max(0.6 * self.period_s, 0.002)
+
 
 @dataclass
 class DeployResult:
@@ -438,7 +443,7 @@ class _Steps:
         self.shaper, self.source, self.action_filter, self.gait_hz = (shaper, source,
                                                                        action_filter, gait_hz)
         self.period = config.period_s
-        self.timeout = config.reply_timeout_s or max(0.6 * self.period, 0.002)
+        self.timeout = config.timeout_s
         self.read_timeout = self.timeout / 2  # READ and COMMAND share the reply timeout
         self.q0_rad = state.q_rad.astype(np.float64)
         self.last_sent_rad = safety.clamp_to_limits(self.q0_rad)
@@ -625,7 +630,7 @@ def run_deploy(
     """
     link = as_robot_link(link)
     period = config.period_s
-    timeout = config.reply_timeout_s or max(0.6 * period, 0.002)
+    timeout = config.timeout_s
     n = robot.n_joints
     log = _Log(policy.obs_dim, n)
     env_kwargs = (getattr(policy, "metadata", None) or {}).get("env_kwargs") or {}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deploy_test_helpers import assert_targets_within_limits
+from deploy_test_helpers import VirtualTime, assert_targets_within_limits
 
 from deploy import protocol as P
 from deploy.link import SerialLink
@@ -271,25 +271,10 @@ def test_without_an_action_filter_the_safety_layer_limits_as_before(standing_pol
         np.testing.assert_allclose(t, last, atol=1e-6)
 
 
-class _VirtualTime:
-    """Stands in for ``deploy.loop.time``: seconds pass only when slept, worked (``now +=``) or
-    spun (each ``perf_counter()`` call is 1 us), so the schedule is tested, not the machine."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def perf_counter(self) -> float:
-        self.now += 1e-6
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
-
-
 def test_deadline_clock_does_not_drift(monkeypatch):
     import deploy.loop
 
-    vt = _VirtualTime()
+    vt = VirtualTime()
     monkeypatch.setattr(deploy.loop, "time", vt)
     period = 0.005
     clock = DeadlineClock(period)
