@@ -165,6 +165,16 @@ class TrainConfig:
     fused_adam: bool = True
     """Use ``torch.optim.Adam(fused=True)`` (one kernel per optimizer; measured about 5-10%
     faster per SAC update on CPU, docs/benchmarks.md)."""
+    collector: Literal["inline", "process"] = "inline"
+    """Where the training envs step. ``inline``: in this process, between updates (one core).
+    ``process``: in a worker process that collects the next ``collector_chunk`` steps while
+    this process runs the updates (two cores, a fixed lock-step schedule, so the run does not
+    depend on timing and resumes bitwise); the behaviour actor then lags the learner by
+    ``collector_chunk + 1`` to ``2 * collector_chunk`` env steps (:mod:`robotac.collector`).
+    Changes the trajectory, so a resume keeps the run's setting."""
+    collector_chunk: int = 1
+    """With ``collector=process``: env steps per env collected per round (the weights are sent
+    to the worker once per round)."""
     compile: bool = False
     """``torch.compile`` the update (pays only for long runs; see docs/benchmarks.md). Changes
     the trajectory (inductor's random numbers differ), so a resume keeps the run's setting."""
@@ -350,6 +360,13 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.num_threads > cores:
         raise bad("num_threads", f"this machine gives the process {cores} CPU core(s); more "
                   "intra-op threads than cores only contend: lower --num-threads")
+    if cfg.collector_chunk < 1:
+        raise bad("collector_chunk", "must be an integer >= 1 (env steps per env per round)")
+    if cfg.collector == "process" and cfg.vector_mode != "sync":
+        raise bad("vector_mode", "collector=process steps the envs in its worker process "
+                  "already; use vector_mode=sync with it")
+    if cfg.collector not in ("inline", "process"):
+        raise bad("collector", "choose inline or process")
     if cfg.stop_after_steps is not None and cfg.stop_after_steps < 1:
         raise bad("stop_after_steps", "must be >= 1")
     if not (cfg.device == "cpu" or cfg.device.startswith("cuda")):

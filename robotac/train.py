@@ -92,6 +92,7 @@ class LoopState:
     train_history: list[list[float]] = field(default_factory=list)  # [step, return, length]
     eval_history: list[list[float]] = field(default_factory=list)  # [step, mean, std]
     last_return: float | None = None
+    pending_updates: int = 0  # collector=process: updates owed for the last collected chunk
 
 
 def _default_run_dir(cfg: TrainConfig) -> Path:
@@ -291,7 +292,9 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
                                            action_high, cfg.actor_bound_radius)
     interface = env_interface(probe)
     probe.close()
-    envs = make_vector_env(cfg.env_id, cfg.env_kwargs, cfg.num_envs, cfg.seed, cfg.vector_mode)
+    # collector=process: the training envs live in the worker process (robotac.collector).
+    envs = None if cfg.collector == "process" else make_vector_env(
+        cfg.env_id, cfg.env_kwargs, cfg.num_envs, cfg.seed, cfg.vector_mode)
     eval_env = make_env(cfg.env_id, **cfg.env_kwargs)
     n = cfg.num_envs
 
@@ -313,18 +316,33 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
         "config": to_dict(cfg),
     }
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
-    if resume_ckpt is None:
-        from robotac import __version__
+    collector = None
+    saved_behaviour = None  # collector=process: the weights the next chunk is collected with
+    if cfg.collector == "process":
+        from robotac.collector import ProcessCollector, behaviour_snapshot, to_checkpoint
 
-        (run_dir / "config.json").write_text(
-            json.dumps({**to_dict(cfg), "robotac_version": __version__}, indent=2) + "\n"
-        )
-        obs, _ = envs.reset()
-    else:
-        obs = _restore(resume_ckpt, algo, obs_norm, buffer, st, envs, np_rng, cfg)
-        print(f"resumed {run_dir} at step {st.global_step}")
+        collector = ProcessCollector(cfg, obs_dim, action_low, action_high,
+                                     ckpt_mod.obs_clip_of(to_dict(cfg)), skip, skip_std)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        if resume_ckpt is None:
+            from robotac import __version__
+
+            (run_dir / "config.json").write_text(
+                json.dumps({**to_dict(cfg), "robotac_version": __version__}, indent=2) + "\n"
+            )
+            obs = envs.reset()[0] if collector is None else collector.reset()
+        else:
+            obs = _restore(resume_ckpt, algo, obs_norm, buffer, st, envs, np_rng, cfg)
+            if collector is not None:
+                obs = _restore_collector(collector, resume_ckpt, cfg)
+                saved_behaviour = resume_ckpt["loop"]["collector"]["behaviour"]
+            print(f"resumed {run_dir} at step {st.global_step}")
+    except BaseException:
+        if collector is not None:
+            collector.close()
+        raise
     if cfg.normalize_obs and resume_ckpt is None:
         obs_norm.update(torch.as_tensor(obs))
 
@@ -350,8 +368,15 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
                 "obs": torch.as_tensor(obs).clone(),
                 "rng": _rng_state(),
                 "np_rng": np_rng.bit_generator.state,
-                "envs": list(envs.call("robotac_state")),
             }
+            if collector is None:
+                payload["loop"]["envs"] = list(envs.call("robotac_state"))
+            else:
+                worker = collector.state()
+                payload["loop"]["envs"] = worker["envs"]
+                payload["loop"]["collector"] = {
+                    **worker, "behaviour": to_checkpoint(
+                        final_behaviour or behaviour_snapshot(algo.actor, obs_norm))}
             if cfg.save_buffer:
                 payload["buffer"] = buffer.state_dict()
         return payload
@@ -377,8 +402,90 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
     last_eval: float | None = st.eval_history[-1][1] if st.eval_history else None
     obs_t = torch.as_tensor(obs, dtype=torch.float32).to(device)
     learn_time, learn_steps = 0.0, 0
-    try:
+    final_behaviour = None  # collector=process: the next chunk's weights, kept at the final flush
+
+    def process_loop() -> None:
+        """The rounds of collector=process (robotac.collector's schedule); returns at
+        ``total_steps`` (after the owed updates), a stop, or ``stop_after_steps``."""
+        nonlocal metrics, obs, stopped, last_eval, learn_time, learn_steps, session_steps
+        nonlocal t_log, step_log, final_behaviour, saved_behaviour
+        norm = obs_norm if cfg.normalize_obs else None
         while st.global_step < cfg.total_steps:
+            t_round = time.perf_counter()
+            k = min(cfg.collector_chunk, -(-(cfg.total_steps - st.global_step) // n))
+            collector.start_collect(k, saved_behaviour or behaviour_snapshot(algo.actor, obs_norm))
+            saved_behaviour = None
+            for _ in range(st.pending_updates):  # owed for the previous chunk, while it collects
+                metrics = algo.update(buffer.sample(cfg.batch_size, norm, mirror))
+            st.pending_updates = 0
+            chunk = collector.finish_collect()
+            prev = st.global_step
+            for j in range(k):
+                buffer.add(chunk.obs[j], chunk.action[j], chunk.reward[j],
+                           chunk.real_next_obs[j], chunk.terminated[j], chunk.truncated[j])
+                st.global_step += n
+                session_steps += n
+                done = np.logical_or(chunk.terminated[j], chunk.truncated[j])
+                for i in range(n):
+                    st.episode_returns[i] += float(chunk.reward[j, i])
+                    st.episode_lengths[i] += 1
+                    if done[i]:
+                        ret, length = st.episode_returns[i], st.episode_lengths[i]
+                        st.train_history.append([st.global_step, ret, length])
+                        st.last_return = ret
+                        logger.scalar("charts/episodic_return", ret, st.global_step)
+                        logger.scalar("charts/episodic_length", length, st.global_step)
+                        st.episode_returns[i], st.episode_lengths[i] = 0.0, 0
+                if cfg.normalize_obs:
+                    obs_norm.update(torch.as_tensor(chunk.next_obs[j], dtype=torch.float32
+                                                    ).to(device))
+                if st.global_step >= cfg.learning_starts:
+                    st.update_credit += n * cfg.utd_ratio
+                    owed = int(st.update_credit)
+                    st.update_credit -= owed
+                    st.pending_updates += owed
+            obs = chunk.next_obs[-1]
+            if prev >= cfg.learning_starts:
+                learn_time += time.perf_counter() - t_round
+                learn_steps += k * n
+
+            def crossed(every: int, prev: int = prev) -> bool:
+                return st.global_step // every != prev // every
+
+            if crossed(cfg.log_every):
+                now = time.perf_counter()
+                sps = (st.global_step - step_log) / max(now - t_log, 1e-9)
+                t_log, step_log = now, st.global_step
+                logger.scalar("charts/SPS", sps, st.global_step)
+                for tag, v in metrics.items():
+                    logger.scalar(tag, float(v), st.global_step)
+                if bar is not None:
+                    bar.set_postfix(SPS=f"{sps:.0f}", ret=(
+                        "-" if st.last_return is None else f"{st.last_return:.1f}"),
+                        refresh=False)
+            if bar is not None:
+                bar.update(k * n)
+            if cfg.eval_every and crossed(cfg.eval_every):
+                last_eval = run_eval()
+                stopped = on_eval is not None and bool(on_eval(st.global_step, last_eval))
+            if stopped or crossed(cfg.checkpoint_every):
+                ckpt_mod.save_checkpoint(ckpt_mod.checkpoint_path(run_dir, "latest"),
+                                         make_payload("latest", last_eval))
+                logger.rewrite_csvs(st)
+            if stopped or (cfg.stop_after_steps is not None
+                           and session_steps >= cfg.stop_after_steps):
+                stopped = True
+                return
+        if st.pending_updates:  # the last chunk's updates, before the final evaluation
+            final_behaviour = behaviour_snapshot(algo.actor, obs_norm)
+            for _ in range(st.pending_updates):
+                metrics = algo.update(buffer.sample(cfg.batch_size, norm, mirror))
+            st.pending_updates = 0
+
+    try:
+        if collector is not None:
+            process_loop()
+        while collector is None and st.global_step < cfg.total_steps:
             t_step = time.perf_counter()
             learning = st.global_step >= cfg.learning_starts
             # --- act ---------------------------------------------------------------------
@@ -457,7 +564,10 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
     finally:
         if bar is not None:
             bar.close()
-        envs.close()
+        if envs is not None:
+            envs.close()
+        if collector is not None:
+            collector.close()
 
     if not stopped:
         logger.rewrite_csvs(st)
@@ -599,6 +709,8 @@ def _restore(ckpt, algo, obs_norm, buffer, st, envs, np_rng, cfg) -> np.ndarray:
         setattr(st, k, v)
     np_rng.bit_generator.state = ckpt["loop"]["np_rng"]
     _set_rng_state(ckpt["loop"]["rng"])
+    if envs is None:  # collector=process: the worker rebuilds its envs (_restore_collector)
+        return ckpt["loop"]["obs"].numpy()
     obs = np.stack(envs.call("robotac_restore", ckpt["loop"]["envs"]))
     saved_obs = ckpt["loop"]["obs"].numpy()
     if not np.array_equal(obs.astype(saved_obs.dtype), saved_obs):
@@ -607,6 +719,27 @@ def _restore(ckpt, algo, obs_norm, buffer, st, envs, np_rng, cfg) -> np.ndarray:
             f"{np.abs(obs - saved_obs).max():.3g}); it is not deterministic given seed and "
             "actions, so this run cannot resume exactly"
         )
+    return saved_obs
+
+
+def _restore_collector(collector, ckpt, cfg) -> np.ndarray:
+    """Rebuild the collector worker's state from a ``latest`` checkpoint; return the obs.
+
+    Raises:
+        CheckpointError: if the checkpoint has no worker state, or the worker's rebuilt env
+            observations differ from the saved ones.
+    """
+    if "collector" not in ckpt["loop"]:
+        raise ckpt_mod.CheckpointError(
+            "checkpoint has no collector worker state (saved by collector=inline); resume it "
+            "with collector=inline")
+    obs = collector.restore(ckpt["loop"]["collector"])
+    saved_obs = ckpt["loop"]["obs"].numpy()
+    if not np.array_equal(obs.astype(saved_obs.dtype), saved_obs):
+        raise ckpt_mod.CheckpointError(
+            f"env {cfg.env_id!r} did not reproduce its saved state on replay in the collector "
+            f"worker (max obs difference {np.abs(obs - saved_obs).max():.3g}); it is not "
+            "deterministic given seed and actions, so this run cannot resume exactly")
     return saved_obs
 
 
