@@ -10,7 +10,10 @@ no episode falls, and the servo targets of eval_gait hold (too-fast targets <= 5
 saturation <= 3 %). Smoothness targets (issue 26) join through ``SteerTargets.smoothness``, a
 mapping of a key of the grid's smoothness summary (``max_reversal_share``,
 ``max_filter_bind_share``, ``max_hf_power_share``; eval_gait's ``_grid_smoothness``) to its
-largest allowed value: ``--smoothness max_reversal_share=0.05``.
+largest allowed value: ``--smoothness max_reversal_share=0.05``. ``--exclude VX,VY,YAW`` leaves a
+grid command out and says so in the JSON: no policy so far reaches 0.6 m/s with servo-safe
+targets (the shipped version 5 tops out at 0.41, recipes/quadruped_steer.yaml), so with
+(0.6, 0, 0) in the grid no row can meet it; ``--exclude 0.6,0,0`` measures the other 15.
 
 Each configuration trains in its own process; a second process per job, the evaluator
 (this script with ``--eval-worker``), evaluates every snapshot the training writes every
@@ -136,28 +139,36 @@ def grid_met(summary: dict, targets: SteerTargets = SteerTargets()) -> tuple[boo
     return not misses, misses
 
 
-def grid_commands(env_kwargs: dict) -> list[tuple[float, float, float]]:
+def grid_commands(env_kwargs: dict, exclude: tuple[tuple[float, float, float], ...] = ()
+                  ) -> list[tuple[float, float, float]]:
     """The commands of :data:`eval_gait.GRID` inside the trained ranges: the full task's
-    ``command_ranges`` (the env kwarg, else the env's own ranges, which the grid covers)."""
+    ``command_ranges`` (the env kwarg, else the env's own ranges, which the grid covers), less
+    the ``exclude`` commands (``--exclude``).
+
+    Raises:
+        ValueError: an ``exclude`` command is not a grid command (with the grid).
+    """
     from eval_gait import GRID
 
-    ranges = env_kwargs.get("command_ranges")
-    if not ranges:
-        return list(GRID)
+    unknown = [c for c in exclude if tuple(c) not in GRID]
+    if unknown:
+        raise ValueError(f"--exclude {unknown}: not commands of eval_gait's grid {list(GRID)}")
+    ranges = env_kwargs.get("command_ranges") or {}
     keys = ("vx", "vy", "yaw_rate")
     lims = [tuple(ranges.get(k, (-np.inf, np.inf))) for k in keys]
-    return [c for c in GRID if all(lo - 1e-9 <= x <= hi + 1e-9
-                                   for x, (lo, hi) in zip(c, lims, strict=True))]
+    return [c for c in GRID if c not in exclude and all(
+        lo - 1e-9 <= x <= hi + 1e-9 for x, (lo, hi) in zip(c, lims, strict=True))]
 
 
 def evaluate_steer_grid(policy: Callable[[np.ndarray], np.ndarray], env_kwargs: dict,
-                        episodes: int, episode_s: float, seed: int = 1000) -> dict:
+                        episodes: int, episode_s: float, seed: int = 1000,
+                        exclude: tuple[tuple[float, float, float], ...] = ()) -> dict:
     """:func:`grid_summary` of ``policy`` on :func:`grid_commands`, randomization off."""
     from eval_gait import RANDOMIZATION_KWARGS, evaluate_command
 
     off = {k: v for k, v in env_kwargs.items() if k not in RANDOMIZATION_KWARGS}
     rows = [evaluate_command(policy, off, c, episodes, seed, episode_s)
-            for c in grid_commands(env_kwargs)]
+            for c in grid_commands(env_kwargs, exclude)]
     return grid_summary(rows)
 
 
@@ -268,7 +279,8 @@ def eval_worker(args: argparse.Namespace) -> int:
             else:
                 policy, env_kwargs, steps = _sb3_snapshot_policy(snap)
                 wall = json.loads(snap.with_suffix(".json").read_text())["wall_s"]
-            summary = evaluate_steer_grid(policy, env_kwargs, args.episodes, args.episode_s)
+            summary = evaluate_steer_grid(policy, env_kwargs, args.episodes, args.episode_s,
+                                          exclude=tuple(args.exclude or ()))
             met, misses = grid_met(summary, targets)
             check = Check(wall, steps, met, misses, summary["max_err_xy_m_s"],
                           summary["max_err_yaw_rad_s"], summary["falls"], time.time() - t)
@@ -402,6 +414,8 @@ class Running:
                 str(args.episode_s)]
         for k, v in (args.smoothness or {}).items():
             ecmd += ["--smoothness", f"{k}={v}"]
+        for c in args.exclude or ():
+            ecmd += ["--exclude", ",".join(map(str, c))]
         self.eval = subprocess.Popen(ecmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=env, start_new_session=True)
         self.n_read = 0
@@ -479,6 +493,14 @@ def print_table(jobs: list[Job], budget_min: float) -> None:
         print(f"| {name} | {m:.1f}{'' if ok else ' (budget)'} | {ratio} |")
 
 
+def _command(text: str) -> tuple[float, float, float]:
+    try:
+        vx, vy, yaw = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected VX,VY,YAW, got {text!r}") from None
+    return vx, vy, yaw
+
+
 def _key_value(text: str) -> tuple[str, float]:
     key, sep, value = text.partition("=")
     if not sep:
@@ -498,6 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episode-s", type=float, default=10.0, help="grid episode length [s]")
     p.add_argument("--smoothness", type=_key_value, action="append", default=None,
                    metavar="KEY=MAX", help="a smoothness target (see above)")
+    p.add_argument("--exclude", type=_command, action="append", default=None,
+                   metavar="VX,VY,YAW", help="leave this grid command out (see above)")
     p.add_argument("--parallel", type=int, default=1, help="jobs at a time")
     p.add_argument("--work", type=Path, default=None, help="keep run dirs and logs here")
     p.add_argument("--json", type=Path, default=None, help="write every check here")
@@ -550,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({
             "targets": asdict(SteerTargets(smoothness=args.smoothness or {})),
+            "excluded_commands": [list(c) for c in args.exclude or ()],
             "episodes": args.episodes, "episode_s": args.episode_s,
             "budget_min": args.budget_min, "check_every": args.check_every,
             "jobs": [asdict(j) for j in jobs],

@@ -51,6 +51,10 @@ def test_grid_commands_stay_inside_the_trained_ranges():
     forward = grid_commands({"command_ranges": {"vx": [0.0, 0.4], "vy": [0.0, 0.0],
                                                 "yaw_rate": [0.0, 0.0]}})
     assert forward == [(0.0, 0.0, 0.0), (0.2, 0.0, 0.0), (0.4, 0.0, 0.0)]
+    assert (0.6, 0.0, 0.0) not in grid_commands({}, exclude=((0.6, 0.0, 0.0),))
+    assert len(grid_commands({}, exclude=((0.6, 0.0, 0.0),))) == 15
+    with pytest.raises(ValueError, match=r"--exclude \[\(0.5, 0.0, 0.0\)\]: not commands"):
+        grid_commands({}, exclude=((0.5, 0.0, 0.0),))
 
 
 def test_tiny_table_end_to_end(tmp_path, capsys):
@@ -65,9 +69,11 @@ def test_tiny_table_end_to_end(tmp_path, capsys):
     rc = main(["--config", f"tiny={recipe}", "--sb3", f"sb3={recipe}", "--seeds", "1",
                "--check-every", "100", "--episodes", "1", "--episode-s", "1.2",
                "--budget-min", "5", "--parallel", "2", "--work", str(tmp_path / "w"),
-               "--json", str(out)])
+               "--exclude", "0.6,0,0", "--json", str(out)])
     assert rc == 0
-    jobs = {j["name"]: j for j in json.loads(out.read_text())["jobs"]}
+    result = json.loads(out.read_text())
+    assert result["excluded_commands"] == [[0.6, 0.0, 0.0]]
+    jobs = {j["name"]: j for j in result["jobs"]}
     for name in ("tiny", "sb3"):
         job = jobs[name]
         assert job["status"] == "trained", job
