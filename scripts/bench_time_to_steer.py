@@ -305,8 +305,9 @@ def sb3_class(algo: str) -> type:
     return cls(algo)
 
 
-def sb3_model(algo: str, cfg, env, seed: int):
-    """The peer at the recipe's settings (see the module docstring)."""
+def sb3_model(algo: str, cfg, env, seed: int, crossq_critic: tuple[int, ...] = (2048, 2048)):
+    """The peer at the recipe's settings (see the module docstring); ``crossq_critic``: the
+    CrossQ peer's critic widths (``--sb3-critic``)."""
     common = dict(buffer_size=cfg.buffer_size, learning_starts=cfg.learning_starts,
                   batch_size=cfg.batch_size, gamma=cfg.gamma, train_freq=1, gradient_steps=1,
                   ent_coef="auto", seed=seed, device="cpu", verbose=0)
@@ -315,7 +316,8 @@ def sb3_model(algo: str, cfg, env, seed: int):
                                 policy_kwargs={"net_arch": list(cfg.hidden)}, **common)
     return sb3_class("crossq")(
         "MlpPolicy", env, learning_rate=1e-3, policy_delay=3,
-        policy_kwargs={"net_arch": {"pi": list(cfg.hidden), "qf": [2048, 2048]}}, **common)
+        policy_kwargs={"net_arch": {"pi": list(cfg.hidden), "qf": list(crossq_critic)}},
+        **common)
 
 
 def sb3_worker(args: argparse.Namespace) -> int:
@@ -348,7 +350,7 @@ def sb3_worker(args: argparse.Namespace) -> int:
 
     venv = VecNormalize(DummyVecEnv([make]), norm_obs=cfg.normalize_obs, norm_reward=False,
                         clip_obs=cfg.obs_clip, gamma=cfg.gamma)
-    model = sb3_model(args.sb3_algo, cfg, venv, seed)
+    model = sb3_model(args.sb3_algo, cfg, venv, seed, tuple(args.sb3_critic or (2048, 2048)))
     env_kwargs = to_dict(cfg)["env_kwargs"]
     t0, steps = args.t0, 0
     while (steps < cfg.total_steps and time.time() - t0 < args.budget_min * 60
@@ -405,6 +407,8 @@ class Running:
                    job.kind.removeprefix("sb3_"), "--seeds", str(job.seed), "--check-every",
                    str(args.check_every), "--budget-min", str(args.budget_min), "--snapshots",
                    str(self.dir), "--t0", str(self.t0)]
+            if args.sb3_critic:
+                cmd += ["--sb3-critic", *map(str, args.sb3_critic)]
         self.train = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                       env=env, start_new_session=True)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -522,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
                    metavar="KEY=MAX", help="a smoothness target (see above)")
     p.add_argument("--exclude", type=_command, action="append", default=None,
                    metavar="VX,VY,YAW", help="leave this grid command out (see above)")
+    p.add_argument("--sb3-critic", type=int, nargs="+", default=None,
+                   help="critic widths of the --sb3-crossq peer (default 2048 2048)")
     p.add_argument("--parallel", type=int, default=1, help="jobs at a time")
     p.add_argument("--work", type=Path, default=None, help="keep run dirs and logs here")
     p.add_argument("--json", type=Path, default=None, help="write every check here")

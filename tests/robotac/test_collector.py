@@ -59,29 +59,32 @@ def _gone(pid: int, within_s: float = 10.0) -> bool:
 @pytest.mark.parametrize("algo,num_envs,chunk,extra", [
     ("sac", 1, 1, {}),
     # Two envs, chunks of 3 steps (checkpoints fall inside a round: taken at its end), colored
-    # noise whose per-env sequences live in the worker.
+    # noise whose per-env sequences live in the worker (150-step sequences run out within
+    # Pendulum's 200-step episodes).
     ("sac", 2, 3, {"action_noise_beta": 1.0, "action_noise_seq_len": 150}),
-    ("crossq", 1, 2, {"critic_hidden": (64, 64), "batch_renorm_warmup": 100}),
+    # CrossQ: 100 critic updates by the kill at 300, past its 50-update batch-norm warm-up.
+    ("crossq", 1, 2, {"critic_hidden": (64, 64), "batch_renorm_warmup": 50}),
 ])
 def test_process_collector_resumes_bitwise(tmp_path, algo, num_envs, chunk, extra):
-    """900 steps straight == 500 steps, killed, resumed to 900: every network, optimizer and
+    """600 steps straight == 300 steps, killed, resumed to 600: every network, optimizer and
     buffer tensor, the episode history and the final evaluation are bitwise equal."""
-    kw = {"num_envs": num_envs, "collector_chunk": chunk, **extra}
+    kw = {"num_envs": num_envs, "collector_chunk": chunk, "total_steps": 600,
+          "learning_starts": 200, "checkpoint_every": 300, "eval_every": 250, **extra}
     straight = train(_cfg(tmp_path / "a", algo, **kw))
-    killed = train(_cfg(tmp_path / "b", algo, stop_after_steps=500, **kw))
-    assert killed.stopped_early and 500 <= killed.global_step < 500 + chunk * num_envs
+    killed = train(_cfg(tmp_path / "b", algo, stop_after_steps=300, **kw))
+    assert killed.stopped_early and 300 <= killed.global_step < 300 + chunk * num_envs
     ck = load_checkpoint(tmp_path / "b" / "checkpoints" / "latest.pt")
     assert ck["loop"]["collector"]["steps"] == killed.global_step  # the worker's state is in
     resumed = train(dataclasses.replace(_cfg(tmp_path / "b", algo, **kw),
                                         resume=str(tmp_path / "b"), run_dir=None))
-    assert resumed.global_step == straight.global_step == 900
+    assert resumed.global_step == straight.global_step == 600
     a = load_checkpoint(tmp_path / "a" / "checkpoints" / "latest.pt")
     b = load_checkpoint(tmp_path / "b" / "checkpoints" / "latest.pt")
     ta, tb = _all_tensors(a), _all_tensors(b)
     assert ta.keys() == tb.keys() and len(ta) > 20
     assert [k for k in ta if not torch.equal(ta[k], tb[k])] == []
     # Every owed update ran: one per env step after learning starts, as inline.
-    assert a["algo"]["n_updates"] == b["algo"]["n_updates"] == 900 - 300 + num_envs
+    assert a["algo"]["n_updates"] == b["algo"]["n_updates"] == 600 - 200 + num_envs
     assert a["loop"]["state"]["train_history"] == b["loop"]["state"]["train_history"]
     assert a["loop"]["state"]["train_history"]  # episodes ended (200-step Pendulum)
     assert straight.final_eval_return == resumed.final_eval_return
@@ -90,12 +93,13 @@ def test_process_collector_resumes_bitwise(tmp_path, algo, num_envs, chunk, extr
 
 @pytest.mark.numeric
 def test_process_collector_final_checkpoint_continues_like_a_longer_run(tmp_path):
-    """A run that ended at 600 steps (its last chunk's updates flushed before the final
-    evaluation), resumed with total_steps 900, equals a 900-step run: the checkpoint keeps the
+    """A run that ended at 400 steps (its last chunk's updates flushed before the final
+    evaluation), resumed with total_steps 600, equals a 600-step run: the checkpoint keeps the
     weights the next chunk is acted with, from before the flush."""
-    train(_cfg(tmp_path / "a", total_steps=900, checkpoint_every=10_000))
-    train(_cfg(tmp_path / "b", total_steps=600, checkpoint_every=10_000))
-    train(dataclasses.replace(_cfg(tmp_path / "b", total_steps=900, checkpoint_every=10_000),
+    kw = {"learning_starts": 200, "checkpoint_every": 10_000, "eval_every": 0}
+    train(_cfg(tmp_path / "a", total_steps=600, **kw))
+    train(_cfg(tmp_path / "b", total_steps=400, **kw))
+    train(dataclasses.replace(_cfg(tmp_path / "b", total_steps=600, **kw),
                               resume=str(tmp_path / "b"), run_dir=None))
     ta = _all_tensors(load_checkpoint(tmp_path / "a" / "checkpoints" / "latest.pt"))
     tb = _all_tensors(load_checkpoint(tmp_path / "b" / "checkpoints" / "latest.pt"))

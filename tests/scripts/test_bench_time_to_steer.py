@@ -85,3 +85,39 @@ def test_tiny_table_end_to_end(tmp_path, capsys):
         assert job["reached_s"] is None
     table = capsys.readouterr().out
     assert "| tiny | 1 | - (> 5) |" in table and "| sb3 | 1 | - (> 5) |" in table
+
+
+def test_sb3_crossq_peer_snapshot_acts_in_the_recipe_range(tmp_path):
+    """The --sb3-crossq worker trains sb3-contrib's CrossQ on the recipe's env (120 steps), writes
+    a snapshot, and the evaluator's policy built from it acts inside the recipe's actor range."""
+    import argparse
+    import time
+
+    import numpy as np
+
+    from robotac.config import load_config_file
+    from robotac.env_utils import actor_bounds, make_env
+    from scripts.bench_time_to_steer import _sb3_snapshot_policy, sb3_worker
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text("env_id: robotac/Quadruped-v0\nalgo: sac\ntotal_steps: 120\n"
+                      "learning_starts: 100\nbatch_size: 16\nhidden: [16, 16]\n"
+                      "buffer_size: 1000\nactor_bounds: default_pose\nactor_bound_radius: 0.3\n")
+    snaps = tmp_path / "snaps"
+    args = argparse.Namespace(sb3_worker=str(recipe), sb3_algo="crossq", seeds=[1],
+                              snapshots=str(snaps), check_every=120, budget_min=5.0,
+                              t0=time.time(), sb3_critic=[32, 32])
+    assert sb3_worker(args) == 0
+    (snap,) = snaps.glob("snap_*.zip")
+    policy, env_kwargs, steps = _sb3_snapshot_policy(snap)
+    assert steps == 120
+    cfg = load_config_file(recipe)
+    env = make_env(cfg.env_id)
+    low, high = actor_bounds(env, cfg.env_id, "default_pose", env.action_space.low,
+                             env.action_space.high, 0.3)
+    obs, _ = env.reset(seed=0)
+    for _ in range(5):
+        a = policy(obs)
+        assert a.shape == low.shape and np.all(a >= low - 1e-6) and np.all(a <= high + 1e-6)
+        obs, *_ = env.step(a)
+    env.close()
