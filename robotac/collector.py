@@ -15,9 +15,9 @@ Schedule (lock-step, so a run is the same whatever the timing, and resumes bitwi
 Chunk ``r`` is collected with the actor after the updates for chunks ``<= r-2`` and the
 normalizer after chunks ``<= r-1``: with ``collector_chunk = K`` the behaviour policy lags the
 learner by ``K + 1`` to ``2K`` env steps (one with ``collector=inline``). Acting with slightly
-stale weights is what every distributed off-policy learner does (Ape-X, Horgan et al. 2018,
-sec. 3: actors copy the learner's parameters periodically; R2D2; the asynchronous SAC of
-Haarnoja et al. 2018b's robot experiments); the lag here is fixed, not timing-dependent.
+stale weights is what distributed off-policy learners do (Ape-X, Horgan et al. 2018, sec. 3:
+actors periodically copy the learner's latest parameters; R2D2, Kapturowski et al. 2019, with
+parameters hundreds of steps old); the lag here is short and fixed, not timing-dependent.
 
 The worker's state between rounds (env reset counts and actions since the reset, current
 observations, generator states, noise state, step count) is sent to the learner for each
