@@ -51,6 +51,7 @@ from envs.interface import QUADRUPED_INTERFACE, RobotInterface
 
 __all__ = ["ExcitationConfig", "Recording", "JointRecording", "IdentifyError", "excitation",
            "run_identification", "SteppedClock", "WallClock", "probe_period_s", "PHASES",
+           "add_excitation_args", "excitation_config", "record_on_port",
            "MAX_MISSES_IN_ROW", "main"]
 
 #: Phase codes of a sample (``JointRecording.phase``).
@@ -583,7 +584,19 @@ def add_excitation_args(ap: argparse.ArgumentParser) -> None:
                     help="sample period [ms] (default: the shortest the bus sustains, probed)")
     ap.add_argument("--temperature-margin-c", type=float, default=5.0,
                     help="stop this far below the calibration's temperature limit [C]")
+    ap.add_argument("--skip", nargs="+", choices=("steps", "chirp", "holds"), default=[],
+                    help="leave a part of the excitation out (the fit then refuses the "
+                         "parameters that need it)")
     ap.add_argument("--yes", action="store_true", help="do not ask before moving")
+
+
+def excitation_config(args: argparse.Namespace, no_load_speed_rad_s: float = 4.7
+                      ) -> ExcitationConfig:
+    """The :class:`ExcitationConfig` of the options of :func:`add_excitation_args`."""
+    return ExcitationConfig(speed_fraction=args.speed_fraction, time_scale=args.time_scale,
+                            no_load_speed_rad_s=no_load_speed_rad_s,
+                            steps="steps" not in args.skip, chirp="chirp" not in args.skip,
+                            holds="holds" not in args.skip)
 
 
 def record_on_port(args: argparse.Namespace, cfg: ExcitationConfig,
@@ -636,8 +649,8 @@ def record_on_port(args: argparse.Namespace, cfg: ExcitationConfig,
 def main(argv: list[str] | None = None) -> int:
     """Record on a real bus (the robot's computer; numpy only). Returns the exit status."""
     args = build_parser().parse_args(argv)
-    cfg = ExcitationConfig(speed_fraction=args.speed_fraction, time_scale=args.time_scale)
     try:
+        cfg = excitation_config(args)
         rec = record_on_port(args, cfg)
     except (IdentifyError, LinkError, ValueError) as exc:
         print(f"identify: {exc}", file=sys.stderr)

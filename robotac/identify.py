@@ -63,6 +63,7 @@ from deploy.identify import (
     IdentifyError,
     Recording,
     add_excitation_args,
+    excitation_config,
 )
 from envs.interface import interface_from_description
 from envs.quadruped_sim import QuadrupedSim
@@ -574,8 +575,11 @@ def main(argv: list[str] | None = None) -> int:
     desc = load_description(args.robot)
     out = args.out or Path("runs/identify") / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
-    cfg = ExcitationConfig(speed_fraction=args.speed_fraction, time_scale=args.time_scale,
-                           no_load_speed_rad_s=desc.servo.no_load_speed_rad_s)
+    try:
+        cfg = excitation_config(args, desc.servo.no_load_speed_rad_s)
+    except ValueError as exc:
+        print(f"robotac identify: {exc}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     try:
         if args.recording is not None:
