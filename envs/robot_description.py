@@ -280,6 +280,8 @@ class RobotDescription:
         command_ranges: Command name -> ``(low, high)`` (vx [m/s], vy [m/s], yaw_rate [rad/s]).
         baud: Bus baud rate.
         sha256: Hex SHA-256 of ``robot.yaml``'s bytes followed by the MJCF's bytes.
+        identification: The ``identification`` record ``robotac identify`` wrote (date, servo
+            IDs, voltage, RMS errors, standard errors, ``motor_strength_range``), or ``None``.
     """
 
     name: str
@@ -299,6 +301,7 @@ class RobotDescription:
     command_ranges: dict[str, tuple[float, float]]
     baud: int
     sha256: str
+    identification: dict[str, Any] | None = None
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -490,6 +493,8 @@ def load_description(robot: str | Path = DEFAULT_ROBOT) -> RobotDescription:
         command_ranges=command_ranges,
         baud=_get(_get(doc, "bus", "", dict), "baud", "bus", int),
         sha256=digest,
+        identification=doc.get("identification") if isinstance(
+            doc.get("identification"), dict) else None,
     )
     _CACHE[key] = desc
     return desc

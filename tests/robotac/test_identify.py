@@ -34,10 +34,15 @@ def pd_recording():
     return identify_virtual(ExcitationConfig(time_scale=0.25), "pd-away", ["fr_knee"])
 
 
+@pytest.fixture(scope="module")
+def pd_fit(pd_recording):
+    return fit_servo_model(load_description(), pd_recording)
+
+
 @pytest.mark.numeric
-def test_fit_recovers_the_pd_truth_on_a_short_excitation(pd_recording):
+def test_fit_recovers_the_pd_truth_on_a_short_excitation(pd_fit):
     desc = load_description()
-    fit = fit_servo_model(desc, pd_recording)
+    fit = pd_fit
     assert fit.refused is None
     for p, want in TRUTH.items():
         # Noise-free but quantized data (one encoder tick, 1.5 mrad): a few percent at most.
@@ -72,9 +77,9 @@ def test_a_fit_without_dynamic_excitation_is_refused_naming_what_is_missing(tmp_
 
 
 @pytest.mark.numeric
-def test_written_description_keeps_the_file_and_reloads(pd_recording, tmp_path):
+def test_written_description_keeps_the_file_and_reloads(pd_recording, pd_fit, tmp_path):
     desc = load_description()
-    fit = fit_servo_model(desc, pd_recording)
+    fit = pd_fit
     folder = write_description(desc, fit, pd_recording, tmp_path)
     text = (folder / "robot.yaml").read_text()
     original = (desc.folder / "robot.yaml").read_text()
@@ -153,3 +158,28 @@ def test_servo_truths_differ_from_the_description():
     assert s.frictionloss_nm == 0.06 and SERVO_TRUTHS["pd-away"].latency_s == 0.02
     assert SERVO_TRUTHS["description"].servo_model(desc.servo) == desc.servo
     assert replace(desc.servo) == desc.servo
+
+
+@pytest.mark.numeric
+def test_env_randomization_centred_on_the_identified_model(pd_recording, pd_fit, tmp_path):
+    import gymnasium as gym
+
+    import envs  # noqa: F401 - registers the envs
+
+    desc = load_description()
+    fit = pd_fit
+    folder = write_description(desc, fit, pd_recording, tmp_path)
+    ident = load_description(folder).identification
+    env = gym.make("robotac/Quadruped-v0", robot=str(folder), motor_strength_range="identified")
+    try:
+        assert env.unwrapped.motor_strength_range == tuple(ident["motor_strength_range"])
+        env.reset(seed=1)
+        kp = env.unwrapped.sim.model.actuator_gainprm[env.unwrapped.sim.actuator_ids, 0]
+        lo, hi = ident["motor_strength_range"]
+        assert (kp >= lo * fit.after["kp_nm_rad"] * 0.9999).all()
+        assert (kp <= hi * fit.after["kp_nm_rad"] * 1.0001).all()
+        assert np.ptp(kp) > 0  # drawn per servo
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="identification record"):
+        gym.make("robotac/Quadruped-v0", motor_strength_range="identified")
