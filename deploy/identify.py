@@ -331,12 +331,20 @@ class SteppedClock:
 
 class WallClock:
     """Sample times on a real bus: sample ``i`` is due at ``t0 + i * period_s`` (scheduled
-    against the deadline, not ``sleep(period)`` after the work); times are measured."""
+    against the deadline, not ``sleep(period)`` after the work); times are measured.
+
+    Args:
+        period_s: Sample period [s]; ``None``: :func:`run_identification` probes the shortest
+            the bus sustains (:func:`probe_period_s`) once the robot holds its pose, and ramps
+            to that pose at :attr:`ramp_period_s`.
+    """
 
     stepped = False
+    ramp_period_s = 0.01
 
-    def __init__(self, period_s: float) -> None:
-        self.period_s = float(period_s)
+    def __init__(self, period_s: float | None = None) -> None:
+        self.period_s = float(period_s) if period_s is not None else self.ramp_period_s
+        self.probe = period_s is None
         self.t0 = time.perf_counter()
 
     def start(self) -> None:
@@ -498,6 +506,12 @@ def run_identification(
                 raise IdentifyError("the link refused a ramp goal (outside the calibrated "
                                     "limits): check the calibration")
         read_all_health()
+        if getattr(clock, "probe", False):  # the goals hold the pose: probing moves nothing
+            clock.period_s = probe_period_s(link, int(arr["ids"][0]), hold_pose,
+                                            timeout_s=read_timeout_s)
+            clock.probe = False
+            say(f"the bus sustains a goal write + one servo read every "
+                f"{clock.period_s * 1e3:.1f} ms ({1 / clock.period_s:.0f} Hz)")
         for name in joints:
             k = names.index(name)
             sid = int(arr["ids"][k])
@@ -582,6 +596,8 @@ def add_excitation_args(ap: argparse.ArgumentParser) -> None:
                     help="scale every duration of the excitation (0.3: a short test)")
     ap.add_argument("--period-ms", type=float, default=None,
                     help="sample period [ms] (default: the shortest the bus sustains, probed)")
+    ap.add_argument("--read-timeout-ms", type=float, default=10.0,
+                    help="reply timeout of each servo read [ms]; 5 misses in a row stop the run")
     ap.add_argument("--temperature-margin-c", type=float, default=5.0,
                     help="stop this far below the calibration's temperature limit [C]")
     ap.add_argument("--skip", nargs="+", choices=("steps", "chirp", "holds"), default=[],
@@ -620,28 +636,13 @@ def record_on_port(args: argparse.Namespace, cfg: ExcitationConfig,
     with StopSignals() as signals:
         link = StsBusLink(args.port, cal, None, interface=interface)
         try:
-            if args.period_ms is not None:
-                period = args.period_ms * 1e-3
-            else:
-                link.connect()
-                arr = cal.arrays(interface)
-                hold = np.clip(interface.arrays()["default_pose_rad"],
-                               arr["min_rad"] + cfg.limit_margin_rad,
-                               arr["max_rad"] - cfg.limit_margin_rad)
-                present = link.read_servo(int(arr["ids"][0]), 56, 8, 0.05)
-                if present is not None:  # probe only where the goals hold the present pose
-                    now = np.array([_decode(g[0], arr["direction"][k], arr["zero"][k])[0]
-                                    if (g := link.read_servo(int(arr["ids"][k]), 56, 8, 0.05))
-                                    else hold[k] for k in range(len(arr["ids"]))])
-                    hold = np.clip(now, arr["min_rad"], arr["max_rad"])
-                period = probe_period_s(link, int(arr["ids"][0]), hold)
-                link.estop(0.05)
-                print(f"bus sustains a goal write + one servo read every {period * 1e3:.1f} ms "
-                      f"({1 / period:.0f} Hz)")
             return run_identification(
-                link, cal, cfg, WallClock(period), joints=args.joints, interface=interface,
-                signals=signals, temperature_margin_c=args.temperature_margin_c,
-                source=f"port {args.port}", progress=print)
+                link, cal, cfg, WallClock(None if args.period_ms is None
+                                          else args.period_ms * 1e-3),
+                joints=args.joints, interface=interface, signals=signals,
+                temperature_margin_c=args.temperature_margin_c, source=f"port {args.port}",
+                read_timeout_s=args.read_timeout_ms * 1e-3,
+                progress=print)
         finally:
             link.close()
 

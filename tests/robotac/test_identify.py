@@ -114,8 +114,9 @@ def test_written_description_keeps_the_file_and_reloads(pd_recording, pd_fit, tm
 def test_robotac_identify_virtual_end_to_end(tmp_path, capsys):
     out = tmp_path / "identify"
     code = main(["--virtual", "--time-scale", "0.2", "--joints", "fl_knee", "--out", str(out)])
-    printed = capsys.readouterr().out
-    assert code == 0, printed
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert code == 0, printed + captured.err
     assert (out / "fit.png").stat().st_size > 10_000
     assert (out / "recording.npz").is_file()
     fit = json.loads((out / "fit.json").read_text())

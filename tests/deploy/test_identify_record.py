@@ -85,7 +85,8 @@ def test_identify_on_the_emulator_stays_inside_the_limits_and_ends_limp(tmp_path
     cal = emu.truth.calibration()
     try:
         rec = run_identification(link, cal, _SHORT, SteppedClock(emu.sim.physics_dt_s),
-                                 joints=["fr_hip_flexion", "rl_knee"], source="test")
+                                 joints=["fr_hip_flexion", "rl_knee"], source="test",
+                                 read_timeout_s=0.25)
     finally:
         link.close()
         stop.set()
@@ -124,7 +125,8 @@ def test_a_stop_signal_ends_identification_with_the_torque_off():
             timer.start()
             with pytest.raises(IdentifyError, match="SIGTERM") as info:
                 run_identification(link, emu.truth.calibration(), ExcitationConfig(),
-                                   SteppedClock(emu.sim.physics_dt_s), signals=signals)
+                                   SteppedClock(emu.sim.physics_dt_s), signals=signals,
+                                   read_timeout_s=0.25)
     finally:
         timer.cancel()
         signal.signal(signal.SIGTERM, before)
@@ -149,4 +151,31 @@ def test_a_fault_ends_identification_with_the_torque_off(kind):
     assert ("overheat" in text) if kind == "overheat" else ("missed" in text)
     # The healthy servos are limp; the silent one got the torque-off write as well.
     assert emu.record.torque_off_after_fault_s is not None
+    assert not emu.torque.any()
+
+
+def test_record_cli_on_a_real_time_bus_probes_the_rate_and_saves(tmp_path, capsys):
+    """``python -m deploy.identify`` (the robot's computer) against the emulator in real time:
+    the bus rate is probed, the samples come at it, the recording is written, torque off."""
+    from deploy.identify import main
+
+    emu = StsBusEmulator(stand=True, mode="realtime", calibrated=True,
+                         servo_truth=SERVO_TRUTHS["pd-away"])
+    port, _imu, stop = emu.start_thread()
+    cal_path = emu.truth.calibration().save(tmp_path / "cal.json")
+    try:
+        code = main(["--port", port, "--calibration", str(cal_path), "--out",
+                     str(tmp_path / "rec.npz"), "--joints", "fr_knee", "--time-scale", "0.08",
+                     "--read-timeout-ms", "100", "--yes"])
+    finally:
+        stop.set()
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "the bus sustains" in out
+    rec = Recording.load(tmp_path / "rec.npz")
+    j = rec.joints[0]
+    assert rec.source == f"port {port}" and rec.rate_hz > 50
+    assert np.all(np.diff(j.t_goal_s) > 0)
+    assert np.isfinite(j.present_rad).mean() > 0.9
+    assert emu.record.goals_outside_limits == 0
     assert not emu.torque.any()
