@@ -510,20 +510,34 @@ def plot_fit(recording: Recording, fit: FitResult, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     n = len(recording.joints)
-    fig, axes = plt.subplots(n, 1, figsize=(12, 2.4 * n + 0.6), squeeze=False)
-    for ax, j in zip(axes[:, 0], recording.joints, strict=True):
-        ax.plot(j.t_read_s, j.goal_rad[:, j.index], color="0.75", lw=0.8, label="goal")
-        ax.plot(j.t_read_s, j.present_rad, color="k", lw=2.2, label="measured")
-        ax.plot(j.t_read_s, fit.q_before[j.name], color="tab:red", lw=0.9, ls="--",
-                label=f"before (RMS {fit.rms_before_rad[j.name] * 1e3:.1f} mrad)")
-        ax.plot(j.t_read_s, fit.q_after[j.name], color="tab:blue", lw=0.9,
-                label=f"after (RMS {fit.rms_after_rad[j.name] * 1e3:.1f} mrad)")
-        ax.set_ylabel(f"{j.name}\nservo angle [rad]")
-        ax.legend(loc="upper right", fontsize=7, ncol=4)
+    fig, axes = plt.subplots(n, 2, figsize=(15, 2.4 * n + 0.8), squeeze=False,
+                             gridspec_kw={"width_ratios": (2.2, 1)})
+    for row, j in zip(axes, recording.joints, strict=True):
+        for ax in row:
+            ax.plot(j.t_read_s, j.goal_rad[:, j.index], color="0.75", lw=0.8, label="goal")
+            ax.plot(j.t_read_s, j.present_rad, color="k", lw=2.2, label="measured")
+            ax.plot(j.t_read_s, fit.q_before[j.name], color="tab:red", lw=0.9, ls="--",
+                    label=f"before (RMS {fit.rms_before_rad[j.name] * 1e3:.1f} mrad)")
+            ax.plot(j.t_read_s, fit.q_after[j.name], color="tab:blue", lw=0.9,
+                    label=f"after (RMS {fit.rms_after_rad[j.name] * 1e3:.1f} mrad)")
+        row[0].set_ylabel(f"{j.name}\nservo angle [rad]")
+        row[0].legend(loc="upper right", fontsize=7, ncol=4)
+        # Zoom: the largest step (or the first second of whatever was recorded).
+        steps = np.flatnonzero(j.phase == STEP)
+        t0 = j.t_read_s[steps[len(steps) * 2 // 3]] if steps.size else j.t_read_s[0]
+        row[1].set_xlim(t0, t0 + 1.2)
+        sel = (j.t_read_s >= t0) & (j.t_read_s <= t0 + 1.2)
+        if sel.any():
+            vals = np.concatenate([j.goal_rad[sel, j.index], fit.q_before[j.name][sel],
+                                   j.present_rad[sel][np.isfinite(j.present_rad[sel])]])
+            pad = 0.05 * (np.ptp(vals) + 1e-3)
+            row[1].set_ylim(vals.min() - pad, vals.max() + pad)
+        row[1].set_title("zoom: a large step", fontsize=8)
     axes[-1, 0].set_xlabel("time [s]")
+    axes[-1, 1].set_xlabel("time [s]")
     fig.suptitle(f"robotac identify: {recording.source}, {recording.date}; "
                  f"RMS cut {fit.rms_cut:.0%}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (2.4 * n + 0.8)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
