@@ -184,3 +184,14 @@ def test_env_randomization_centred_on_the_identified_model(pd_recording, pd_fit,
         env.close()
     with pytest.raises(ValueError, match="identification record"):
         gym.make("robotac/Quadruped-v0", motor_strength_range="identified")
+
+
+@pytest.mark.numeric
+def test_robotac_identify_fits_a_saved_recording(pd_recording, tmp_path, capsys):
+    """The robot's computer records (python -m deploy.identify), the training machine fits."""
+    path = pd_recording.save(tmp_path / "rec.npz")
+    code = main(["--recording", str(path), "--out", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    desc = load_description(tmp_path / "out" / "quadruped")
+    assert desc.identification["source"] == pd_recording.source
+    assert desc.servo.armature_kg_m2 == pytest.approx(TRUTH["armature_kg_m2"], rel=0.05)
