@@ -862,6 +862,57 @@ class StsBusLink:
             self._window.append(0)
         return reply
 
+    def write_goals(self, target_rad: np.ndarray) -> bool:
+        """Guard and sync-write the 12 goals, with no read (``robotac identify`` reads one servo
+        after it, :meth:`read_servo`).
+
+        The guard is :meth:`command`'s: finite and inside the calibrated limits, else nothing
+        is written; ticks are clipped to the calibrated tick range after rounding.
+
+        Returns:
+            ``False`` (nothing written, counted in ``stats["refused_targets"]``) for a target
+            outside the limits or not finite, ``True`` once written.
+
+        Raises:
+            LinkError: the port failed.
+        """
+        t = np.asarray(target_rad, dtype=np.float64)
+        if (t.shape != self.min_rad.shape or not np.isfinite(t).all()
+                or (t < self.min_rad - 1e-5).any() or (t > self.max_rad + 1e-5).any()):
+            self.stats["refused_targets"] += 1
+            return False
+        ticks = np.rint(self.zero + self.direction * (t - math.pi) * TICKS_PER_RAD)
+        ticks = np.clip(ticks.astype(np.int64), self.tick_lo, self.tick_hi)
+        self._sync_write(42, 2, ticks.tolist())
+        return True
+
+    def read_servo(self, sid: int, addr: int, n: int,
+                   timeout_s: float) -> tuple[list[int], int] | None:
+        """One READ of ``n`` bytes from ``addr`` of servo ``sid`` (no retry: the caller counts
+        misses).
+
+        Returns:
+            ``(bytes as ints, the status packet's error byte)``, or ``None`` when no valid reply
+            came within ``timeout_s`` (counted in ``stats["failed_reads"]``).
+
+        Raises:
+            LinkError: the port failed.
+        """
+        self.port_handler.budget_ms = timeout_s * 1e3
+        try:
+            self.port_handler.ser.reset_input_buffer()
+            data, res, err = self.ph.readTxRx(self.port_handler, sid, addr, n)
+        except _PORT_ERRORS as exc:
+            raise self._port_failed(exc, f"reading {self._name(sid)}") from exc
+        finally:
+            self.port_handler.is_using = False
+        if res != self.sdk.COMM_SUCCESS or len(data) != n:
+            self.stats["failed_reads"] += 1
+            return None
+        self.stats["bytes_tx"] += 8
+        self.stats["bytes_rx_expected"] += 6 + n
+        return [int(b) for b in data], int(err)
+
     def passive(self, target_rad: np.ndarray, timeout_s: float) -> Reply:
         """Torque off on every servo (they go limp), confirmed by reading it back.
 

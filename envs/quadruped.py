@@ -395,8 +395,11 @@ class QuadrupedEnv(gym.Env):
       ``friction_range`` (floor sliding friction per episode, e.g. (0.4, 1.2)),
       ``added_mass_range_kg`` (payload on the body per episode, e.g. (-0.2, 0.5)),
       ``motor_strength_range`` (per-servo scale of kp, kv and torque limit per episode, e.g.
-      (0.8, 1.2)), ``action_latency_steps`` (delay in control steps per episode, (low, high)
-      integers within 0-2), ``obs_noise`` (dict block name -> standard deviation in the block's
+      (0.8, 1.2), relative to the description's servo model; ``"identified"``: the range that
+      ``robotac identify`` wrote into the description, from the fit's standard error),
+      ``action_latency_steps`` (delay in control steps per episode, on top of the
+      description's ``servo.latency_s``, (low, high) integers within 0-2), ``obs_noise``
+      (dict block name -> standard deviation in the block's
       raw unit, added each step to ``scale * raw``), ``push_interval_s`` with
       ``push_max_vel_m_s`` (every interval, add a uniform random horizontal velocity to the body,
       default maximum 0.3 m/s).
@@ -478,7 +481,7 @@ class QuadrupedEnv(gym.Env):
         termination_tilt_rad: float = 1.0,
         friction_range: tuple[float, float] | None = None,
         added_mass_range_kg: tuple[float, float] | None = None,
-        motor_strength_range: tuple[float, float] | None = None,
+        motor_strength_range: tuple[float, float] | str | None = None,
         action_latency_steps: tuple[int, int] | None = None,
         obs_noise: dict[str, float] | None = None,
         push_interval_s: float | None = None,
@@ -589,6 +592,8 @@ class QuadrupedEnv(gym.Env):
                 "added_mass_range_kg", added_mass_range_kg, -0.5 * self.sim.nominal_body_mass_kg
             )
         )
+        if isinstance(motor_strength_range, str):
+            motor_strength_range = self._identified_strength_range(motor_strength_range)
         self.motor_strength_range = (
             None
             if motor_strength_range is None
@@ -739,6 +744,19 @@ class QuadrupedEnv(gym.Env):
             0 if lat is None
             else lat[0] + int(round(r * (int(rng.integers(lat[0], lat[1] + 1)) - lat[0])))
         )
+
+    def _identified_strength_range(self, value: str) -> tuple[float, float]:
+        """``motor_strength_range="identified"``: the range ``robotac identify`` wrote into the
+        description's ``identification`` record (1 +- max(5 %, 2 standard errors of kp)),
+        centred on the fitted servo model the sim already carries."""
+        ident = self.robot.identification or {}
+        if value != "identified" or "motor_strength_range" not in ident:
+            raise ValueError(
+                f"motor_strength_range={value!r}: give (low, high), or 'identified' for a "
+                f"description written by robotac identify ({self.robot.folder} has "
+                f"{'no' if not ident else 'an incomplete'} identification record)")
+        lo, hi = ident["motor_strength_range"]
+        return float(lo), float(hi)
 
     def set_curriculum_step(self, global_step: int | None) -> None:
         """Tell the env how far training is; the next :meth:`reset` applies that stage.

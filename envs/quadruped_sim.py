@@ -26,6 +26,7 @@ accelerometer) and the servos' position and velocity read-back, see :class:`Sens
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +121,12 @@ class QuadrupedSim:
                 f"steps of {self.physics_dt_s} s; change <option timestep> in the MJCF"
             )
         self.n_substeps = int(round(n_sub))
+        #: The servo model's latency (``servo.latency_s``) in whole physics steps: a target
+        #: acts on the motors this many physics steps after :meth:`step` or :meth:`set_targets`
+        #: gave it (0: at once, the MJCF's behaviour).
+        self.servo_latency_steps = int(round(desc.servo.latency_s / self.physics_dt_s))
+        self._pending: deque[np.ndarray] = deque()
+        self._commanded: np.ndarray | None = None
 
         def _id(objtype: mujoco.mjtObj, name: str, field: str) -> int:
             i = mujoco.mj_name2id(m, objtype, name)
@@ -268,6 +275,8 @@ class QuadrupedSim:
         low = float((d.geom_xpos[self._feet, 2] - m.geom_size[self._feet, 0]).min())
         d.qpos[2] -= low
         d.ctrl[self._act] = self.default_servo_rad
+        self._pending = deque([self.default_servo_rad.copy()] * self.servo_latency_steps)
+        self._commanded = None
         mujoco.mj_forward(m, d)
         self._fresh = True
 
@@ -307,16 +316,31 @@ class QuadrupedSim:
             raise ValueError(
                 f"target_servo_rad has non-finite entries at indices {np.flatnonzero(bad).tolist()}"
             )
-        self.data.ctrl[self._act] = target
-        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+        if self.servo_latency_steps:
+            self._commanded = target.copy()
+            self._delayed_steps(self.n_substeps)
+        else:
+            self.data.ctrl[self._act] = target
+            mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
         self._fresh = False
 
     def step_physics(self, n: int = 1) -> None:
         """Advance ``n`` physics steps (``physics_dt_s`` each) with the current servo targets."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        mujoco.mj_step(self.model, self.data, nstep=int(n))
+        if self.servo_latency_steps and self._commanded is not None:
+            self._delayed_steps(int(n))
+        else:
+            mujoco.mj_step(self.model, self.data, nstep=int(n))
         self._fresh = False
+
+    def _delayed_steps(self, n: int) -> None:
+        """``n`` physics steps, each acting on the target commanded ``servo_latency_steps``
+        physics steps before it (a FIFO of the commanded targets, one entry a physics step)."""
+        for _ in range(n):
+            self._pending.append(self._commanded)
+            self.data.ctrl[self._act] = self._pending.popleft()
+            mujoco.mj_step(self.model, self.data)
 
     def set_targets(self, target_servo_rad: np.ndarray) -> None:
         """Set the servo targets without stepping (for :meth:`step_physics` callers).
@@ -329,7 +353,10 @@ class QuadrupedSim:
             raise ValueError(
                 f"target_servo_rad must be ({self.interface.n_joints},) finite, got {target}"
             )
-        self.data.ctrl[self._act] = target
+        if self.servo_latency_steps:
+            self._commanded = target.copy()
+        else:
+            self.data.ctrl[self._act] = target
 
     def forward(self) -> None:
         """Recompute sensors and derived quantities for the current state (after stepping,

@@ -236,6 +236,10 @@ class ServoModel:
         model_number: The servo's model number on the bus (STS3215: 777).
         zero_rad: Servo angle at joint angle 0 [rad]: ``a = zero_rad + q``.
         range_rad: ``(low, high)`` servo angle range [rad], the action bounds.
+        latency_s: Delay [s] from a goal written to the servo to the goal acting on its motor
+            (bus, firmware cycle); optional in ``robot.yaml`` (default 0). The sim rounds it to
+            whole physics steps (:attr:`envs.quadruped_sim.QuadrupedSim.servo_latency_steps`);
+            ``robotac identify`` measures it.
     """
 
     name: str
@@ -250,6 +254,7 @@ class ServoModel:
     model_number: int
     zero_rad: float
     range_rad: tuple[float, float]
+    latency_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,8 @@ class RobotDescription:
         command_ranges: Command name -> ``(low, high)`` (vx [m/s], vy [m/s], yaw_rate [rad/s]).
         baud: Bus baud rate.
         sha256: Hex SHA-256 of ``robot.yaml``'s bytes followed by the MJCF's bytes.
+        identification: The ``identification`` record ``robotac identify`` wrote (date, servo
+            IDs, voltage, RMS errors, standard errors, ``motor_strength_range``), or ``None``.
     """
 
     name: str
@@ -294,6 +301,7 @@ class RobotDescription:
     command_ranges: dict[str, tuple[float, float]]
     baud: int
     sha256: str
+    identification: dict[str, Any] | None = None
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -453,10 +461,15 @@ def load_description(robot: str | Path = DEFAULT_ROBOT) -> RobotDescription:
         model_number=_get(s, "model_number", "servo", int),
         zero_rad=_get(s, "zero_rad", "servo", float),
         range_rad=_pair(_get(s, "range_rad", "servo", list), "servo.range_rad"),
+        latency_s=_get(s, "latency_s", "servo", float) if "latency_s" in s else 0.0,
     )
     for f in ("kp_nm_rad", "torque_limit_nm", "no_load_speed_rad_s", "ticks_per_turn"):
         if not getattr(servo, f) > 0:
             raise DescriptionError(f"servo.{f}", f"must be > 0, got {getattr(servo, f)}")
+    for f in ("kv_nm_s_rad", "damping_nm_s_rad", "armature_kg_m2", "frictionloss_nm",
+              "latency_s"):
+        if not getattr(servo, f) >= 0:
+            raise DescriptionError(f"servo.{f}", f"must be >= 0, got {getattr(servo, f)}")
     cmd = _get(doc, "command_ranges", "", dict)
     command_ranges = {str(k): _pair(v, f"command_ranges.{k}") for k, v in cmd.items()}
     period = _get(doc, "control_period_s", "", float)
@@ -480,6 +493,8 @@ def load_description(robot: str | Path = DEFAULT_ROBOT) -> RobotDescription:
         command_ranges=command_ranges,
         baud=_get(_get(doc, "bus", "", dict), "baud", "bus", int),
         sha256=digest,
+        identification=doc.get("identification") if isinstance(
+            doc.get("identification"), dict) else None,
     )
     _CACHE[key] = desc
     return desc

@@ -9,6 +9,7 @@ Examples::
     robotac export --run runs/... [--out policy.onnx]              # robotac.export
     robotac deploy --virtual [--policy FILE] [--link v1|sts]        # deploy.cli
     robotac calibrate --port /dev/ttyUSB0 --imu-port /dev/ttyUSB1   # deploy.calibrate (STS)
+    robotac identify --port /dev/ttyUSB0 | --virtual | --recording F  # robotac.identify
     robotac sweep sweep.yaml [--storage URL --study NAME] [--n-trials N]  # robotac.sweep
     robotac robot check envs/robots/quadruped                      # envs.robot_check
 """
@@ -28,13 +29,14 @@ __all__ = ["main", "parse_train_args", "train_main", "eval_main", "robot_main"]
 #: "SAC, TD3, DDPG, CrossQ", from the algorithm registry.
 _ALGOS_TEXT = ", ".join(spec.title for spec in ALGORITHMS.values())
 
-USAGE = f"""usage: robotac {{train,eval,export,deploy,calibrate,sweep,robot}} [options]
+USAGE = f"""usage: robotac {{train,eval,export,deploy,calibrate,identify,sweep,robot}} [options]
 
   train   {"train " + _ALGOS_TEXT:<32}(robotac train --help)
   eval    deterministic returns of a run  (robotac eval --help)
   export  export a run's actor to ONNX    (robotac export --help)
   deploy  run a policy on a robot         (robotac deploy --help)
   calibrate  calibrate an STS servo-bus robot (robotac calibrate --help)
+  identify   fit the servo model to the robot's servos (robotac identify --help)
   sweep   Optuna hyperparameter sweep     (robotac sweep --help)
   robot   check a robot description       (robotac robot check PATH)
 """
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             return _delegate("deploy.cli", rest, "deploy")
         if cmd == "calibrate":
             return _delegate("deploy.calibrate", rest, "calibrate")
+        if cmd == "identify":
+            return _delegate("robotac.identify", rest, "identify")
         if cmd == "sweep":
             return _delegate("robotac.sweep", rest, "sweep")
         if cmd == "robot":

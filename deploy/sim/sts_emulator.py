@@ -50,6 +50,12 @@ bus exactly as twelve servos would (as far as the host uses it), driving
   (``--fault-seed``), so a run's error sequence is reproducible for the same request sequence;
 - a stand (:attr:`StsBusEmulator.stand`, for calibration): the body is held in the air (level or
   tilted) and limp joints stay where the "operator" puts them.
+- a servo truth (:class:`ServoTruth`, ``--servo-truth``) for ``robotac identify``: by default
+  the description's servo model (the physics the policy was trained on); ``pd-away`` the same
+  PD form with the parameters moved away from the description's (kp x1.8, armature x5, friction
+  loss 0.06 N m, latency one control period); ``dc-motor`` a servo of another form (a DC motor
+  behind a saturating firmware P loop, back-EMF, Stribeck friction, computed per physics step);
+  ``--steps-per-write`` sets how many physics steps a goal sync write advances in stepped mode.
 
 The report (``--report``, JSON, on exit) records what reached the bus: goal writes per servo,
 goals outside the true joint limits (must stay 0), the first torque-off after an injected fault
@@ -76,7 +82,7 @@ import termios
 import threading
 import time
 import tty
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +105,10 @@ from deploy.sts import (
     to_sign_magnitude,
 )
 from envs.quadruped_sim import QuadrupedSim
+from envs.robot_description import ServoModel, load_description
 
-__all__ = ["HardwareTruth", "EmulatorFaults", "StsBusEmulator", "EmulatedOperator", "checksum",
+__all__ = ["HardwareTruth", "ServoTruth", "DcMotorServo", "SERVO_TRUTHS", "EmulatorFaults",
+           "StsBusEmulator", "EmulatedOperator", "checksum",
            "status_packet", "instruction_packet", "open_pty", "main", "FAULT_KINDS"]
 
 FAULT_KINDS = ("silent", "checksum", "overheat", "undervolt", "overload", "unplug", "imu_silent",
@@ -163,6 +171,106 @@ class HardwareTruth:
                                       float(arr["joint_high_rad"][k]))
                   for k, n in enumerate(itf.joint_names)}
         return Calibration(joints=joints, imu_axes=self.imu_axes)
+
+
+@dataclass(frozen=True)
+class DcMotorServo:
+    """A servo of another form than the sim's PD model: a DC motor behind a saturating P loop.
+
+    Per physics step, for a powered servo with position error ``e = goal - q`` [rad] and joint
+    velocity ``dq`` [rad/s]::
+
+        duty  = clip(gain_per_rad * e, -1, 1)                     (firmware P loop, PWM duty)
+        tau_m = stall_torque_nm * (duty - dq / no_load_speed_rad_s)  (DC motor: torque - back-EMF)
+        tau_f = -(coulomb_nm + (static_nm - coulomb_nm) * exp(-(dq / stribeck_speed_rad_s)^2))
+                * tanh(dq / smooth_speed_rad_s) - viscous_nm_s_rad * dq   (Stribeck friction)
+
+    applied as ``qfrc_applied`` (the MJCF actuators are off); an unpowered servo keeps only its
+    back-EMF and friction. Source: the DC motor and Stribeck friction forms of Rhoban's BAM
+    (Passault et al. 2024, "Better Actuator Models", models M1-M6); the parameters here are of
+    the order BAM reports for the STS3215 (armature 0.027 kg m^2, friction 0.05-0.07 N m).
+
+    Attributes:
+        gain_per_rad: Firmware P gain, duty per rad of error [1/rad].
+        stall_torque_nm, no_load_speed_rad_s: The motor at the supply voltage [N m], [rad/s].
+        coulomb_nm, static_nm: Kinetic and static (breakaway) friction [N m].
+        stribeck_speed_rad_s: Speed of the Stribeck dip [rad/s].
+        smooth_speed_rad_s: Width of the tanh that smooths the sign at rest [rad/s].
+        viscous_nm_s_rad: Viscous friction of the gearbox [N m s/rad].
+        armature_kg_m2: Reflected rotor inertia [kg m^2].
+    """
+
+    gain_per_rad: float = 4.5
+    stall_torque_nm: float = 2.9
+    no_load_speed_rad_s: float = 4.7
+    coulomb_nm: float = 0.05
+    static_nm: float = 0.09
+    stribeck_speed_rad_s: float = 0.3
+    smooth_speed_rad_s: float = 0.03
+    viscous_nm_s_rad: float = 0.02
+    armature_kg_m2: float = 0.027
+
+    def torque_nm(self, e_rad: np.ndarray, dq_rad_s: np.ndarray,
+                  powered: np.ndarray) -> np.ndarray:
+        """``(n,)`` joint torque [N m] of the formula above (``powered``: ``(n,)`` bool)."""
+        duty = np.where(powered, np.clip(self.gain_per_rad * e_rad, -1.0, 1.0), 0.0)
+        tau_m = self.stall_torque_nm * (duty - dq_rad_s / self.no_load_speed_rad_s)
+        stribeck = self.coulomb_nm + (self.static_nm - self.coulomb_nm) * np.exp(
+            -(dq_rad_s / self.stribeck_speed_rad_s) ** 2)
+        tau_f = -stribeck * np.tanh(dq_rad_s / self.smooth_speed_rad_s) \
+            - self.viscous_nm_s_rad * dq_rad_s
+        return tau_m + tau_f
+
+
+@dataclass(frozen=True)
+class ServoTruth:
+    """The servos the emulator's physics has, unknown to the host (``robotac identify``'s target).
+
+    Attributes:
+        kp_scale, armature_kg_m2, frictionloss_nm, damping_nm_s_rad: The PD form (the sim's):
+            kp times ``kp_scale`` (kv and the torque limit unchanged); the joint's armature,
+            friction loss and damping (``None``: the description's).
+        latency_s: A goal acts on the motor this long after it was written [s] (rounded to
+            physics steps).
+        dc_motor: A servo of another form (:class:`DcMotorServo`); then the PD fields are unused.
+    """
+
+    kp_scale: float = 1.0
+    armature_kg_m2: float | None = None
+    frictionloss_nm: float | None = None
+    damping_nm_s_rad: float | None = None
+    latency_s: float = 0.0
+    dc_motor: DcMotorServo | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self == ServoTruth()
+
+    def servo_model(self, base: ServoModel) -> ServoModel:
+        """``base`` with this truth's PD parameters (for the DC form: its armature, no joint
+        damping or friction loss: they are in the motor model)."""
+        if self.dc_motor is not None:
+            return replace(base, armature_kg_m2=self.dc_motor.armature_kg_m2,
+                           damping_nm_s_rad=0.0, frictionloss_nm=0.0)
+        return replace(
+            base, kp_nm_rad=base.kp_nm_rad * self.kp_scale,
+            armature_kg_m2=(base.armature_kg_m2 if self.armature_kg_m2 is None
+                            else self.armature_kg_m2),
+            frictionloss_nm=(base.frictionloss_nm if self.frictionloss_nm is None
+                             else self.frictionloss_nm),
+            damping_nm_s_rad=(base.damping_nm_s_rad if self.damping_nm_s_rad is None
+                              else self.damping_nm_s_rad))
+
+
+#: Named servo truths (``--servo-truth``): the description's; the issue-24 PD form away from the
+#: defaults (armature x5 = 0.025 kg m^2, friction loss 0.06 N m, kp x1.8, latency one control
+#: period of 0.02 s); a DC motor with a saturating P loop and Stribeck friction (latency 0.01 s).
+SERVO_TRUTHS: dict[str, ServoTruth] = {
+    "description": ServoTruth(),
+    "pd-away": ServoTruth(kp_scale=1.8, armature_kg_m2=0.025, frictionloss_nm=0.06,
+                          latency_s=0.02),
+    "dc-motor": ServoTruth(dc_motor=DcMotorServo(), latency_s=0.01),
+}
 
 
 @dataclass
@@ -245,12 +353,17 @@ class StsBusEmulator:
         calibrated: The servos' EEPROM as ``robotac calibrate`` leaves it for :attr:`truth`
             (:meth:`apply_calibration`); ``False``: factory settings (position limits 0-4095);
             ``None`` (default): factory on the stand, calibrated otherwise.
+        servo_truth: The servos' true model (:class:`ServoTruth`); default the description's.
+            A non-default truth builds its own :class:`QuadrupedSim` from ``sim``'s description.
+        steps_per_write: Physics steps a goal sync write advances in stepped mode (default one
+            control period, ``sim.n_substeps``; 1 for identification at the physics rate).
     """
 
     def __init__(self, truth: HardwareTruth | None = None, mode: str = "realtime",
                  baud: int = 1_000_000, wire_baud: int = 1_000_000,
                  faults: EmulatorFaults | None = None, stand: bool = False,
-                 sim: QuadrupedSim | None = None, calibrated: bool | None = None):
+                 sim: QuadrupedSim | None = None, calibrated: bool | None = None,
+                 servo_truth: ServoTruth | None = None, steps_per_write: int | None = None):
         if mode not in ("realtime", "stepped"):
             raise ValueError(f"mode must be 'realtime' or 'stepped', got {mode!r}")
         if baud not in BAUD_INDEX:
@@ -260,8 +373,14 @@ class StsBusEmulator:
         self.baud = baud
         self.wire_baud = int(wire_baud)
         self.faults = faults or EmulatorFaults()
-        self.sim = sim or QuadrupedSim()
+        self.servo_truth = servo_truth or ServoTruth()
+        self.sim = self._truth_sim(sim)
         self.sim.reset()
+        self.steps_per_write = int(steps_per_write or self.sim.n_substeps)
+        if self.steps_per_write < 1:
+            raise ValueError(f"steps_per_write must be >= 1, got {steps_per_write}")
+        # Goals as written, with the simulated time they were written at (the latency's queue).
+        self._goal_log: list[tuple[float, np.ndarray]] = []
         self.n = self.sim.interface.n_joints
         arr = self.sim.interface.arrays()
         self.dir = np.array(self.truth.direction, dtype=np.float64)
@@ -282,6 +401,7 @@ class StsBusEmulator:
         self.fallen = False
         self.torque = np.zeros(self.n, dtype=bool)
         self.target = arr["default_pose_rad"].copy()
+        self._initial_target = self.target.copy()
         self.sim.set_passive(True)
         self.record = BusRecord(torque_on=[False] * self.n, fault_kind=self.faults.kind)
         self.t_boot = time.monotonic()
@@ -303,6 +423,31 @@ class StsBusEmulator:
         self.hold_q = self.sim.q_joint_rad.copy()
         if stand:
             self._hold_stand()
+
+    # -------------------------------------------------------------- servo truth
+    def _truth_sim(self, sim: QuadrupedSim | None) -> QuadrupedSim:
+        """The physics with the servo truth's model written in (``sim``'s description, or the
+        default robot's); ``sim`` itself when the truth is the description's."""
+        st = self.servo_truth
+        if st.is_default:
+            return sim or QuadrupedSim()
+        desc = sim.description if sim is not None else load_description()
+        return QuadrupedSim(robot=replace(desc, servo=st.servo_model(desc.servo)))
+
+    def _effective_target(self) -> np.ndarray:
+        """The goals acting now: those written ``servo_truth.latency_s`` ago (simulated time)."""
+        lat = self.servo_truth.latency_s
+        if lat <= 0 or not self._goal_log:
+            return self.target
+        t_now = self.sim.time_s + 1e-9
+        log = self._goal_log
+        i = len(log) - 1
+        while i >= 0 and log[i][0] + lat > t_now:
+            i -= 1
+        if i > 0:
+            del log[:i]                        # older entries are superseded
+            i = 0
+        return log[i][1] if i >= 0 else self._initial_target
 
     # -------------------------------------------------------------- control table
     def _factory_table(self, sid: int) -> bytearray:
@@ -368,7 +513,8 @@ class StsBusEmulator:
         self.sim.forward()
         q = self.sim.q_joint_rad
         dq = self.sim.dq_joint_rad_s
-        tau = self.sim.joint_torques_nm
+        tau = (self.sim.joint_torques_nm if self.servo_truth.dc_motor is None
+               else self.sim.data.qfrc_applied[self.sim.joint_dof_adr])
         ticks = np.clip(np.rint(self._ticks_of_q(q)), 0, 4095).astype(int)
         speed = np.rint(self.dir * dq * TICKS_PER_RAD).astype(int)
         load = np.rint(self.dir * tau / STALL_TORQUE_NM * 1000).astype(int)
@@ -420,6 +566,16 @@ class StsBusEmulator:
             return
         ticks = min(max(ticks, lo), hi)                      # the servo's own angle limits
         a = math.pi + self.dir[k] * (ticks - self.zero[k]) / TICKS_PER_RAD
+        if self.servo_truth.latency_s > 0:
+            if not self._goal_log:
+                self._initial_target = self.target.copy()
+            t = self.sim.time_s
+            if self._goal_log and self._goal_log[-1][0] == t:
+                self._goal_log[-1][1][k] = a
+            else:
+                g = (self._goal_log[-1][1] if self._goal_log else self.target).copy()
+                g[k] = a
+                self._goal_log.append((t, g))
         self.target[k] = a
         r.goal_min_rad = r.goal_min_rad or [math.inf] * self.n
         r.goal_max_rad = r.goal_max_rad or [-math.inf] * self.n
@@ -443,8 +599,8 @@ class StsBusEmulator:
         if not self.torque.any():
             self.sim.set_passive(True)
             return
-        self.sim.set_passive(False)
-        target = self.target.copy()
+        self.sim.set_passive(self.servo_truth.dc_motor is not None)
+        target = self._effective_target().copy()
         off = ~self.torque
         # A limp servo among powered ones: emulated by holding its joint where it is.
         target[off] = self.sim.q_joint_rad[off] + np.pi
@@ -551,7 +707,7 @@ class StsBusEmulator:
         if self.torque.any() and len(self.record.vx_body_m_s) < 1_000_000:
             self.record.vx_body_m_s.append(float(self.sim.base_lin_vel_body_m_s[0]))
         if self.mode == "stepped":
-            for _ in range(self.sim.n_substeps):
+            for _ in range(self.steps_per_write):
                 self._physics_step(1)
             self.last_step_wall = time.monotonic()
 
@@ -568,7 +724,15 @@ class StsBusEmulator:
         self.hold_q[self.torque] = d.qpos[self.sim.joint_qpos_adr[self.torque]]
 
     def _physics_step(self, n: int) -> None:
+        st = self.servo_truth
         for _ in range(n):
+            if st.latency_s > 0 and self.torque.any():
+                self._apply_torque()             # the goals that act in this physics step
+            if st.dc_motor is not None:
+                d, sim = self.sim.data, self.sim
+                q, dq = sim.q_joint_rad, sim.dq_joint_rad_s
+                e = self._effective_target() - np.pi - q
+                d.qfrc_applied[sim.joint_dof_adr] = st.dc_motor.torque_nm(e, dq, self.torque)
             self.sim.step_physics(1)
             self.record.physics_steps += 1
             if self.stand:
@@ -850,6 +1014,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "5:Min_Position_Limit=0 (names of deploy.sts.ADDR, or an address); "
                          "repeatable")
     ap.add_argument("--stand", action="store_true", help="body held in the air (calibration)")
+    ap.add_argument("--servo-truth", choices=sorted(SERVO_TRUTHS), default="description",
+                    help="the servos' true model (robotac identify's target)")
+    ap.add_argument("--steps-per-write", type=int, default=None,
+                    help="physics steps a goal sync write advances in stepped mode "
+                         "(default: one control period)")
     ap.add_argument("--write-calibration", default=None,
                     help="write the exact calibration of the emulated hardware here")
     ap.add_argument("--report", default=None, help="write the bus record here (JSON) on exit")
@@ -867,7 +1036,8 @@ def main(argv: list[str] | None = None) -> int:
                          faults=EmulatorFaults(args.fault, args.fault_servo, args.fault_after_s,
                                                args.corrupt_rate, args.drop_rate,
                                                args.fault_seed),
-                         stand=args.stand)
+                         stand=args.stand, servo_truth=SERVO_TRUTHS[args.servo_truth],
+                         steps_per_write=args.steps_per_write)
     for item in args.register:
         try:
             sid, rest = item.split(":", 1)

@@ -46,7 +46,7 @@ IMPORTS = textwrap.dedent(
     sys.meta_path.insert(0, Blocker())
     import deploy.cli, deploy.link, deploy.loop, deploy.policy, deploy.protocol, deploy.safety
     import deploy.robot_link, deploy.sts, deploy.calibration, deploy.imu, deploy.calibrate
-    import deploy.commands
+    import deploy.commands, deploy.identify
     print(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))
     """
 )

@@ -165,3 +165,34 @@ def test_open_loop_trot_walks_forward(sim: QuadrupedSim) -> None:
     assert vx > 0.2
     assert abs(sim.base_pos_m[1]) < 0.5
     assert projected_gravity(sim.base_quat_wxyz)[2] < -0.95
+
+
+@pytest.mark.numeric
+def test_servo_latency_delays_the_targets_by_whole_physics_steps() -> None:
+    """``servo.latency_s`` (robotac identify's) delays each target by that many physics steps."""
+    from dataclasses import replace
+
+    from envs.robot_description import load_description
+
+    desc = load_description()
+    late = QuadrupedSim(robot=replace(desc, servo=replace(desc.servo, latency_s=0.011)))
+    now = QuadrupedSim()
+    assert now.servo_latency_steps == 0
+    assert late.servo_latency_steps == 2  # 0.011 s / 0.005 s rounds to 2
+    target = late.default_servo_rad + 0.2
+    late.set_targets(target)
+    late.step_physics(1)
+    np.testing.assert_array_equal(late.ctrl_servo_rad, late.default_servo_rad)
+    late.step_physics(1)
+    np.testing.assert_array_equal(late.ctrl_servo_rad, late.default_servo_rad)
+    late.step_physics(1)  # the third physics step acts on the target
+    np.testing.assert_array_equal(late.ctrl_servo_rad, target)
+    # Through step(): the same target two physics steps later than without latency.
+    late.reset()
+    now.reset()
+    late.step(target)
+    now.step_physics(2)
+    now.set_targets(target)
+    now.step_physics(2)
+    # Same physics, one mj_step at a time against nstep=2: equal up to float rounding.
+    np.testing.assert_allclose(late.q_joint_rad, now.q_joint_rad, atol=1e-9)
