@@ -11,7 +11,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 ARMS = {"a50": "(a) steer settings", "b": "(b) + reward terms", "c": "(c) + CAPS",
-        "d": "(d) + clock stands"}
+        "d": "(d) + clock stands", "e": "(e) (a) + CAPS alone"}
 
 print("| arm | command | vx [m/s] | falls | all feet down | mean \\|q dot\\| [rad/s] | "
       "mean \\|d target\\| [rad] | reversals | filter binds | > 8 Hz | power [W] | "
