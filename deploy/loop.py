@@ -437,11 +437,12 @@ class _Steps:
     def __init__(self, link: RobotLink, policy: Any, robot: RobotInterface, config: LoopConfig,
                  safety: SafetyLayer, state: P.State, log: _Log, shaper: CommandShaper,
                  source: CommandSource, action_filter: ActionFilter,
-                 gait_hz: float | None) -> None:
+                 gait_hz: float | None, gait_stands: bool = False) -> None:
         self.link, self.policy, self.robot, self.config = link, policy, robot, config
         self.safety, self.state, self.log = safety, state, log
         self.shaper, self.source, self.action_filter, self.gait_hz = (shaper, source,
                                                                        action_filter, gait_hz)
+        self.gait_stands = gait_stands  # env kwarg gait_clock_stands (issue 26)
         self.period = config.period_s
         self.timeout = config.timeout_s
         self.read_timeout = self.timeout / 2  # READ and COMMAND share the reply timeout
@@ -463,7 +464,8 @@ class _Steps:
     @classmethod
     def start(cls, link: RobotLink, policy: Any, robot: RobotInterface, info: P.Info,
               config: LoopConfig, log: _Log, shaper: CommandShaper, source: CommandSource,
-              action_filter: ActionFilter, gait_hz: float | None) -> _Steps:
+              action_filter: ActionFilter, gait_hz: float | None,
+              gait_stands: bool = False) -> _Steps:
         """The rest of CONNECT: check the policy against INFO, build the safety layer, READ the
         pose.
 
@@ -484,7 +486,7 @@ class _Steps:
             raise LinkError(f"robot did not answer READ with STATE (got {state!r})")
         safety.check_state(state)
         return cls(link, policy, robot, config, safety, state, log, shaper, source,
-                   action_filter, gait_hz)
+                   action_filter, gait_hz, gait_stands)
 
     def _no_policy(self, target: np.ndarray) -> _Step:
         return _Step(target, self._nan_obs, self._nan_cmd, self._nan_n, float("nan"))
@@ -529,7 +531,8 @@ class _Steps:
                 self.stale_obs += 1
         state = self.state
         obs = quadruped_obs(state.quat_wxyz, state.gyro_rad_s, state.q_rad, state.dq_rad_s,
-                            self.prev_action_rad, command, self.robot, gait)
+                            self.prev_action_rad, command, self.robot, gait,
+                            clock_stands=self.gait_stands)
         t_i = time.perf_counter()
         action = self.policy(obs)
         infer_s = time.perf_counter() - t_i
@@ -648,6 +651,9 @@ def run_deploy(
     # A policy trained with a gait clock sees the clock's phase: the same function of the steps
     # since the start of the run phase as of the steps since reset in the env.
     gait_hz = env_kwargs.get("gait_frequency_hz")
+    # ... and, trained with gait_clock_stands (issue 26), reads the clock as (0, 0) at a standing
+    # command; a policy exported before that setting has no such key and runs as it was trained.
+    gait_stands = bool(env_kwargs.get("gait_clock_stands", False))
     robot = policy_robot_interface(robot, policy.interface, gait_hz,
                                    str(getattr(policy, "path", "the policy")))
     # Warm up onnxruntime (the first runs allocate) before anything moves.
@@ -676,7 +682,7 @@ def run_deploy(
         info = link.connect(config.hello_attempts)
         stop_signals.check()
         steps = _Steps.start(link, policy, robot, info, config, log, shaper, source,
-                             action_filter, gait_hz)
+                             action_filter, gait_hz, gait_stands)
         ramp_end = config.safety.ramp_s
         hold_end = ramp_end + config.safety.hold_s
         run_end = hold_end + config.duration_s

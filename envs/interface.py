@@ -33,12 +33,15 @@ __all__ = [
     "QUADRUPED_INTERFACE",
     "QUADRUPED_OBS_LAYOUT",
     "QUADRUPED_OBS_LAYOUT_CLOCK",
+    "STANDING_LIN_VEL_M_S",
+    "STANDING_YAW_RATE_RAD_S",
     "TROT_PHASE_OFFSETS",
     "desired_foot_contacts",
     "gait_clock",
     "gait_phase",
     "has_gait_clock",
     "interface_from_description",
+    "is_standing_command",
     "mirror_maps",
     "projected_gravity",
     "quadruped_obs_layout",
@@ -460,6 +463,31 @@ def gait_phase(step: int, frequency_hz: float, control_period_s: float) -> float
     return math.fmod(step * frequency_hz * control_period_s, 1.0)
 
 
+#: The standing band (one definition for every reward term, the gait clock's stand and deploy):
+#: a command asks the robot to stand when its horizontal speed ``hypot(vx, vy)`` is below this
+#: [m/s] ...
+STANDING_LIN_VEL_M_S = 0.1
+#: ... and its yaw rate's magnitude is below this [rad/s]. (legged_gym's ``_reward_stand_still``
+#: and ``_reward_feet_air_time`` use 0.1 m/s on ``cmd_xy`` alone; the yaw bound makes a turn on the
+#: spot a moving command.)
+STANDING_YAW_RATE_RAD_S = 0.1
+
+
+def is_standing_command(command: Any) -> bool:
+    """Whether ``command`` asks the robot to stand: ``hypot(vx, vy) < STANDING_LIN_VEL_M_S`` and
+    ``|yaw rate| < STANDING_YAW_RATE_RAD_S``.
+
+    The env's ``stand_still``, ``feet_air_time``, ``gait_contacts`` and standing-only terms all
+    decide with this, so none asks for a step where another asks to stand still; so does the gait
+    clock's stand (``quadruped_obs(..., clock_stands=True)``) in the env and in ``deploy``.
+
+    Args:
+        command: ``(3,)`` ``(vx [m/s], vy [m/s], yaw rate [rad/s])``.
+    """
+    vx, vy, yaw = (float(c) for c in command)
+    return math.hypot(vx, vy) < STANDING_LIN_VEL_M_S and abs(yaw) < STANDING_YAW_RATE_RAD_S
+
+
 def gait_clock(phase: float) -> np.ndarray:
     """The ``gait_clock`` observation block: ``(2,)`` float64 ``(sin 2 pi phase, cos 2 pi
     phase)``."""
@@ -548,6 +576,7 @@ def quadruped_obs(
     command: np.ndarray,
     interface: RobotInterface = QUADRUPED_INTERFACE,
     phase: float | None = None,
+    clock_stands: bool = False,
 ) -> np.ndarray:
     """Build the quadruped's policy observation from sensor readings (sim and robot alike).
 
@@ -561,6 +590,15 @@ def quadruped_obs(
         interface: Robot interface (default pose and layout).
         phase: Gait phase in ``[0, 1)`` (:func:`gait_phase`); required when the layout has a
             ``gait_clock`` block (:data:`QUADRUPED_OBS_LAYOUT_CLOCK`), refused otherwise.
+        clock_stands: The gait clock stands at a standing command (env kwarg
+            ``gait_clock_stands``, issue 26): when ``command`` is inside the standing band
+            (:func:`is_standing_command`), the ``gait_clock`` block reads ``(0, 0)``, a value no
+            running clock takes (its ``(sin, cos)`` lie on the unit circle), instead of the phase.
+            A standing robot then sees no clock to step to (walk-these-ways, Margolis and Agrawal,
+            CoRL 2022, drives its gait from the command; here a standing command has no gait).
+            The phase itself runs on (a function of the step count), so the clock resumes where
+            the step count says when the command leaves the band. ``False`` (the default, and
+            every policy exported before 2026-12-07): the clock always reads the phase.
 
     Returns:
         ``(interface.obs_layout.dim,)`` float32 observation (45 for the quadruped, 47 with the
@@ -587,7 +625,8 @@ def quadruped_obs(
                else "has no gait_clock block: a gait phase was passed for a clock-free policy")
         )
     if phase is not None:
-        values["gait_clock"] = gait_clock(phase)
+        values["gait_clock"] = (np.zeros(2) if clock_stands and is_standing_command(command)
+                                else gait_clock(phase))
     return interface.obs_layout.assemble(values)
 
 

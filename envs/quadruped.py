@@ -18,10 +18,13 @@ from gymnasium import spaces
 from envs.interface import (
     QUADRUPED_COMMAND_RANGES,
     QUADRUPED_DESCRIPTION,
+    STANDING_LIN_VEL_M_S,
+    STANDING_YAW_RATE_RAD_S,
     ActionFilter,
     ObsLayout,
     desired_foot_contacts,
     gait_phase,
+    is_standing_command,
     quadruped_obs,
     with_gait_clock,
 )
@@ -45,29 +48,6 @@ __all__ = [
 #: (the numpy-only interface's table, which deploy reads too).
 DEFAULT_COMMAND_RANGES: dict[str, tuple[float, float]] = QUADRUPED_COMMAND_RANGES
 
-#: The standing band (one definition for every reward term): a command asks the robot to stand
-#: when its horizontal speed ``hypot(vx, vy)`` is below this [m/s] ...
-STANDING_LIN_VEL_M_S = 0.1
-#: ... and its yaw rate's magnitude is below this [rad/s]. (legged_gym's ``_reward_stand_still``
-#: and ``_reward_feet_air_time`` use 0.1 m/s on ``cmd_xy`` alone; the yaw bound makes a turn on the
-#: spot a moving command.)
-STANDING_YAW_RATE_RAD_S = 0.1
-
-
-def is_standing_command(command: Any) -> bool:
-    """Whether ``command`` asks the robot to stand: ``hypot(vx, vy) < STANDING_LIN_VEL_M_S`` and
-    ``|yaw rate| < STANDING_YAW_RATE_RAD_S``.
-
-    The ``stand_still``, ``feet_air_time`` and ``gait_contacts`` terms all decide with this, so
-    none asks for a step where another asks to stand still.
-
-    Args:
-        command: ``(3,)`` ``(vx [m/s], vy [m/s], yaw rate [rad/s])``.
-    """
-    vx, vy, yaw = (float(c) for c in command)
-    return math.hypot(vx, vy) < STANDING_LIN_VEL_M_S and abs(yaw) < STANDING_YAW_RATE_RAD_S
-
-
 #: Reward term -> weight, per control step (legged_gym's terms, ``LeggedRobotCfg.rewards.scales``;
 #: unlike legged_gym the weights are not multiplied by the control period, and the torque weight is
 #: rescaled for 2.9 N m servos).
@@ -83,6 +63,9 @@ DEFAULT_REWARD_SCALES: dict[str, float] = {
     "feet_air_time": 0.0,
     "stand_still": 0.0,
     "gait_contacts": 0.0,
+    "action_acc": 0.0,
+    "stand_joint_vel": 0.0,
+    "stand_power": 0.0,
 }
 
 _REWARD_FORMULAS: dict[str, str] = {
@@ -97,6 +80,9 @@ _REWARD_FORMULAS: dict[str, str] = {
     "feet_air_time": "sum over touch-downs of min(air, max) - target [s], 0 at a standing cmd",
     "stand_still": "sum of |q - q_default| [rad] at a standing cmd, else 0",
     "gait_contacts": "mean over feet of 1 (contact = the gait reference) or -0.3 (not)",
+    "action_acc": "sum of (action - 2 previous action + the one before)^2 [rad^2]",
+    "stand_joint_vel": "sum of q_dot^2 [rad^2/s^2] at a standing cmd, else 0",
+    "stand_power": "sum of |tau * q_dot| [W] at a standing cmd, else 0",
 }
 
 
@@ -340,6 +326,9 @@ class QuadrupedEnv(gym.Env):
     | feet_air_time | 0 | sum over touch-downs of min(air, max) - target [s], 0 at a standing cmd |
     | stand_still | 0 | sum of |q - q_default| [rad] at a standing cmd, else 0 |
     | gait_contacts | 0 | mean over feet of 1 (contact = the gait reference) or -0.3 (not) |
+    | action_acc | 0 | sum of (action - 2 previous action + the one before)^2 [rad^2] |
+    | stand_joint_vel | 0 | sum of q_dot^2 [rad^2/s^2] at a standing cmd, else 0 |
+    | stand_power | 0 | sum of |tau * q_dot| [W] at a standing cmd, else 0 |
 
     A *standing command* is one inside the standing band, ``hypot(cmd_vx, cmd_vy) < 0.1`` m/s and
     ``|cmd_yaw| < 0.1`` rad/s (:func:`is_standing_command`, :data:`STANDING_LIN_VEL_M_S`,
@@ -349,6 +338,28 @@ class QuadrupedEnv(gym.Env):
     outside it none does (air time paid, no pose penalty, the gait clock's trot as the
     reference, see ``gait_frequency_hz``). A single sideways key press at deploy
     (0.05 m/s) is inside the band: the robot stands.
+
+    Smoothness and stillness terms (issue 26; weight 0 by default, so a recipe that does not name
+    them trains as before):
+
+    - ``action_rate`` (legged_gym's ``_reward_action_rate``) acts on the policy's action, before
+      the action filter, on purpose: the filter's slew limit hides a policy that asks for a
+      target square wave (it passes a +-0.045 rad one at 25 Hz), and only a cost on what the
+      policy asks for makes it stop asking. The same difference after the filter would be
+      bounded by the filter and blind to the fight.
+    - ``action_acc``: the action's second difference ``a_t - 2 a_{t-1} + a_{t-2}`` squared, the
+      discrete action acceleration: walk-these-ways' ``_reward_action_smoothness_2`` (Margolis and
+      Agrawal, CoRL 2022) and the second term of Humanoid-Gym's ``_reward_action_smoothness`` (Gu
+      et al. 2024). A step's reward uses the actions of this step and the two before (the
+      default pose before the first). It penalises a reversal (a zig-zag has twice the step as
+      second difference) far more than a steady ramp (second difference 0), which ``action_rate``
+      penalises alike.
+    - ``stand_joint_vel``: legged_gym's ``_reward_dof_vel`` (sum of ``q_dot^2``), paid only at a
+      standing command, where the robot should not move at all.
+    - ``stand_power``: mechanical power ``sum |tau * q_dot|`` (the energy term of Fu, Kumar,
+      Malik and Pathak, "Minimizing Energy Consumption Leads to the Emergence of Gaits in Legged
+      Robots", CoRL 2021, there at every command), paid only at a standing command; ``tau`` is the
+      servo torque of the model at the end of the step, ``q_dot`` the joint velocity there.
 
     ## Starting State
     Standing at the default pose (the table's "Default q"), feet on the floor, at rest, servos
@@ -425,6 +436,14 @@ class QuadrupedEnv(gym.Env):
       standing command, as the deploy loop's does. Defaults ``None`` (no clock: layout
       ``quadruped-obs-v1``) and 0.5. The deploy loop computes the same phase from its own step
       count.
+    - ``gait_clock_stands``: with a gait clock, the observation's ``gait_clock`` block reads
+      ``(0, 0)`` while the observation's command is a standing command (issue 26: a clock that
+      runs on at a zero command drives stepping in place), the phase otherwise
+      (:func:`envs.interface.quadruped_obs`, ``clock_stands``). Default ``False`` (the clock
+      always reads its phase, as every policy exported before 2026-12-07 was trained). It travels
+      in the ONNX metadata's ``env_kwargs`` and the deploy loop applies the same rule, so a
+      policy trained either way deploys as it was trained. ``True`` without
+      ``gait_frequency_hz`` raises ``ValueError``.
     - ``curriculum``: a list of stages, each ``{at_step, command_ranges, standing_share,
       command_zero_prob, randomization}``, that makes the task easier early in training (Rudin
       et al. 2022 grow legged_gym's command ranges during training; here the schedule is fixed
@@ -460,6 +479,8 @@ class QuadrupedEnv(gym.Env):
       One standing band for the three terms that depend on it (:func:`is_standing_command`):
       ``gait_contacts`` asked for a trot at every non-zero command, inside the band where
       ``stand_still`` asked to stand (2026-12-07).
+      The ``action_acc``, ``stand_joint_vel`` and ``stand_power`` terms (weight 0 by default)
+      and ``gait_clock_stands`` (default off) added (2026-12-07, issue 26).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -493,6 +514,7 @@ class QuadrupedEnv(gym.Env):
         action_max_rate_rad_s: float | None = None,
         gait_frequency_hz: float | None = None,
         gait_duty: float = 0.5,
+        gait_clock_stands: bool = False,
         curriculum: list[dict[str, Any]] | None = None,
         xml_path: str | None = None,
         robot: str | None = None,
@@ -520,6 +542,10 @@ class QuadrupedEnv(gym.Env):
             raise ValueError(f"gait_duty must be in (0, 1), got {gait_duty!r}")
         self.gait_frequency_hz = None if gait_frequency_hz is None else float(gait_frequency_hz)
         self.gait_duty = float(gait_duty)
+        if gait_clock_stands and self.gait_frequency_hz is None:
+            raise ValueError("gait_clock_stands=True needs a gait clock: set gait_frequency_hz "
+                             "(e.g. 3.0) or drop gait_clock_stands")
+        self.gait_clock_stands = bool(gait_clock_stands)
         self.interface = (
             self.sim.interface if self.gait_frequency_hz is None
             else with_gait_clock(self.sim.interface)
@@ -666,6 +692,7 @@ class QuadrupedEnv(gym.Env):
         self._obs_command = np.zeros(3)
         self._command_fixed_for_episode = False
         self._prev_action = self._default.copy()
+        self._prev_prev_action = self._default.copy()
         self._target = self._default.copy()
         self._latency = 0
         self._queue: deque[np.ndarray] = deque(maxlen=3)
@@ -694,7 +721,7 @@ class QuadrupedEnv(gym.Env):
         s = self.sim.sensors()
         obs = quadruped_obs(
             s.quat_wxyz, s.gyro_rad_s, s.q_servo_rad, s.dq_rad_s, self._prev_action, self.command,
-            self.interface, self._gait_phase(),
+            self.interface, self._gait_phase(), clock_stands=self.gait_clock_stands,
         )
         if self.obs_noise:
             std = self._obs_noise_std * self.randomization_scale
@@ -863,6 +890,7 @@ class QuadrupedEnv(gym.Env):
         else:
             self.command = self._sample_command()
         self._prev_action = self._default.copy()
+        self._prev_prev_action = self._default.copy()
         self._target = self._default.copy()
         self._feet_air_time_s[:] = 0.0
         self._last_contacts[:] = False
@@ -931,6 +959,7 @@ class QuadrupedEnv(gym.Env):
         height = sim.body_height_m
         terminated = height < self.termination_height_m or tilt > self.termination_tilt_rad
         q = sim.data.qpos[sim.joint_qpos_adr]
+        dq = sim.data.qvel[sim.joint_dof_adr]
         tau = sim.data.actuator_force[sim.actuator_ids]
         sig = self.tracking_sigma
         # The command this action was chosen with (a redraw above is for the next action).
@@ -978,9 +1007,14 @@ class QuadrupedEnv(gym.Env):
                 if standing_command else 0.0
             ),
             "gait_contacts": gait_match,
+            "action_acc": float(np.sum(np.square(a - 2.0 * self._prev_action
+                                                 + self._prev_prev_action))),
+            "stand_joint_vel": float(dq @ dq) if standing_command else 0.0,
+            "stand_power": float(np.sum(np.abs(tau * dq))) if standing_command else 0.0,
         }
         terms = {k: float(self.reward_scales[k] * raw[k]) for k in raw}
         reward = float(sum(terms.values()))
+        self._prev_prev_action = self._prev_action
         self._prev_action = a
         obs = self._observe()
         info = self._info(terms, v, height, contact.copy())

@@ -57,6 +57,13 @@ def _polyak(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) 
     torch._foreach_lerp_(target, online, tau)
 
 
+def _euclidean(d: torch.Tensor) -> torch.Tensor:
+    """Row norms ``||d_i||_2`` of ``(B, n)``, with a finite gradient at ``d_i = 0`` (a
+    sub-gradient of 0 there, where ``torch.linalg.vector_norm``'s would be 0/0)."""
+    sq = (d * d).sum(dim=-1)
+    return torch.where(sq > 0, sq.clamp_min(1e-30).sqrt(), torch.zeros_like(sq))
+
+
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     """One gradient step of ``opt`` on ``loss`` (gradients set to ``None`` first)."""
     opt.zero_grad(set_to_none=True)
@@ -113,6 +120,8 @@ class OffPolicyAlgo:
         # next sample; a sequence is drawn when an env's episode ends or its sequence runs out.
         self._colored: torch.Tensor | None = None
         self._colored_idx = torch.zeros(num_envs, dtype=torch.long)
+        # L_T and L_S of the last actor update with CAPS on (empty when off).
+        self._caps_metrics: dict[str, torch.Tensor] = {}
 
     # -- exploration noise -----------------------------------------------------------------
     def _exploration_eps(self, like: torch.Tensor) -> torch.Tensor:
@@ -190,6 +199,61 @@ class OffPolicyAlgo:
     def _adam(self, params: list[nn.Parameter] | list[torch.Tensor], lr: float):
         """Adam with the config's ``adam_betas`` and ``fused_adam`` (actor and critics)."""
         return _adam(params, lr, self.cfg.fused_adam, tuple(self.cfg.adam_betas))
+
+    # -- CAPS (Mysore et al., ICRA 2021) ----------------------------------------------------
+    @property
+    def caps_enabled(self) -> bool:
+        """Whether the actor loss has a CAPS term (either weight > 0)."""
+        return self.cfg.caps_temporal_weight > 0 or self.cfg.caps_spatial_weight > 0
+
+    def unit_policy(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deterministic action in the squashed ``[-1, 1]`` units, ``(B, obs_dim) -> (B,
+        act_dim)``, with gradient (the ``pi`` of the CAPS terms)."""
+        raise NotImplementedError
+
+    def caps_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """CAPS regularization (Mysore et al. 2021, sec. IV, ``L_T`` and ``L_S``), with gradient.
+
+        ``L_T = mean_i ||pi(s_i) - pi(s'_i)||_2`` over the batch's transitions (``s'`` the next
+        observation), ``L_S = mean_i ||pi(s_i) - pi(s~_i)||_2`` with ``s~ = s + caps_sigma * eps``,
+        ``eps ~ N(0, I)`` (torch's generator), ``pi`` the deterministic action in ``[-1, 1]``
+        units (:meth:`unit_policy`); the paper's distance ``D`` is the Euclidean one. All three
+        observation sets go through the actor in one pass. ``sigma`` lives in the actor's input
+        space, the normalized observation.
+
+        Args:
+            batch: Normalized observations ``(B, obs_dim)`` and next observations.
+
+        Returns:
+            ``(lambda_T * L_T + lambda_S * L_S, L_T, L_S)``, 0-d tensors (a term whose weight is 0
+            is not computed: its value is 0 and it draws no noise).
+        """
+        cfg = self.cfg
+        obs = [batch.obs]
+        if cfg.caps_temporal_weight > 0:
+            obs.append(batch.next_obs)
+        if cfg.caps_spatial_weight > 0:
+            obs.append(batch.obs + cfg.caps_sigma * torch.randn_like(batch.obs))
+        pi = self.unit_policy(torch.cat(obs)).split(batch.obs.shape[0])
+        zero = torch.zeros((), device=batch.obs.device)
+        l_t = l_s = zero
+        k = 1
+        if cfg.caps_temporal_weight > 0:
+            l_t = _euclidean(pi[0] - pi[k]).mean()
+            k += 1
+        if cfg.caps_spatial_weight > 0:
+            l_s = _euclidean(pi[0] - pi[k]).mean()
+        return cfg.caps_temporal_weight * l_t + cfg.caps_spatial_weight * l_s, l_t, l_s
+
+    def _with_caps(self, loss: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """``loss`` plus the CAPS term when it is on (the loss itself, untouched, when off);
+        keeps ``L_T`` and ``L_S`` for the metrics."""
+        if not self.caps_enabled:
+            return loss
+        caps, l_t, l_s = self.caps_loss(batch)
+        self._caps_metrics = {"losses/caps_temporal": l_t.detach(),
+                              "losses/caps_spatial": l_s.detach()}
+        return loss + caps
 
     def _cache_params(self) -> None:
         """Parameter lists, built once (walking the modules every update costs Python time)."""
@@ -350,7 +414,11 @@ class SAC(OffPolicyAlgo):
         """``J_pi`` of eq. 7 (critics frozen by the caller) and the ``(B,)`` log-probs."""
         action, log_prob, _ = self.actor(batch.obs)
         q_pi = self.critic(batch.obs, self.actor.to_unit(action)).min(dim=0).values
-        return (self.alpha * log_prob - q_pi).mean(), log_prob
+        return self._with_caps((self.alpha * log_prob - q_pi).mean(), batch), log_prob
+
+    def unit_policy(self, obs: torch.Tensor) -> torch.Tensor:
+        """``tanh(mean(obs))``: the deterministic action in ``[-1, 1]`` units (CAPS' ``pi``)."""
+        return torch.tanh(self.actor.distribution_params(obs)[0])
 
     def _update_targets(self) -> None:
         """Polyak-average the target critics towards the online ones (after every critic step)."""
@@ -373,6 +441,7 @@ class SAC(OffPolicyAlgo):
             self._last_actor_metrics = {
                 "losses/actor_loss": actor_loss.detach(),
                 "charts/entropy": -log_prob.mean(),
+                **self._caps_metrics,
             }
         self._update_targets()
         self.n_updates += 1
@@ -490,7 +559,11 @@ class _DeterministicAlgo(OffPolicyAlgo):
         Returns a 0-d tensor; the critics are frozen by the caller.
         """
         unit_action = torch.tanh(self.actor.pre_squash(batch.obs))
-        return -self.critic.q1(batch.obs, unit_action).mean()
+        return self._with_caps(-self.critic.q1(batch.obs, unit_action).mean(), batch)
+
+    def unit_policy(self, obs: torch.Tensor) -> torch.Tensor:
+        """``tanh(u(obs))``: the actor's action in ``[-1, 1]`` units (CAPS' ``pi``)."""
+        return torch.tanh(self.actor.pre_squash(obs))
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Critic step; every ``policy_delay`` critic steps an actor step and target updates."""
@@ -503,7 +576,8 @@ class _DeterministicAlgo(OffPolicyAlgo):
             self._set_critic_grad(True)
             _polyak(self._critic_target_params, self._critic_params, self.tau)
             _polyak(self._actor_target_params, self._actor_params, self.tau)
-            self._last_actor_metrics = {"losses/actor_loss": actor_loss.detach()}
+            self._last_actor_metrics = {"losses/actor_loss": actor_loss.detach(),
+                                        **self._caps_metrics}
         self.n_updates += 1
         return {"losses/qf_loss": qf_loss.detach(), "losses/q_mean": q_mean,
                 **self._last_actor_metrics}

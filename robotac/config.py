@@ -113,6 +113,20 @@ class TrainConfig:
     policy_delay: int | None = None
     """Critic updates per actor update (default: the algorithm's; TD3 2, CrossQ 3, SAC and DDPG
     1)."""
+    # CAPS: smoothness regularization of the actor (every algorithm)
+    caps_temporal_weight: float = 0.0
+    """CAPS temporal weight ``lambda_T`` (Mysore, Mabsout, Mancuso & Saenko, "Regularizing Action
+    Policies for Smooth Control with Reinforcement Learning", ICRA 2021, sec. IV): the actor loss
+    gains ``lambda_T * mean ||pi(s_t) - pi(s_{t+1})||_2`` over the batch's transitions, ``pi``
+    the deterministic action (SAC, CrossQ: ``tanh`` of the Gaussian's mean) in the squashed
+    ``[-1, 1]`` units. 0 (default): off, the update is unchanged."""
+    caps_spatial_weight: float = 0.0
+    """CAPS spatial weight ``lambda_S`` (same paper): the actor loss gains ``lambda_S * mean
+    ||pi(s) - pi(s~)||_2`` with ``s~ ~ N(s, caps_sigma^2 I)``. 0 (default): off."""
+    caps_sigma: float = 0.05
+    """CAPS: std of the spatial perturbation ``s~ - s``, in the actor's input space, i.e. of the
+    *normalized* observation (units of each entry's running std, or of its ``obs_norm_skip_std``;
+    raw units for blocks skipped without one, and everywhere with ``normalize_obs`` false)."""
     # SAC
     autotune_alpha: bool = True
     """SAC, CrossQ: learn the entropy temperature alpha towards ``target_entropy``."""
@@ -356,6 +370,16 @@ def validate(cfg: TrainConfig) -> None:
             "the first update would sample a batch from fewer transitions; raise "
             "--learning-starts"
         )
+    for name in ("caps_temporal_weight", "caps_spatial_weight"):
+        v = getattr(cfg, name)
+        if not (math.isfinite(v) and v >= 0):
+            raise bad(name, "must be a finite number >= 0 (0 switches the CAPS term off)")
+    if not (math.isfinite(cfg.caps_sigma) and cfg.caps_sigma >= 0):
+        raise bad("caps_sigma", "must be a finite number >= 0 (std in normalized observation "
+                  "units)")
+    if cfg.caps_spatial_weight > 0 and cfg.caps_sigma == 0:
+        raise bad("caps_sigma", "is 0 with caps_spatial_weight > 0: s~ = s makes the spatial "
+                  "term 0; set caps_sigma > 0 (e.g. 0.05) or caps_spatial_weight 0")
     cores = usable_cores()
     if cfg.num_threads > cores:
         raise bad("num_threads", f"this machine gives the process {cores} CPU core(s); more "

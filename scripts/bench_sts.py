@@ -208,6 +208,7 @@ def bench_gyro(policy_path: Path, steps: int = 300, command=(0.5, 0.0, 0.0)) -> 
     pol = OnnxPolicy(policy_path)
     # A policy trained with a gait clock observes its phase too (as deploy.loop computes it).
     gait_hz = (pol.metadata.get("env_kwargs") or {}).get("gait_frequency_hz")
+    gait_stands = bool((pol.metadata.get("env_kwargs") or {}).get("gait_clock_stands", False))
     obs_itf = policy_robot_interface(itf, pol.interface, gait_hz, str(policy_path))
     err, true = [], []
     try:
@@ -221,7 +222,8 @@ def bench_gyro(policy_path: Path, steps: int = 300, command=(0.5, 0.0, 0.0)) -> 
                     phase = (None if gait_hz is None
                              else gait_phase(k - 50, gait_hz, itf.control_period_s))
                     obs = quadruped_obs(st.quat_wxyz, st.gyro_rad_s, st.q_rad, st.dq_rad_s, prev,
-                                        np.asarray(command), obs_itf, phase)
+                                        np.asarray(command), obs_itf, phase,
+                                        clock_stands=gait_stands)
                     a = prev = np.clip(pol(obs), arr["joint_low_rad"], arr["joint_high_rad"])
                 st = link.command(a.astype(np.float32), 0.05)
                 time.sleep(0.005)  # let the emulator thread finish the period

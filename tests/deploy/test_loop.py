@@ -493,6 +493,36 @@ def test_a_gait_clock_policy_sees_the_envs_clock_from_the_first_run_step(clock_p
     assert np.isfinite(res.log["obs"][run][:, :45]).all()
 
 
+@pytest.mark.parametrize("stands", [False, True])
+@pytest.mark.parametrize("command", [(0.0, 0.0, 0.0), (0.3, 0.0, 0.0)])
+def test_the_loop_stands_the_clock_as_the_env_does(clock_policy, stands, command):
+    """``gait_clock_stands`` in the metadata (issue 26): at a standing command the loop's clock
+    block is (0, 0), as the env's; at a moving one, or for a policy without the key (every
+    policy exported before it), the running phase. The same observation function decides in
+    both, from the command the policy sees."""
+    from deploy.commands import FixedCommand
+    from deploy.sim.virtual_robot import InProcessLink
+    from envs.interface import gait_clock, gait_phase
+
+    policy = OnnxPolicy(clock_policy)
+    if stands:
+        policy.metadata = {**policy.metadata, "env_kwargs": {
+            **policy.metadata["env_kwargs"], "gait_clock_stands": True}}
+
+    cfg = LoopConfig(rate_hz=50, duration_s=0.3, safety=SafetyConfig(ramp_s=0.1, hold_s=0.1))
+    res = run_deploy(InProcessLink(), policy, cfg, commands=FixedCommand(command))
+    assert res.ok, res.stop_reason
+    run = res.log["phase"] == Phase.RUN
+    np.testing.assert_allclose(res.log["command"][run][0], command)
+    clock = res.log["obs"][run][:, 45:47]
+    assert len(clock) >= 2
+    if stands and command == (0.0, 0.0, 0.0):
+        np.testing.assert_array_equal(clock, np.zeros_like(clock))
+    else:
+        np.testing.assert_allclose(clock[0], gait_clock(gait_phase(0, 3.0, 0.02)), atol=1e-7)
+        np.testing.assert_allclose(np.linalg.norm(clock, axis=1), 1.0, atol=1e-6)
+
+
 def test_a_gait_clock_layout_without_a_frequency_is_refused_before_connecting(clock_policy):
     from deploy.sim.virtual_robot import InProcessLink
 

@@ -118,6 +118,39 @@ def test_quadruped_obs_appends_the_clock_and_insists_on_the_phase():
         quadruped_obs(*args, QUADRUPED_INTERFACE, 0.3)
 
 
+def test_a_standing_clock_reads_zero_inside_the_standing_band_only():
+    """``clock_stands``: (0, 0) for a command inside the band, the phase outside it and
+    whenever the option is off (the default); the rest of the observation is untouched."""
+    from envs.interface import (
+        STANDING_LIN_VEL_M_S,
+        STANDING_YAW_RATE_RAD_S,
+        gait_clock,
+        is_standing_command,
+        quadruped_obs,
+        with_gait_clock,
+    )
+
+    itf = with_gait_clock(QUADRUPED_INTERFACE)
+    pose = np.asarray(QUADRUPED_INTERFACE.default_pose_rad)
+    for command, standing in (((0.0, 0.0, 0.0), True), ((0.0, 0.05, 0.0), True),
+                              ((0.0, 0.0, -0.099), True), ((0.1, 0.0, 0.0), False),
+                              ((0.0, 0.0, 0.5), False), ((0.3, 0.0, 0.0), False)):
+        assert is_standing_command(command) == standing
+        args = (np.array([1.0, 0, 0, 0]), np.zeros(3), pose, np.zeros(12), pose,
+                np.array(command), itf, 0.3)
+        on = quadruped_obs(*args, clock_stands=True)
+        off = quadruped_obs(*args)
+        np.testing.assert_allclose(off[45:], gait_clock(0.3), atol=1e-7)
+        np.testing.assert_array_equal(on[45:], [0.0, 0.0] if standing else off[45:])
+        np.testing.assert_array_equal(on[:45], off[:45])
+    assert (STANDING_LIN_VEL_M_S, STANDING_YAW_RATE_RAD_S) == (0.1, 0.1)
+    # The env module's names are the interface's (one standing band).
+    import envs.quadruped as q
+
+    assert q.is_standing_command is is_standing_command
+    assert q.STANDING_LIN_VEL_M_S is STANDING_LIN_VEL_M_S
+
+
 def test_mirror_maps_are_involutions_and_swap_left_and_right():
     from envs.interface import mirror_maps, with_gait_clock
 

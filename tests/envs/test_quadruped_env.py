@@ -99,7 +99,9 @@ def test_same_seed_same_trajectory() -> None:
 def test_reward_terms_sum_to_reward() -> None:
     # feet_air_time and gait_contacts have weight 0 by default: switch them on (and a moving
     # command, and the gait clock) to exercise them.
-    env = QuadrupedEnv(reward_scales={"feet_air_time": 1.0, "gait_contacts": 0.5},
+    # action_acc too (the standing-only terms need a standing command: the test after this).
+    env = QuadrupedEnv(reward_scales={"feet_air_time": 1.0, "gait_contacts": 0.5,
+                                      "action_acc": -0.01},
                        fixed_command=(0.5, 0.0, 0.0), gait_frequency_hz=3.0)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
@@ -114,8 +116,54 @@ def test_reward_terms_sum_to_reward() -> None:
             assert terms["termination"] == DEFAULT_REWARD_SCALES["termination"]
             env.reset()
     assert env.reward_scales["feet_air_time"] == 1.0
-    # Random servo targets exercise every term (stand_still needs a zero command: below).
-    assert seen == set(DEFAULT_REWARD_SCALES) - {"stand_still"}
+    # Random servo targets exercise every term (the standing terms need a zero command: below).
+    assert seen == set(DEFAULT_REWARD_SCALES) - {"stand_still", "stand_joint_vel", "stand_power"}
+
+
+def test_smoothness_terms_are_the_second_difference_and_the_standing_motion() -> None:
+    """Issue 26's terms: ``action_acc`` is ``sum (a_t - 2 a_{t-1} + a_{t-2})^2`` of the policy's
+    actions (the default pose before the first), ``stand_joint_vel`` ``sum q_dot^2`` and
+    ``stand_power`` ``sum |tau q_dot|`` at a standing command only; the terms still sum to the
+    reward. All three are 0-weighted by default."""
+    from envs.interface import is_standing_command
+
+    assert all(DEFAULT_REWARD_SCALES[k] == 0.0
+               for k in ("action_acc", "stand_joint_vel", "stand_power"))
+    scales = {"action_acc": -0.5, "stand_joint_vel": -0.05, "stand_power": -0.1}
+    env = QuadrupedEnv(reward_scales=scales, command_resample_s=0.1, command_ranges={
+        "vx": (-0.3, 0.3)}, standing_share=0.5)
+    env.reset(seed=3)
+    default = np.asarray(QUADRUPED_INTERFACE.default_pose_rad)
+    rng = np.random.default_rng(3)
+    actions = [default, default]
+    seen = {True: 0, False: 0}
+    for _ in range(60):
+        a = (default + rng.uniform(-0.3, 0.3, 12)).astype(np.float32)
+        _, r, term, _, info = env.step(a)
+        assert not term
+        actions.append(a.astype(np.float64))
+        terms = info["reward_terms"]
+        acc = actions[-1] - 2 * actions[-2] + actions[-3]
+        assert terms["action_acc"] == pytest.approx(-0.5 * float(acc @ acc), rel=1e-12)
+        standing = is_standing_command(info["reward_command"])
+        seen[standing] += 1
+        dq = env.sim.sensors().dq_rad_s
+        if standing:
+            assert terms["stand_joint_vel"] == pytest.approx(-0.05 * float(dq @ dq), rel=1e-12)
+            power = float(np.sum(np.abs(info["joint_torques_nm"] * dq)))
+            assert terms["stand_power"] == pytest.approx(-0.1 * power, rel=1e-12)
+            assert terms["stand_joint_vel"] < 0 and terms["stand_power"] < 0
+        else:
+            assert terms["stand_joint_vel"] == 0.0 and terms["stand_power"] == 0.0
+        assert sum(terms.values()) == pytest.approx(r, abs=1e-12)
+    assert seen[True] >= 5 and seen[False] >= 5  # both kinds of command were met
+    # A steady ramp has no second difference; action_rate still charges it.
+    env = QuadrupedEnv(reward_scales={"action_acc": -1.0}, fixed_command=(0.3, 0.0, 0.0))
+    env.reset(seed=0)
+    for k in range(1, 4):
+        _, _, _, _, info = env.step((default + 0.01 * k).astype(np.float32))
+    assert info["reward_terms"]["action_acc"] == pytest.approx(0.0, abs=1e-12)
+    assert info["reward_terms"]["action_rate"] < 0
 
 
 def test_stand_still_term_counts_the_pose_error_only_when_told_to_stand() -> None:
@@ -565,6 +613,38 @@ def test_gait_clock_observation_and_contact_reward():
         seen.add(round(expected, 6))
         assert not term
     assert len(seen) >= 3  # matched, mismatched and mixed feet all occurred
+
+
+def test_gait_clock_stands_reads_zero_at_a_standing_command_only():
+    """``gait_clock_stands``: the clock block is (0, 0) while the observation's command is a
+    standing command and the running phase otherwise (the phase keeps counting); off by default,
+    where a zero command still sees the phase (as policies exported before 2026-12-07)."""
+    from envs.interface import gait_clock, gait_phase
+
+    default = np.asarray(QUADRUPED_INTERFACE.default_pose_rad, dtype=np.float32)
+    env = QuadrupedEnv(gait_frequency_hz=3.0, gait_clock_stands=True)
+    obs, _ = env.reset(seed=0, options={"command": (0.0, 0.05, 0.0)})  # inside the band
+    np.testing.assert_array_equal(obs[45:], [0.0, 0.0])
+    for _ in range(5):
+        obs, *_ = env.step(default)
+        np.testing.assert_array_equal(obs[45:], [0.0, 0.0])
+    env.set_command((0.3, 0.0, 0.0))  # the next observation carries it: the clock runs
+    for k in range(6, 10):
+        obs, _, _, _, info = env.step(default)
+        assert info["gait_phase"] == gait_phase(k, 3.0, 0.02)
+        np.testing.assert_allclose(obs[45:], gait_clock(gait_phase(k, 3.0, 0.02)), atol=1e-6)
+    env.set_command((0.0, 0.0, 0.0))
+    obs, *_ = env.step(default)
+    np.testing.assert_array_equal(obs[45:], [0.0, 0.0])
+    # Off (the default): the clock reads its phase at a zero command too.
+    env = QuadrupedEnv(gait_frequency_hz=3.0, fixed_command=(0.0, 0.0, 0.0))
+    assert env.gait_clock_stands is False
+    env.reset(seed=0)
+    obs, *_ = env.step(default)
+    np.testing.assert_allclose(obs[45:], gait_clock(gait_phase(1, 3.0, 0.02)), atol=1e-6)
+    with pytest.raises(ValueError, match="gait_clock_stands=True needs a gait clock: set "
+                                         "gait_frequency_hz"):
+        QuadrupedEnv(gait_clock_stands=True)
 
 
 def test_gait_contacts_reference_is_all_feet_down_at_a_zero_command():
