@@ -1,5 +1,5 @@
-"""The recipes in recipes/: each is a valid config whose env builds, and the smooth steer recipe
-is the steer recipe plus exactly the issue-26 tools its header names."""
+"""The recipes in recipes/: each is a valid config (a typo fails here, not an hour into a run),
+and the fast and smooth steer recipes are the steer recipe plus exactly what their headers name."""
 
 from pathlib import Path
 
@@ -9,12 +9,30 @@ import yaml
 from robotac.config import load_config_file, resolved, validate
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted((ROOT / "recipes").glob("quadruped_*.yaml"))  # training recipes (not sweeps)
+RECIPES = sorted(p for p in (ROOT / "recipes").glob("*.yaml")
+                 if not p.name.startswith("sweep_"))  # sweep files are robotac sweep's format
+
+
+def test_recipes_exist():
+    assert {"quadruped_steer.yaml", "quadruped_steer_fast.yaml",
+            "quadruped_steer_smooth.yaml"} <= {p.name for p in RECIPES}
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
 def test_every_recipe_validates(path):
-    validate(resolved(load_config_file(path)))
+    cfg = resolved(load_config_file(path))
+    validate(cfg)
+    assert cfg.env_id and cfg.total_steps > cfg.learning_starts
+
+
+def test_fast_steer_recipe_is_the_steer_recipe_with_crossq_and_the_collector():
+    """The fast candidate differs from the steer recipe only where its header says."""
+    steer = load_config_file(ROOT / "recipes" / "quadruped_steer.yaml").__dict__
+    fast = load_config_file(ROOT / "recipes" / "quadruped_steer_fast.yaml").__dict__
+    differ = {k for k in steer if steer[k] != fast[k]}
+    assert differ == {"algo", "critic_layer_norm", "critic_hidden", "collector",
+                      "collector_chunk"}
+    assert fast["algo"] == "crossq" and fast["collector"] == "process"
 
 
 def test_the_smooth_steer_recipe_is_the_steer_recipe_plus_the_smoothness_tools():
