@@ -41,6 +41,22 @@ def test_the_shipped_quadruped_passes():
     assert 0.15 < report.stand_height_m < 0.17
 
 
+def test_the_second_robot_passes():
+    """quadruped_xl (envs/robots/quadruped_xl) is only data: other names, IDs, leg lengths,
+    knees pointing forward, another servo; the check passes on it with its own figures."""
+    report = check_robot("quadruped_xl")
+    assert report.ok, report.problems
+    d = report.description
+    assert report.total_mass_kg == pytest.approx(3.44)
+    # hip abduction axis to the sole: sqrt(0.045^2 + 0.26^2) + 0.018 (foot radius)
+    assert report.leg_length_m == pytest.approx((0.045**2 + 0.26**2) ** 0.5 + 0.018)
+    assert 0.19 < report.stand_height_m < 0.23
+    knees = [j for j in d.joints if j.name.endswith("_kfe")]
+    assert len(knees) == 4 and all(j.default_rad > 0 for j in knees)  # folds backward
+    assert d.servo.model_number == 2825 and d.servo.torque_limit_nm == 4.9
+    assert [j.servo_id for j in d.joints][:3] == [11, 12, 13]
+
+
 def test_a_missing_foot_is_refused(tmp_path):
     bot = broken(tmp_path, xml_edits=[('<geom name="rl_foot" class="foot"/>', "")])
     report = check_robot(bot)
