@@ -119,3 +119,23 @@ def test_a_malformed_description_names_the_field(tmp_path):
     bot.mkdir()
     (bot / "robot.yaml").write_text((ROBOTS_DIR / "quadruped" / "robot.yaml").read_text())
     assert_refused(check_robot(bot), r"mjcf: .*quadruped\.xml does not exist")
+
+
+def test_an_image_of_the_robot_or_a_clear_note_without_gl(tmp_path):
+    """``robotac robot check --image``: the robot standing as a PNG where rendering works; where
+    it cannot, one line saying why and how to fix it, and no file."""
+    from envs.rendering import gl_backend_problem
+    from envs.robot_check import render_robot
+    from envs.robot_description import load_description
+
+    out = tmp_path / "xl.png"
+    line = render_robot(load_description("quadruped_xl"), out, width=160, height=120)
+    if gl_backend_problem() is not None:
+        assert line.startswith("no image of the robot: ") and "MUJOCO_GL" in line
+        assert not out.exists()
+        return
+    assert line == f"image of the robot standing: {out} (160 x 120 px)", line
+    import matplotlib.image
+
+    img = matplotlib.image.imread(str(out))
+    assert img.shape[:2] == (120, 160) and float(img[..., :3].std()) > 0.01  # not blank
