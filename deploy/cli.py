@@ -221,7 +221,8 @@ def open_command_source(args: argparse.Namespace, policy: OnnxPolicy, policy_pat
             else "schedule" if args.command_schedule is not None else None)
     if live:  # refuse before opening anything (the error names why and what to do)
         refuse_live_commands(env_kwargs, live, str(policy_path))
-    limits = command_ranges(env_kwargs)
+    limits = command_ranges(env_kwargs,
+                            (policy.metadata.get("robot") or {}).get("command_ranges"))
     if args.keyboard:
         # SIGHUP ends the run (run_deploy's StopSignals), whatever the command source: a robot
         # whose operator's SSH session dropped must not stand on with torque on.

@@ -95,7 +95,9 @@ def test_a_second_robot_from_its_description_alone(tmp_path):
     assert train.returncode == 0, train.stdout + train.stderr
     policy = run_dir / "policy.onnx"
     meta = read_metadata(policy)
-    assert meta["robot"] == {"name": "quadruped_xl", "description_sha256": desc.sha256}
+    assert meta["robot"] == {"name": "quadruped_xl", "description_sha256": desc.sha256,
+                             "command_ranges": {"vx": [-0.35, 0.7], "vy": [-0.2, 0.2],
+                                                "yaw_rate": [-1.0, 1.0]}}
     assert meta["interface"]["joint_names"] == list(desc.joint_names)
     assert meta["env_kwargs"]["robot"] == "quadruped_xl"
 
