@@ -179,6 +179,10 @@ def _check_servo_range(desc: RobotDescription, p: list[str]) -> None:
         p.append(f"servo.range_rad: {list(s.range_rad)} rad is not inside one turn [0, 2*pi]")
     if not lo <= s.zero_rad <= hi:
         p.append(f"servo.zero_rad: {s.zero_rad} rad is outside servo.range_rad {list(s.range_rad)}")
+    elif abs(s.zero_rad - math.pi) > 1e-9:
+        # the sim's sensors and the calibration's position mapping take a = pi + q
+        p.append(f"servo.zero_rad: {s.zero_rad} rad; only pi (mid-travel) is supported: set the "
+                 "MJCF's joint angle 0 where the servo is at mid-travel")
     for k, j in enumerate(desc.joints):
         a_lo, a_hi = j.range_rad[0] + s.zero_rad, j.range_rad[1] + s.zero_rad
         if a_lo < lo - 1e-9 or a_hi > hi + 1e-9:

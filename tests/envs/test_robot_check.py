@@ -139,3 +139,8 @@ def test_an_image_of_the_robot_or_a_clear_note_without_gl(tmp_path):
 
     img = matplotlib.image.imread(str(out))
     assert img.shape[:2] == (120, 160) and float(img[..., :3].std()) > 0.01  # not blank
+
+
+def test_a_servo_zero_other_than_mid_travel_is_refused(tmp_path):
+    bot = broken(tmp_path, yaml_edits=[("zero_rad: 3.141592653589793", "zero_rad: 3.0")])
+    assert_refused(check_robot(bot), r"servo\.zero_rad: 3\.0 rad; only pi \(mid-travel\)")
