@@ -484,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="give the only servo on the bus this ID (servo set-up) and exit")
     ap.add_argument("--step-rad", type=float, default=0.15,
                     help="direction-check motion [rad] (default 0.15)")
+    ap.add_argument("--ping-timeout-s", type=float, default=0.02,
+                    help="reply timeout of each ping of the scan [s] (default 0.02)")
     ap.add_argument("--settle-s", type=float, default=0.6,
                     help="wait after each direction-check move [s] (default 0.6)")
     ap.add_argument("--virtual", action="store_true",
@@ -521,7 +523,8 @@ def main(argv: list[str] | None = None, ask: Ask | None = None) -> int:
             return input(prompt)
     try:
         cal_ = Calibrator(port, imu_port, ask, baud=args.baud, step_rad=args.step_rad,
-                          settle_s=args.settle_s, layout=layout)
+                          settle_s=args.settle_s, ping_timeout_s=args.ping_timeout_s,
+                          layout=layout)
     except LinkError as exc:
         print(f"robotac calibrate: {exc}", file=sys.stderr)
         return 1

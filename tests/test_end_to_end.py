@@ -116,7 +116,10 @@ def test_a_second_robot_from_its_description_alone(tmp_path):
     # Calibrate on the bus emulator: the description's IDs (11-43) and servo (STS3250, 2825).
     cal_path = tmp_path / "sts_xl.json"
     cal = _run([sys.executable, "-m", "deploy.calibrate", "--virtual", "--robot", "quadruped_xl",
-                "--out", str(cal_path), "--settle-s", "0.2"], timeout=120)
+                "--out", str(cal_path), "--settle-s", "0.2", "--scan-ids", "11-43",
+                # the emulator is a thread of the same process: on a busy machine a 20 ms
+                # ping can go unanswered
+                "--ping-timeout-s", "0.3"], timeout=180)
     assert cal.returncode == 0, cal.stdout + cal.stderr
     doc = json.loads(cal_path.read_text())
     assert doc["robot"] == "quadruped_xl" and doc["servo_model"] == 2825
