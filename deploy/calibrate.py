@@ -5,17 +5,25 @@
     robotac calibrate --port /dev/ttyUSB0 --scan-only        # list the servos on the bus
     robotac calibrate --port /dev/ttyUSB0 --set-id 7         # one servo on the bus: ID 7
     robotac calibrate --virtual                              # the procedure on the emulator
+    robotac calibrate --robot quadruped_xl ...               # another robot's description
 
 The robot sits on a stand, feet off the ground. Steps (``docs/hardware.md`` has photos-to-be and
 the default pose drawn):
 
-1. **Scan** the bus: ping IDs (default 1-20), read each servo's model number. The quadruped
-   needs 12 STS3215 (model 777).
-2. **Assign** IDs to joints: the proposal is the IDs in increasing order in the robot's joint
-   order (``fr_hip_abduction`` = lowest ID ... ``rl_knee`` = highest, as ``docs/hardware.md``
-   says to set them); answer ``n`` to type the ID of each joint instead.
-3. **Zero offsets**: torque off; you put every joint in the default pose (hip abduction 0, hip
-   flexion +0.8 rad, knee -1.5 rad); the raw positions are recorded.
+The robot is a description (``--robot NAME|PATH``, default the default quadruped;
+``docs/your_robot.md``): its joints, default pose and limits, its servo (model number, ticks per
+turn) and its bus layout (``joints[*].servo_id``) come from there (:class:`BusLayout`), and the
+file written carries the robot's interface, so the deploy host never reads the description.
+
+1. **Scan** the bus: ping IDs (default 1-20, or up to the description's highest servo ID), read
+   each servo's model number. The default quadruped needs 12 STS3215 (model 777).
+2. **Assign** IDs to joints: the proposal is the description's ``servo_id`` of each joint when
+   the bus holds exactly those IDs, else the IDs in increasing order in the robot's joint order
+   (``fr_hip_abduction`` = lowest ID ... ``rl_knee`` = highest, as ``docs/hardware.md`` says to
+   set them); answer ``n`` to type the ID of each joint instead.
+3. **Zero offsets**: torque off; you put every joint in the default pose (the default
+   quadruped: hip abduction 0, hip flexion +0.8 rad, knee -1.5 rad); the raw positions are
+   recorded.
 4. **Directions**, one joint at a time: the servo is powered alone, moves its raw position up by
    ``--step-rad`` (0.15 rad, 9 deg) and back; you say whether the joint moved the way its
    positive direction is described (``y``: +1, ``n``: -1). A servo that does not follow is an
@@ -40,6 +48,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +56,7 @@ import numpy as np
 from deploy.calibration import (
     DEFAULT_CALIBRATION_PATH,
     STS3215_MODEL,
-    TICKS_PER_RAD,
+    TICKS_PER_TURN,
     Calibration,
     CalibrationError,
     JointCalibration,
@@ -57,7 +66,7 @@ from deploy.link import LinkError
 from deploy.sts import _PORT_ERRORS, BAUD_INDEX, _sdk_classes, load_sdk
 from envs.interface import QUADRUPED_INTERFACE, RobotInterface
 
-__all__ = ["Calibrator", "CalibrateError", "main", "build_parser", "POSITIVE_MOTION"]
+__all__ = ["BusLayout", "Calibrator", "CalibrateError", "main", "build_parser", "POSITIVE_MOTION"]
 
 Ask = Callable[[str, str], str]
 
@@ -71,6 +80,44 @@ POSITIVE_MOTION = {
 
 class CalibrateError(RuntimeError):
     """The procedure cannot go on (the message says what to fix)."""
+
+
+@dataclass(frozen=True)
+class BusLayout:
+    """What calibration needs to know of a robot: its interface, servo and bus layout template.
+
+    Attributes:
+        interface: The robot interface (joint order, limits, default pose).
+        servo_ids: Joint -> the servo ID the description proposes (``joints[*].servo_id``), or
+            ``None``: propose the IDs found in increasing order.
+        model_number: The model number every servo must report (control-table address 3).
+        ticks_per_turn: Encoder ticks per turn.
+        servo_name: The servo's name, for messages.
+    """
+
+    interface: RobotInterface = QUADRUPED_INTERFACE
+    servo_ids: dict[str, int] | None = None
+    model_number: int = STS3215_MODEL
+    ticks_per_turn: int = TICKS_PER_TURN
+    servo_name: str = "STS3215"
+
+    @classmethod
+    def from_description(cls, robot: str | Path) -> BusLayout:
+        """The layout of a robot description (a shipped robot's name or a folder).
+
+        Raises:
+            CalibrateError: the description does not load (the message names the field).
+        """
+        from envs.interface import interface_from_description
+        from envs.robot_description import DescriptionError, load_description
+
+        try:
+            desc = load_description(robot)
+        except DescriptionError as exc:
+            raise CalibrateError(f"robot description {str(robot)!r}: {exc}") from exc
+        return cls(interface_from_description(desc),
+                   {j.name: j.servo_id for j in desc.joints},
+                   desc.servo.model_number, desc.servo.ticks_per_turn, desc.servo.name)
 
 
 def _yes(answer: str, default: bool = True) -> bool:
@@ -88,10 +135,12 @@ class Calibrator:
             ``clear:<joint>``, ``moved:<joint>``, ``level``, ``tilt``.
         say: Prints one line.
         baud: Bus baud rate.
-        interface: The robot.
+        interface: The robot (when ``layout`` is not given).
         step_rad: Direction-check motion [rad].
         ping_timeout_s: Per ping [s].
         settle_s: Wait after each direction-check move [s].
+        layout: The robot's :class:`BusLayout` (interface, proposed IDs, servo model and ticks
+            per turn); default: ``interface`` with the STS3215's figures.
 
     Raises:
         LinkError: the SDK is missing or a port cannot be opened.
@@ -100,12 +149,16 @@ class Calibrator:
     def __init__(self, port: str, imu_port: str | None, ask: Ask,
                  say: Callable[[str], None] = print, baud: int = 1_000_000,
                  interface: RobotInterface = QUADRUPED_INTERFACE, step_rad: float = 0.15,
-                 ping_timeout_s: float = 0.02, settle_s: float = 0.6):
+                 ping_timeout_s: float = 0.02, settle_s: float = 0.6,
+                 layout: BusLayout | None = None):
         if baud not in BAUD_INDEX:
             raise LinkError(f"baud rate {baud} is not one an STS servo supports")
         self.ask, self.say = ask, say
         self.baud = baud
-        self.itf = interface
+        self.layout = layout or BusLayout(interface)
+        self.itf = self.layout.interface
+        #: Encoder ticks per radian of the robot's servo.
+        self.ticks_per_rad = self.layout.ticks_per_turn / (2.0 * math.pi)
         self.step_rad = float(step_rad)
         self.ping_timeout_s = ping_timeout_s
         self.settle_s = settle_s
@@ -221,10 +274,15 @@ class Calibrator:
                 "power; servos fresh from the factory all have ID 1: give each its own ID first "
                 "(docs/hardware.md, 'Servo IDs and baud rate')"
             )
-        other = {s: m for s, m in found.items() if m != STS3215_MODEL}
+        lay = self.layout
+        other = {s: m for s, m in found.items() if m != lay.model_number}
         if other:
-            raise CalibrateError(f"servos {other} are not STS3215 (model {STS3215_MODEL})")
-        proposal = dict(zip(names, sorted(found), strict=True))
+            raise CalibrateError(f"servos {other} are not {lay.servo_name} (model "
+                                 f"{lay.model_number}), the servo of robot {self.itf.name!r}")
+        if lay.servo_ids is not None and sorted(lay.servo_ids.values()) == sorted(found):
+            proposal = {n: lay.servo_ids[n] for n in names}  # the description's bus layout
+        else:
+            proposal = dict(zip(names, sorted(found), strict=True))
         table = ", ".join(f"{n}={s}" for n, s in proposal.items())
         if _yes(self.ask("assign", f"Joint -> servo ID: {table}. Use this? [Y/n] ")):
             return proposal
@@ -258,12 +316,14 @@ class Calibrator:
         Raises:
             CalibrateError: the servo did not follow (blocked, torque limit, broken).
         """
-        part = name.split("_", 1)[1]
+        part = name.split("_", 1)[-1]
+        motion = POSITIVE_MOTION.get(part, f"the joint angle of {name} GROWS (its positive "
+                                           "direction about its axis in the MJCF)")
         self.ask(f"clear:{name}", f"{name} (servo {sid}) will move about "
                                   f"{math.degrees(self.step_rad):.0f} deg and back. Clear the "
                                   "leg, press Enter ")
         start = round(self.position(sid))
-        step = int(round(self.step_rad * TICKS_PER_RAD))
+        step = int(round(self.step_rad * self.ticks_per_rad))
         self._write(sid, 42, start, 2)
         self._write(sid, 40, 1)
         try:
@@ -271,7 +331,7 @@ class Calibrator:
             time.sleep(self.settle_s)
             moved = self.position(sid) - start
             answer = self.ask(f"moved:{name}", f"Did {name} move so that "
-                                               f"{POSITIVE_MOTION[part]}? [y/n] ")
+                                               f"{motion}? [y/n] ")
         finally:
             try:
                 self._write(sid, 42, start, 2)
@@ -349,7 +409,7 @@ class Calibrator:
         arr = cal.arrays(self.itf)
         for k, sid in enumerate(arr["ids"].tolist()):
             t = sorted(arr["zero"][k] + arr["direction"][k] * (np.array(
-                [arr["min_rad"][k], arr["max_rad"][k]]) - math.pi) * TICKS_PER_RAD)
+                [arr["min_rad"][k], arr["max_rad"][k]]) - math.pi) * self.ticks_per_rad)
             self._write(sid, 55, 0)
             self._write(sid, 7, 0)
             self._write(sid, 9, int(math.ceil(t[0])), 2)
@@ -373,12 +433,16 @@ class Calibrator:
         arr = self.itf.arrays()
         joints = {}
         for k, n in enumerate(self.itf.joint_names):
-            zero = raw[n] - direction[n] * (arr["default_pose_rad"][k] - math.pi) * TICKS_PER_RAD
+            zero = raw[n] - direction[n] * (arr["default_pose_rad"][k] - math.pi) * \
+                self.ticks_per_rad
             joints[n] = JointCalibration(ids[n], direction[n], round(zero, 1),
                                          float(arr["joint_low_rad"][k]),
                                          float(arr["joint_high_rad"][k]))
         axes = self.imu_axes() if self.imu is not None else ("+x", "+y", "+z")
-        cal = Calibration(joints=joints, imu_axes=axes, baud=self.baud, robot=self.itf.name)
+        cal = Calibration(joints=joints, imu_axes=axes, baud=self.baud, robot=self.itf.name,
+                          servo_model=self.layout.model_number,
+                          ticks_per_turn=self.layout.ticks_per_turn,
+                          interface=None if self.itf == QUADRUPED_INTERFACE else self.itf)
         try:
             cal.check(self.itf)
         except CalibrationError as exc:
@@ -409,13 +473,21 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--baud", type=int, default=1_000_000, help="bus baud rate")
     ap.add_argument("--out", type=Path, default=DEFAULT_CALIBRATION_PATH,
                     help=f"calibration file to write (default {DEFAULT_CALIBRATION_PATH})")
-    ap.add_argument("--scan-ids", type=_range, default=range(1, 21),
-                    help="IDs to scan, e.g. 1-20 (default)")
+    ap.add_argument("--robot", default=None,
+                    help="the robot: a shipped description's name or a description folder "
+                         "(docs/your_robot.md); default: the default quadruped")
+    ap.add_argument("--scan-ids", type=_range, default=None,
+                    help="IDs to scan, e.g. 1-20 (default: 1-20, or 1 to the description's "
+                         "highest servo ID)")
     ap.add_argument("--scan-only", action="store_true", help="list the servos found and exit")
     ap.add_argument("--set-id", type=int, default=None,
                     help="give the only servo on the bus this ID (servo set-up) and exit")
     ap.add_argument("--step-rad", type=float, default=0.15,
                     help="direction-check motion [rad] (default 0.15)")
+    ap.add_argument("--ping-timeout-s", type=float, default=0.02,
+                    help="reply timeout of each ping of the scan [s] (default 0.02)")
+    ap.add_argument("--settle-s", type=float, default=0.6,
+                    help="wait after each direction-check move [s] (default 0.6)")
     ap.add_argument("--virtual", action="store_true",
                     help="run the procedure on the STS bus emulator (robot on an emulated "
                          "stand) with a scripted operator; needs mujoco")
@@ -427,10 +499,17 @@ def main(argv: list[str] | None = None, ask: Ask | None = None) -> int:
     args = build_parser().parse_args(argv)
     stop = None
     port, imu_port = args.port, args.imu_port
+    try:
+        layout = BusLayout() if args.robot is None else BusLayout.from_description(args.robot)
+    except CalibrateError as exc:
+        print(f"robotac calibrate: {exc}", file=sys.stderr)
+        return 1
+    if args.scan_ids is None:
+        args.scan_ids = range(1, max(20, *(layout.servo_ids or {0: 0}).values()) + 1)
     if args.virtual:
         from deploy.sim.sts_emulator import EmulatedOperator, StsBusEmulator
 
-        emu = StsBusEmulator(stand=True)
+        emu = StsBusEmulator(stand=True, robot=args.robot)
         port, imu_port, stop = emu.start_thread()
         operator = EmulatedOperator(emu)
         ask = ask or operator.ask
@@ -443,7 +522,9 @@ def main(argv: list[str] | None = None, ask: Ask | None = None) -> int:
         def ask(key: str, prompt: str) -> str:
             return input(prompt)
     try:
-        cal_ = Calibrator(port, imu_port, ask, baud=args.baud, step_rad=args.step_rad)
+        cal_ = Calibrator(port, imu_port, ask, baud=args.baud, step_rad=args.step_rad,
+                          settle_s=args.settle_s, ping_timeout_s=args.ping_timeout_s,
+                          layout=layout)
     except LinkError as exc:
         print(f"robotac calibrate: {exc}", file=sys.stderr)
         return 1
@@ -455,7 +536,8 @@ def main(argv: list[str] | None = None, ask: Ask | None = None) -> int:
         if args.scan_only:
             found = cal_.scan(args.scan_ids)
             for s, m in sorted(found.items()):
-                print(f"ID {s}: model {m}{' (STS3215)' if m == STS3215_MODEL else ''}")
+                mark = f" ({layout.servo_name})" if m == layout.model_number else ""
+                print(f"ID {s}: model {m}{mark}")
             print(f"{len(found)} servo(s) on {port} at {args.baud} baud")
             return 0
         cal = cal_.run(args.scan_ids)

@@ -7,19 +7,25 @@ i.e. servo angle ``a = pi``), the calibrated joint limits (servo angles [rad]), 
 mapping (which IMU axis, with which sign, is each body axis). Example::
 
     {"format": "robotac-sts-calibration-1", "robot": "quadruped", "baud": 1000000,
-     "servo_model": 777,
+     "servo_model": 777, "ticks_per_turn": 4096,
      "joints": {"fr_hip_abduction": {"id": 1, "direction": -1, "zero_offset_ticks": 2071,
                                       "min_rad": 2.5416, "max_rad": 3.7416}, ...},
      "imu": {"axes": ["+y", "-x", "+z"]},
-     "limits": {"max_temperature_c": 65, "min_voltage_v": 10.0, "torque_limit": 1000}}
+     "limits": {"max_temperature_c": 65, "min_voltage_v": 10.0, "torque_limit": 1000},
+     "interface": {...}}
 
-Position mapping (Feetech STS3215: 4096 ticks per turn, so 0-4095 covers our servo angle
-``[0, 2*pi]`` rad)::
+``interface`` is the robot interface ``robotac calibrate`` took from the robot's description
+(joint order, limits, default pose; ``RobotInterface.to_dict``): the deploy host checks the
+policy against it and never reads the description itself. A file without one (written before
+issue 23) is the default quadruped's. ``servo_model`` and ``ticks_per_turn`` are the servo's
+(the description's ``servo.model_number`` and ``servo.ticks_per_turn``; STS3215 and STS3250:
+4096, so 0-4095 covers the servo angle ``[0, 2*pi]`` rad). Position mapping, ``N`` ticks per
+turn::
 
-    ticks = zero_offset_ticks + direction * (a - pi) * 4096 / (2 pi)      (rounded)
-    a     = pi + direction * (ticks - zero_offset_ticks) * 2 pi / 4096
+    ticks = zero_offset_ticks + direction * (a - pi) * N / (2 pi)      (rounded)
+    a     = pi + direction * (ticks - zero_offset_ticks) * 2 pi / N
 
-A calibration whose joint range would map outside ``0..4095`` (the servo's position wraps there)
+A calibration whose joint range would map outside ``0..N-1`` (the servo's position wraps there)
 is refused, as are files for another robot, with a missing or unknown joint, duplicate IDs, a
 direction other than +-1, or an IMU mapping that is not a right-handed signed permutation.
 """
@@ -41,7 +47,8 @@ __all__ = ["CALIBRATION_FORMAT", "TICKS_PER_TURN", "TICKS_PER_RAD", "Calibration
            "JointCalibration", "Calibration", "imu_axes_matrix", "DEFAULT_CALIBRATION_PATH"]
 
 CALIBRATION_FORMAT = "robotac-sts-calibration-1"
-#: Ticks per turn of an STS3215 (12-bit magnetic encoder).
+#: Ticks per turn of an STS3215 (12-bit magnetic encoder): a calibration file's default (the
+#: file's ``ticks_per_turn``, :attr:`Calibration.ticks_per_rad`, is what the link uses).
 TICKS_PER_TURN = 4096
 TICKS_PER_RAD = TICKS_PER_TURN / (2.0 * math.pi)
 MAX_TICK = TICKS_PER_TURN - 1
@@ -114,6 +121,9 @@ class Calibration:
         torque_limit: Torque limit written at start (0-1000, 0.1 % of the stall torque).
         robot: Name of the robot interface it was made for.
         path: The file it came from, if any.
+        ticks_per_turn: Encoder ticks per turn of the servos.
+        interface: The robot's interface as ``robotac calibrate`` took it from the description;
+            ``None`` (files written before issue 23): the default quadruped's.
     """
 
     joints: dict[str, JointCalibration]
@@ -125,17 +135,38 @@ class Calibration:
     torque_limit: int = 1000
     robot: str = "quadruped"
     path: Path | None = field(default=None, compare=False)
+    ticks_per_turn: int = TICKS_PER_TURN
+    interface: RobotInterface | None = None
+
+    @property
+    def robot_interface(self) -> RobotInterface:
+        """The robot this calibration is for: :attr:`interface`, or the default quadruped's."""
+        return self.interface if self.interface is not None else QUADRUPED_INTERFACE
+
+    @property
+    def ticks_per_rad(self) -> float:
+        """Encoder ticks per radian, ``ticks_per_turn / (2 pi)``."""
+        return self.ticks_per_turn / (2.0 * math.pi)
+
+    @property
+    def max_tick(self) -> int:
+        """The largest position, ``ticks_per_turn - 1``."""
+        return self.ticks_per_turn - 1
 
     # ----------------------------------------------------------------- checks
-    def check(self, interface: RobotInterface = QUADRUPED_INTERFACE) -> None:
-        """Refuse a calibration that does not fit ``interface``.
+    def check(self, interface: RobotInterface | None = None) -> None:
+        """Refuse a calibration that does not fit ``interface`` (default: its own
+        :attr:`robot_interface`).
 
         Raises:
             CalibrationError: another robot, a missing or unknown joint (named), duplicate IDs,
                 a bad direction, limits that do not fit the servo's 0..4095 ticks or lie outside
                 the interface's joint limits, or a bad IMU mapping.
         """
+        interface = interface or self.robot_interface
         src = f"calibration {str(self.path)!r}" if self.path else "calibration"
+        if not self.ticks_per_turn > 1:
+            raise CalibrationError(f"{src}: ticks_per_turn must be > 1, got {self.ticks_per_turn}")
         if self.robot != interface.name:
             raise CalibrationError(
                 f"{src} is for robot {self.robot!r}, this is {interface.name!r}: run "
@@ -170,10 +201,11 @@ class Calibration:
                     f"{src}: joint {name!r} limits [{j.min_rad}, {j.max_rad}] rad are empty"
                 )
             ticks = sorted(self._ticks_f(j, np.array([j.min_rad, j.max_rad])))
-            if ticks[0] < 0 or ticks[1] > MAX_TICK:
+            if ticks[0] < 0 or ticks[1] > self.max_tick:
                 raise CalibrationError(
                     f"{src}: joint {name!r} range [{j.min_rad:.4f}, {j.max_rad:.4f}] rad maps to "
-                    f"ticks [{ticks[0]:.0f}, {ticks[1]:.0f}], outside the servo's 0..{MAX_TICK} "
+                    f"ticks [{ticks[0]:.0f}, {ticks[1]:.0f}], outside the servo's "
+                    f"0..{self.max_tick} "
                     "(its position wraps there): re-mount the horn nearer the middle of the "
                     "servo's travel and run `robotac calibrate` again"
                 )
@@ -197,15 +229,15 @@ class Calibration:
             )
 
     # ---------------------------------------------------------------- mapping
-    def ordered(self, interface: RobotInterface = QUADRUPED_INTERFACE) -> list[JointCalibration]:
-        """The joints in the interface's joint order."""
-        return [self.joints[n] for n in interface.joint_names]
+    def ordered(self, interface: RobotInterface | None = None) -> list[JointCalibration]:
+        """The joints in the interface's (default: :attr:`robot_interface`'s) joint order."""
+        return [self.joints[n] for n in (interface or self.robot_interface).joint_names]
 
-    @staticmethod
-    def _ticks_f(j: JointCalibration, a_rad: np.ndarray) -> np.ndarray:
-        return j.zero_offset_ticks + j.direction * (np.asarray(a_rad) - math.pi) * TICKS_PER_RAD
+    def _ticks_f(self, j: JointCalibration, a_rad: np.ndarray) -> np.ndarray:
+        return j.zero_offset_ticks + j.direction * (np.asarray(a_rad) - math.pi) * \
+            self.ticks_per_rad
 
-    def arrays(self, interface: RobotInterface = QUADRUPED_INTERFACE) -> dict[str, np.ndarray]:
+    def arrays(self, interface: RobotInterface | None = None) -> dict[str, np.ndarray]:
         """Per-joint arrays in joint order: ``ids`` (n,) int, ``direction`` (n,), ``zero`` (n,)
         [ticks], ``min_rad``, ``max_rad`` (n,)."""
         js = self.ordered(interface)
@@ -218,8 +250,9 @@ class Calibration:
         }
 
     # ----------------------------------------------------------------- files
-    def to_dict(self, interface: RobotInterface = QUADRUPED_INTERFACE) -> dict[str, Any]:
-        return {
+    def to_dict(self, interface: RobotInterface | None = None) -> dict[str, Any]:
+        interface = interface or self.robot_interface
+        d = {
             "format": CALIBRATION_FORMAT,
             "robot": self.robot,
             "baud": self.baud,
@@ -235,8 +268,13 @@ class Calibration:
             "limits": {"max_temperature_c": self.max_temperature_c,
                        "min_voltage_v": self.min_voltage_v, "torque_limit": self.torque_limit},
         }
+        if self.ticks_per_turn != TICKS_PER_TURN:
+            d["ticks_per_turn"] = self.ticks_per_turn
+        if self.interface is not None:
+            d["interface"] = self.interface.to_dict()
+        return d
 
-    def save(self, path: str | Path, interface: RobotInterface = QUADRUPED_INTERFACE) -> Path:
+    def save(self, path: str | Path, interface: RobotInterface | None = None) -> Path:
         """Write the file atomically (temporary file, then rename); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -277,14 +315,17 @@ class Calibration:
                 torque_limit=int(limits.get("torque_limit", 1000)),
                 robot=str(d["robot"]),
                 path=path,
+                ticks_per_turn=int(d.get("ticks_per_turn", TICKS_PER_TURN)),
+                interface=(RobotInterface.from_dict(d["interface"]) if d.get("interface")
+                           else None),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CalibrationError(f"{src} is malformed ({type(exc).__name__}: {exc})") from exc
 
     @classmethod
-    def load(cls, path: str | Path, interface: RobotInterface = QUADRUPED_INTERFACE
-             ) -> Calibration:
-        """Read and :meth:`check` a calibration file.
+    def load(cls, path: str | Path, interface: RobotInterface | None = None) -> Calibration:
+        """Read and :meth:`check` a calibration file (against ``interface``, default: the
+        robot interface it carries, else the default quadruped's).
 
         Raises:
             CalibrationError: the file is missing (saying how to make one), not JSON, or fails

@@ -8,6 +8,7 @@
     python -m deploy --link sts --port /dev/ttyUSB0 --imu-port /dev/ttyUSB1 \
                      --calibration calibration/sts_quadruped.json     # Feetech STS bus + BNO08x
     python -m deploy --virtual --link sts ...        # the STS bus emulator on two ptys
+    python -m deploy --virtual --policy xl.onnx      # the robot the policy names (quadruped_xl)
 
 ``--link`` picks the robot link (``v1``: protocol v1 to a microcontroller, the default; ``sts``:
 a Feetech STS servo bus driven directly, see ``deploy/sts.py``); it is recorded in the summary
@@ -95,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--link", choices=("v1", "sts"), default="v1",
                     help="robot link: v1 = protocol v1 to a microcontroller (default); sts = a "
                          "Feetech STS servo bus driven directly, with a BNO08x RVC IMU")
+    ap.add_argument("--robot", default=None,
+                    help="the robot driven, checked against the policy's (and with --link sts "
+                         "the calibration's); --virtual: the robot simulated, a shipped "
+                         "description's name or a description folder (default: the one the "
+                         "policy was trained with, from its metadata)")
     ap.add_argument("--calibration", type=Path, default=None,
                     help="--link sts: calibration file from `robotac calibrate` (default "
                          "calibration/sts_quadruped.json; --virtual: the emulator's)")
@@ -215,7 +221,8 @@ def open_command_source(args: argparse.Namespace, policy: OnnxPolicy, policy_pat
             else "schedule" if args.command_schedule is not None else None)
     if live:  # refuse before opening anything (the error names why and what to do)
         refuse_live_commands(env_kwargs, live, str(policy_path))
-    limits = command_ranges(env_kwargs)
+    limits = command_ranges(env_kwargs,
+                            (policy.metadata.get("robot") or {}).get("command_ranges"))
     if args.keyboard:
         # SIGHUP ends the run (run_deploy's StopSignals), whatever the command source: a robot
         # whose operator's SSH session dropped must not stand on with torque on.
@@ -280,9 +287,18 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port
     imu_port, calibration = args.imu_port, args.calibration
     tmp_dir = None
+    # The robot: --robot, else the one the policy was trained with (a name, or the description
+    # folder its env kwargs name, which the virtual robot can load; this host never does).
+    sim_robot = args.robot or (policy.metadata.get("env_kwargs") or {}).get("robot")
+    if args.robot and "/" not in args.robot and args.robot != policy.robot_name:
+        print(f"robotac deploy: refused: policy {str(policy_path)!r} was trained for robot "
+              f"{policy.robot_name!r}, but --robot says this is robot {args.robot!r}",
+              file=sys.stderr)
+        return 1
+    robot_args = ["--robot", str(sim_robot)] if sim_robot else []
     try:
         if args.virtual and args.link == "sts":
-            extra = ["--mode", args.virtual_mode, *args.virtual_args.split()]
+            extra = ["--mode", args.virtual_mode, *robot_args, *args.virtual_args.split()]
             if calibration is None:
                 tmp_dir = tempfile.TemporaryDirectory(prefix="robotac_sts_")
                 extra += ["--write-calibration", str(Path(tmp_dir.name) / "calibration.json")]
@@ -294,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"STS bus emulator on {port}, IMU on {imu_port}, calibration {calibration} "
                   f"(pid {robot_proc.pid})")
         elif args.virtual:
-            extra = ["--mode", args.virtual_mode, *args.virtual_args.split()]
+            extra = ["--mode", args.virtual_mode, *robot_args, *args.virtual_args.split()]
             robot_proc, port = start_virtual_robot(extra)
             print(f"virtual robot on {port} (pid {robot_proc.pid})")
         try:
@@ -313,8 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(source, ScheduleCommand) and source.duration_s > args.duration_s:
             print(f"warning: the schedule's last row starts at {source.duration_s:g} s, after "
                   f"the policy phase ends ({args.duration_s:g} s)", file=sys.stderr)
+        # The host's model of the robot: an STS bus's calibration carries it; over protocol v1
+        # it is the policy's (OnnxPolicy.robot_interface), checked against the robot's INFO.
+        host_robot = getattr(link, "interface", None) or policy.robot_interface()
         try:
-            result = run_deploy(link, policy, config, commands=source)
+            result = run_deploy(link, policy, config, commands=source, robot=host_robot)
         except (PolicyError, LinkError, CommandSourceError) as exc:
             print(f"robotac deploy: refused: {exc}", file=sys.stderr)
             return 1

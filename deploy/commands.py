@@ -160,22 +160,27 @@ def _warn(text: str) -> None:
         pass
 
 
-def command_ranges(env_kwargs: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+def command_ranges(env_kwargs: dict[str, Any] | None,
+                   robot_ranges: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The command ranges a policy was trained on.
 
     Args:
         env_kwargs: The ``env_kwargs`` of the policy's ONNX metadata (``None`` or ``{}``: the
             env defaults).
+        robot_ranges: The robot's own ranges, the env defaults for it (the metadata's
+            ``robot.command_ranges``, from its description); ``None``: the default quadruped's.
 
     Returns:
         ``(low, high)``, each ``(3,)`` float64 in :data:`COMMAND_KEYS` order: ``command_ranges``
-        merged over :data:`envs.interface.QUADRUPED_COMMAND_RANGES`.
+        merged over ``robot_ranges``, itself over
+        :data:`envs.interface.QUADRUPED_COMMAND_RANGES`.
 
     Raises:
         ValueError: on an unknown key or a range that is not ``low <= high``.
     """
     merged = dict(QUADRUPED_COMMAND_RANGES)
-    for k, v in ((env_kwargs or {}).get("command_ranges") or {}).items():
+    for k, v in [*(robot_ranges or {}).items(),
+                 *((env_kwargs or {}).get("command_ranges") or {}).items()]:
         if k not in merged:
             raise ValueError(f"policy metadata command_ranges has unknown key {k!r}; valid: "
                              f"{list(merged)}")
@@ -927,9 +932,10 @@ class CommandShaper:
 
     @classmethod
     def for_policy(cls, env_kwargs: dict[str, Any] | None, control_period_s: float,
-                   **kw: Any) -> CommandShaper:
-        """The shaper for a policy whose metadata has these ``env_kwargs``."""
-        low, high = command_ranges(env_kwargs)
+                   robot_ranges: dict[str, Any] | None = None, **kw: Any) -> CommandShaper:
+        """The shaper for a policy whose metadata has these ``env_kwargs`` (and its robot these
+        command ranges, :func:`command_ranges`)."""
+        low, high = command_ranges(env_kwargs, robot_ranges)
         return cls(low, high, control_period_s, **kw)
 
     def note(self, text: str) -> None:

@@ -14,6 +14,7 @@ refuses a mismatch with a message that names both sides.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,14 @@ import numpy as np
 import onnxruntime as ort
 
 from deploy import protocol as P
-from envs.interface import InterfaceMismatchError, RobotInterface
+from envs.interface import (
+    QUADRUPED_INTERFACE,
+    QUADRUPED_OBS_LAYOUT,
+    QUADRUPED_OBS_LAYOUT_CLOCK,
+    InterfaceMismatchError,
+    RobotInterface,
+    quadruped_obs_layout,
+)
 from envs.robot_description import DEFAULT_ROBOT
 
 __all__ = ["METADATA_KEY", "PolicyError", "PolicyMismatchError", "OnnxPolicy", "joint_limits"]
@@ -122,6 +130,24 @@ class OnnxPolicy:
                 f"{self.interface.obs_layout.version!r} of size {self.interface.obs_layout.dim}"
             )
         self._feed = np.zeros((1, self.obs_dim), dtype=np.float32)
+
+    def robot_interface(self) -> RobotInterface:
+        """The interface of the robot this policy was trained for, as the host models it.
+
+        The default quadruped's is :data:`envs.interface.QUADRUPED_INTERFACE` (so the policy's
+        metadata is checked against it); any other robot's is the metadata's own (the host
+        never reads a robot description), its layout without the gait clock the loop adds
+        (:func:`deploy.loop.policy_robot_interface`). The robot-side checks are then INFO's
+        joint count and limits (protocol v1) or the calibration (an STS bus, whose file
+        carries the robot's interface).
+        """
+        if self.robot_name == QUADRUPED_INTERFACE.name:
+            return QUADRUPED_INTERFACE
+        if self.interface.obs_layout.version in (QUADRUPED_OBS_LAYOUT.version,
+                                                 QUADRUPED_OBS_LAYOUT_CLOCK.version):
+            return replace(self.interface,
+                           obs_layout=quadruped_obs_layout(self.interface.n_joints))
+        return self.interface
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic action for one observation.

@@ -87,12 +87,12 @@ from typing import Any
 import numpy as np
 
 from deploy import protocol as P
-from deploy.calibration import TICKS_PER_RAD, Calibration, imu_axes_matrix
+from deploy.calibration import Calibration, imu_axes_matrix
 from deploy.imu import ImuError, RvcImu
 from deploy.link import LinkError
 from deploy.robot_link import LinkFault, Reply
 from deploy.safety import Fault
-from envs.interface import QUADRUPED_INTERFACE, RobotInterface
+from envs.interface import RobotInterface
 
 __all__ = ["StsBusLink", "load_sdk", "ADDR", "BAUD_INDEX", "ERROR_BITS", "OPERATING_MODES",
            "describe_error", "sign_magnitude", "to_sign_magnitude", "bus_bytes_per_period",
@@ -373,7 +373,8 @@ class StsBusLink:
         imu_port: Serial device of the IMU in RVC mode; ``None``: no IMU (the state then carries
             an upright orientation and ``has_imu`` is false; for bench tests only).
         baud: Bus baud rate; default the calibration's.
-        interface: The robot interface (joint order).
+        interface: The robot interface (joint order); default: the calibration's
+            (:attr:`deploy.calibration.Calibration.robot_interface`).
         telemetry_every: Read load, voltage and temperature every this many periods.
         imu_timeout_s: Stop when no valid IMU packet came for this long [s].
         ping_timeout_s: Reply timeout of each ping and register read at connect [s]; the
@@ -413,7 +414,7 @@ class StsBusLink:
         imu_port: str | None = None,
         *,
         baud: int | None = None,
-        interface: RobotInterface = QUADRUPED_INTERFACE,
+        interface: RobotInterface | None = None,
         telemetry_every: int = 10,
         imu_timeout_s: float = 0.03,
         ping_timeout_s: float = 0.03,
@@ -426,7 +427,10 @@ class StsBusLink:
     ):
         self.port = port
         self.cal = calibration
+        interface = interface or calibration.robot_interface
         self.interface = interface
+        #: Encoder ticks per radian: the calibration's ``ticks_per_turn`` / (2 pi).
+        self.ticks_per_rad = calibration.ticks_per_rad
         self.baud = int(baud or calibration.baud)
         if self.baud not in BAUD_INDEX:
             raise LinkError(
@@ -464,8 +468,8 @@ class StsBusLink:
         self.direction = arr["direction"]
         self.zero = arr["zero"]
         self.min_rad, self.max_rad = arr["min_rad"], arr["max_rad"]
-        t_lo = self.zero + self.direction * (self.min_rad - math.pi) * TICKS_PER_RAD
-        t_hi = self.zero + self.direction * (self.max_rad - math.pi) * TICKS_PER_RAD
+        t_lo = self.zero + self.direction * (self.min_rad - math.pi) * self.ticks_per_rad
+        t_hi = self.zero + self.direction * (self.max_rad - math.pi) * self.ticks_per_rad
         #: Tick range of the calibrated limits, rounded inward: no goal outside reaches the bus.
         self.tick_lo = np.ceil(np.minimum(t_lo, t_hi) - 1e-9).astype(np.int64)
         self.tick_hi = np.floor(np.maximum(t_lo, t_hi) + 1e-9).astype(np.int64)
@@ -732,8 +736,9 @@ class StsBusLink:
             s, m = next(iter(wrong.items()))
             raise LinkError(
                 f"{self._name(s)} reports model {m}, the calibration expects "
-                f"{self.cal.servo_model} (STS3215 = 777): another servo type needs another "
-                "position scale. Nothing was moved."
+                f"{self.cal.servo_model} (its servo_model; STS3215 = 777, STS3250 = 2825): "
+                "another servo type needs another calibration (`robotac calibrate --robot` "
+                "with its description). Nothing was moved."
             )
         config = self._check_operating_modes()
         has_imu = 0
@@ -840,7 +845,7 @@ class StsBusLink:
                 or (t < self.min_rad - 1e-5).any() or (t > self.max_rad + 1e-5).any()):
             self.stats["refused_targets"] += 1
             return P.Error(0, int(P.ErrorCode.TARGET_OUT_OF_RANGE))
-        ticks = np.rint(self.zero + self.direction * (t - math.pi) * TICKS_PER_RAD)
+        ticks = np.rint(self.zero + self.direction * (t - math.pi) * self.ticks_per_rad)
         ticks = np.clip(ticks.astype(np.int64), self.tick_lo, self.tick_hi)
         t_start = time.perf_counter()
         self._sync_write(42, 2, ticks.tolist())
@@ -1258,8 +1263,8 @@ class StsBusLink:
                                  f"{self._name(self.ids[i])}: supply "
                                  f"{self.telemetry['voltage_v'][i]:.1f} V < limit "
                                  f"{self.cal.min_voltage_v:.1f} V (battery low?)")
-        q = math.pi + self.direction * (ticks - self.zero) / TICKS_PER_RAD
-        dq = self.direction * speed / TICKS_PER_RAD
+        q = math.pi + self.direction * (ticks - self.zero) / self.ticks_per_rad
+        dq = self.direction * speed / self.ticks_per_rad
         if self.imu is not None:
             try:
                 self.imu.poll()

@@ -33,7 +33,7 @@ import numpy as np
 
 from envs.robot_description import DescriptionError, RobotDescription, load_description
 
-__all__ = ["MAX_DRIFT_M", "MAX_SINK_M", "STAND_S", "RobotCheck", "check_robot"]
+__all__ = ["MAX_DRIFT_M", "MAX_SINK_M", "STAND_S", "RobotCheck", "check_robot", "render_robot"]
 
 #: How long the default pose must stand [s].
 STAND_S = 5.0
@@ -179,6 +179,10 @@ def _check_servo_range(desc: RobotDescription, p: list[str]) -> None:
         p.append(f"servo.range_rad: {list(s.range_rad)} rad is not inside one turn [0, 2*pi]")
     if not lo <= s.zero_rad <= hi:
         p.append(f"servo.zero_rad: {s.zero_rad} rad is outside servo.range_rad {list(s.range_rad)}")
+    elif abs(s.zero_rad - math.pi) > 1e-9:
+        # the sim's sensors and the calibration's position mapping take a = pi + q
+        p.append(f"servo.zero_rad: {s.zero_rad} rad; only pi (mid-travel) is supported: set the "
+                 "MJCF's joint angle 0 where the servo is at mid-travel")
     for k, j in enumerate(desc.joints):
         a_lo, a_hi = j.range_rad[0] + s.zero_rad, j.range_rad[1] + s.zero_rad
         if a_lo < lo - 1e-9 or a_hi > hi + 1e-9:
@@ -299,3 +303,46 @@ def _check_stand(desc: RobotDescription, report: RobotCheck) -> None:
             f"{STAND_S:g} s the base moves {drift:.3f} m sideways and {sink:.3f} m in height "
             f"(limits {MAX_DRIFT_M} m, {MAX_SINK_M} m)")
     report.stand_height_m = float(end[2])
+
+
+def render_robot(desc: RobotDescription, path: str | Path, width: int = 640,
+                 height: int = 480) -> str:
+    """Render the robot standing at its default pose (after 1 s held) to a PNG.
+
+    The camera looks at the base from its front left, at a distance of four leg lengths. Needs an
+    OpenGL backend (``MUJOCO_GL=egl`` or ``osmesa`` where there is no display) and matplotlib
+    for the PNG.
+
+    Returns:
+        One line: where the image went, or why there is none (no OpenGL: the backend problem
+        and its fix); this never raises for a missing GL.
+    """
+    from envs.quadruped_sim import QuadrupedSim
+    from envs.rendering import gl_backend_problem
+
+    problem = gl_backend_problem()
+    if problem is not None:
+        return f"no image of the robot: {problem}"
+    sim = QuadrupedSim(robot=desc)
+    sim.reset()
+    for _ in range(int(round(1.0 / sim.control_period_s))):
+        sim.step(sim.default_servo_rad)
+    model = sim.model
+    w = min(width, int(model.vis.global_.offwidth))
+    h = min(height, int(model.vis.global_.offheight))
+    cam = mujoco.MjvCamera()
+    cam.type = mujoco.mjtCamera.mjCAMERA_FREE
+    cam.lookat[:] = sim.base_pos_m
+    cam.distance = 4.0 * max(_leg_length(desc, model), 0.1)
+    cam.azimuth, cam.elevation = 135.0, -20.0
+    try:
+        with mujoco.Renderer(model, height=h, width=w) as renderer:
+            renderer.update_scene(sim.data, camera=cam)
+            rgb = renderer.render()
+    except Exception as exc:  # noqa: BLE001  (a GL context that fails to open: say so)
+        return f"no image of the robot: rendering failed ({' '.join(str(exc).split())})"
+    import matplotlib.image
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    matplotlib.image.imsave(str(path), rgb)
+    return f"image of the robot standing: {path} ({w} x {h} px)"

@@ -319,11 +319,22 @@ class RobotDescription:
         return q_rad + self.servo.zero_rad
 
 
+#: The value ``robotac robot new`` writes where the builder must give one (refused here).
+FILL_IN = "FILL_IN"
+
+
+def _unfilled(field: str) -> DescriptionError:
+    return DescriptionError(field, "is still FILL_IN: give its value (robotac robot new left it "
+                            "for you; docs/your_robot.md says what to measure)")
+
+
 def _get(d: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
     field = f"{where}.{key}" if where else key
     if not isinstance(d, dict) or key not in d:
         raise DescriptionError(field, "missing")
     v = d[key]
+    if v == FILL_IN:
+        raise _unfilled(field)
     if kind is float and isinstance(v, int) and not isinstance(v, bool):
         v = float(v)
     if not isinstance(v, kind) or isinstance(v, bool) and kind is not bool:
@@ -332,6 +343,8 @@ def _get(d: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...])
 
 
 def _pair(v: Any, field: str, kind: type = float) -> tuple[Any, Any]:
+    if v == FILL_IN:
+        raise _unfilled(field)
     if not (isinstance(v, list) and len(v) == 2):
         raise DescriptionError(field, f"expected a pair [a, b], got {v!r}")
     try:

@@ -150,11 +150,40 @@ def robot_main(argv: list[str]) -> int:
                        "stands for 5 s. One line per problem, naming the field.")
     c.add_argument("robot", help="a description folder (robot.yaml + MJCF) or a shipped "
                    "robot's name, e.g. quadruped")
+    n = sub.add_parser("new", help="scaffold a description from an MJCF or URDF",
+                       description="Scaffold envs/robots/NAME/ (or --out) from a CAD export "
+                       "(MJCF or URDF): find the base, legs, joints and feet, add the floor, "
+                       "actuators, sensors and IMU site the export lacks, write robot.yaml with "
+                       "FILL_IN where a value must be measured, then run the check.")
+    n.add_argument("name", help="the robot's name")
+    n.add_argument("--from", dest="source", required=True, help="FILE.xml (MJCF) or FILE.urdf")
+    n.add_argument("--out", default=None, help="folder to write (default envs/robots/NAME)")
+    n.add_argument("--force", action="store_true", help="overwrite an existing description")
+    c.add_argument("--image", default=None, help="also render the robot standing to this PNG")
     args = p.parse_args(argv)
     from envs.robot_check import check_robot
 
+    if args.action == "new":
+        from envs.robot_new import ScaffoldError, scaffold
+
+        try:
+            made = scaffold(args.name, args.source, args.out, force=args.force)
+        except ScaffoldError as exc:
+            print(f"robotac robot new: {exc}", file=sys.stderr)
+            return 1
+        print(made.message())
+        report = check_robot(made.folder)
+        print(report.message())
+        if not report.ok:
+            print(f"fill in the FILL_IN values of {made.folder / 'robot.yaml'}, then run: "
+                  f"robotac robot check {made.folder}")
+        return 0
     report = check_robot(args.robot)
     print(report.message(), file=sys.stdout if report.ok else sys.stderr)
+    if report.ok and args.image:
+        from envs.robot_check import render_robot
+
+        print(render_robot(report.description, args.image))
     return 0 if report.ok else 1
 
 

@@ -49,6 +49,11 @@ class TrainConfig:
     )
     """Keyword arguments of the env constructor: ``KEY VALUE`` pairs of scalars on the command
     line; vectors (e.g. ``fixed_command: [0.5, 0, 0]``) in a --config file."""
+    robot: str | None = None
+    """The robot of ``robotac/Quadruped-v0``: a shipped description's name (``quadruped``,
+    ``quadruped_xl``) or a description folder (``docs/your_robot.md``); it becomes the env
+    keyword ``robot``, so one recipe trains any description unchanged (``--robot NAME``).
+    Default: ``env_kwargs``'s ``robot``, else the env's default robot."""
     seed: int = 1
     """Seed of torch, numpy, python ``random`` and of every env reset."""
     total_steps: int = 1_000_000
@@ -268,7 +273,11 @@ def resolved(cfg: TrainConfig) -> TrainConfig:
     if critic_hidden is None and algo in registry.ALGORITHMS:
         critic_hidden = cfg.hidden
     betas = fills.pop("adam_betas", cfg.adam_betas)
+    env_kwargs = dict(cfg.env_kwargs)
+    if cfg.robot is not None:  # validate refuses an env_kwargs robot that says otherwise
+        env_kwargs.setdefault("robot", cfg.robot)
     return dataclasses.replace(cfg, algo=algo, **fills, hidden=tuple(cfg.hidden),
+                               env_kwargs=env_kwargs,
                                critic_hidden=None if critic_hidden is None else tuple(
                                    int(h) for h in critic_hidden),
                                adam_betas=None if betas is None else tuple(
@@ -304,6 +313,9 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"config fields {unresolved} are unset: validate a resolved(cfg)")
     if cfg.algo not in registry.ALGORITHMS:
         raise bad("algo", f"choose one of {list(registry.ALGO_NAMES)}")
+    if cfg.robot is not None and cfg.env_kwargs.get("robot", cfg.robot) != cfg.robot:
+        raise bad("robot", f"env_kwargs names another robot, {cfg.env_kwargs['robot']!r}: give "
+                  "one of them")
     spec = registry.ALGORITHMS[cfg.algo]
     positive_ints = ("total_steps", "num_envs", "buffer_size", "batch_size", "eval_episodes",
                      "num_threads", "log_every", "checkpoint_every", "video_frames")

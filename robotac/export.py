@@ -60,9 +60,10 @@ def _version() -> str:
 
 def robot_metadata(env_id: str, env_kwargs: dict[str, Any],
                    interface: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``robot`` metadata entry of a policy for ``robotac/Quadruped-v0``: the robot's name
-    and the SHA-256 of its description (``robot.yaml`` + MJCF bytes, as they are at export);
-    ``{}`` for other envs.
+    """The ``robot`` metadata entry of a policy for ``robotac/Quadruped-v0``: the robot's name,
+    the SHA-256 of its description (``robot.yaml`` + MJCF bytes, as they are at export) and its
+    command ranges (the env's defaults for it, which deploy clips live commands to); ``{}`` for
+    other envs.
 
     Raises:
         ValueError: if the description's joints are no longer the ones the policy was trained
@@ -77,7 +78,8 @@ def robot_metadata(env_id: str, env_kwargs: dict[str, Any],
         raise ValueError(f"robot {desc.name!r} ({desc.folder}) now has joints "
                          f"{list(desc.joint_names)}, the policy was trained with "
                          f"{list(interface['joint_names'])}")
-    return {"robot": {"name": desc.name, "description_sha256": desc.sha256}}
+    return {"robot": {"name": desc.name, "description_sha256": desc.sha256,
+                      "command_ranges": {k: list(v) for k, v in desc.command_ranges.items()}}}
 
 
 def export_bundle(bundle: PolicyBundle, out: str | Path, source: str | None = None) -> Path:

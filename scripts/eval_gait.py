@@ -18,7 +18,8 @@ off and then on (the ranges the policy was trained with), ``--episodes`` episode
 - tracking: the mean body-frame velocity (vx, vy) and yaw rate after a ``--settle-s`` (1 s) start,
   ``|v_xy - cmd_xy|`` [m/s] and ``|w_z - cmd_yaw|`` [rad/s], and falls;
 - servo figures: the share of steps in which some servo target moves faster than the servo's
-  no-load speed (``--servo-speed-rad-s``, 4.7 rad/s for the STS3215), the share of servo-steps at
+  no-load speed (``--servo-speed-rad-s``, default the robot's ``servo.no_load_speed_rad_s``: 4.7
+  rad/s for the STS3215), the share of servo-steps at
   the torque limit (``|tau| >= 0.98 * limit``), and the mean ``|delta target|`` per step [rad],
   over all steps; beside the too-fast share of the filtered servo target, that of the policy's raw
   action (what the policy asks for before the env's action filter);
@@ -68,16 +69,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def load_policy_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
-    """Return ``obs (45,) float32 -> action (12,)`` and the env kwargs the policy was trained on."""
+    """Return ``obs (45,) float32 -> action (12,)`` and the env kwargs the policy was trained on.
+
+    Sets ``args.servo_speed_rad_s``, when not given, to the no-load speed of the servo of the
+    policy's robot (``servo.no_load_speed_rad_s`` of its description).
+    """
     if args.onnx:
         from deploy.policy import OnnxPolicy
 
-        policy = OnnxPolicy(args.onnx)
-        return policy, dict(policy.metadata.get("env_kwargs") or {})
-    from robotac.checkpoint import load_policy
+        onnx = OnnxPolicy(args.onnx)
+        policy, env_kwargs = onnx, dict(onnx.metadata.get("env_kwargs") or {})
+    else:
+        from robotac.checkpoint import load_policy
 
-    bundle = load_policy(args.run, args.which)
-    return bundle.act, dict(bundle.env_kwargs)
+        bundle = load_policy(args.run, args.which)
+        policy, env_kwargs = bundle.act, dict(bundle.env_kwargs)
+    if getattr(args, "servo_speed_rad_s", 0.0) is None:
+        from envs.robot_description import DEFAULT_ROBOT, load_description
+
+        desc = load_description(env_kwargs.get("robot") or DEFAULT_ROBOT)
+        args.servo_speed_rad_s = desc.servo.no_load_speed_rad_s
+    return policy, env_kwargs
+
+
+def _control_period_s(env_kwargs: dict) -> float:
+    """The control period [s] of the robot the env kwargs name (its description's)."""
+    from envs.robot_description import DEFAULT_ROBOT, load_description
+
+    return load_description(env_kwargs.get("robot") or DEFAULT_ROBOT).control_period_s
 
 
 #: The env kwargs that choose the command: dropped from a policy's ``env_kwargs`` wherever the
@@ -423,12 +442,11 @@ def evaluate_command(
         :func:`smoothness_figures` after ``settle_s``, pooled over the episodes
         (:func:`pool_smoothness`).
     """
-    from envs.interface import QUADRUPED_INTERFACE
     from envs.registration import make_env
 
     kwargs = {k: v for k, v in env_kwargs.items() if k not in COMMAND_KWARGS}
     env = make_env("robotac/Quadruped-v0", fixed_command=tuple(command),
-                   max_episode_steps=round(episode_s / QUADRUPED_INTERFACE.control_period_s),
+                   max_episode_steps=round(episode_s / _control_period_s(env_kwargs)),
                    **kwargs)
     dt = env.unwrapped.sim.control_period_s
     settle = round(settle_s / dt)
@@ -597,10 +615,9 @@ def run_schedule(
         body-frame (vx, vy, yaw rate) after each step, ``fell`` (bool), ``frames`` (list of
         ``(height, width, 3)`` uint8).
     """
-    from envs.interface import QUADRUPED_INTERFACE
     from envs.registration import make_env
 
-    dt = QUADRUPED_INTERFACE.control_period_s
+    dt = _control_period_s(env_kwargs)
     n = int(round(seconds / dt))
     kwargs = {k: v for k, v in env_kwargs.items() if k not in COMMAND_KWARGS}
     if render_every:
@@ -736,8 +753,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episode-s", type=float, default=10.0, help="--grid: episode length [s]")
     p.add_argument("--settle-s", type=float, default=1.0,
                    help="start left out of the tracking (--grid) and smoothness figures [s]")
-    p.add_argument("--servo-speed-rad-s", type=float, default=4.7,
-                   help="--grid: servo no-load speed [rad/s] (STS3215: 4.7)")
+    p.add_argument("--servo-speed-rad-s", type=float, default=None,
+                   help="--grid: servo no-load speed [rad/s] (default: the policy's robot's "
+                        "servo.no_load_speed_rad_s; STS3215: 4.7)")
     p.add_argument("--plot", type=Path, default=None, help="--grid: commanded vs achieved PNG")
     p.add_argument("--schedule", type=Path, default=None,
                    help="follow this command schedule (CSV t_s,vx,vy,yaw_rate; see above)")

@@ -1,5 +1,9 @@
 """Feetech STS servo-bus emulator (12 STS3215 on MuJoCo physics) plus a BNO08x RVC IMU stream.
 
+The robot is the default quadruped, or any robot description (``--robot NAME|PATH``,
+``StsBusEmulator(robot=...)``): its servos then report the description's model number, ticks per
+turn and stall torque, on the IDs of its bus layout (:meth:`HardwareTruth.for_description`).
+
 ``python -m deploy.sim.sts_emulator`` opens two pseudo-terminals and prints their paths, one line
 each: ``PORT /dev/pts/N`` (the servo bus) and ``IMU /dev/pts/M`` (the IMU), then
 ``CALIBRATION <file>`` when ``--write-calibration`` is given. It answers the STS protocol on the
@@ -90,7 +94,7 @@ import numpy as np
 
 from deploy.calibration import (
     STS3215_MODEL,
-    TICKS_PER_RAD,
+    TICKS_PER_TURN,
     Calibration,
     JointCalibration,
     imu_axes_matrix,
@@ -104,8 +108,9 @@ from deploy.sts import (
     sign_magnitude,
     to_sign_magnitude,
 )
+from envs.interface import RobotInterface
 from envs.quadruped_sim import QuadrupedSim
-from envs.robot_description import ServoModel, load_description
+from envs.robot_description import RobotDescription, ServoModel, load_description
 
 __all__ = ["HardwareTruth", "ServoTruth", "DcMotorServo", "SERVO_TRUTHS", "EmulatorFaults",
            "StsBusEmulator", "EmulatedOperator", "checksum",
@@ -115,6 +120,7 @@ FAULT_KINDS = ("silent", "checksum", "overheat", "undervolt", "overload", "unplu
                "imu_checksum", "power_off")
 INST_PING, INST_READ, INST_WRITE, INST_SYNC_READ, INST_SYNC_WRITE = 0x01, 0x02, 0x03, 0x82, 0x83
 BROADCAST = 0xFE
+#: Stall torque of the STS3215 [N m] (the default hardware's; Present_Load is per mille of it).
 STALL_TORQUE_NM = 2.9
 #: Present_Voltage and Present_Temperature of a healthy servo on a 12 V supply.
 NOMINAL_VOLTAGE_DV = 120
@@ -153,6 +159,10 @@ class HardwareTruth:
         direction: ``(12,)`` +1 when the servo's ticks grow with the joint angle.
         zero_ticks: ``(12,)`` raw position at joint angle 0 [ticks].
         imu_axes: Body axis -> IMU axis (the IMU's mounting), e.g. ``("+y", "-x", "+z")``.
+        model_number: What every servo reports at control-table address 3 (STS3215: 777).
+        ticks_per_turn: Encoder ticks per turn.
+        stall_torque_nm: Stall torque [N m] (Present_Load is per mille of it).
+        interface: The robot's interface; ``None``: the default quadruped's.
     """
 
     ids: tuple[int, ...] = tuple(range(1, 13))
@@ -160,17 +170,49 @@ class HardwareTruth:
     zero_ticks: tuple[float, ...] = (2101, 1987, 2130, 1950, 2075, 2011, 2160, 1938, 2049, 2008,
                                      2122, 1969)
     imu_axes: tuple[str, str, str] = ("+y", "-x", "+z")
+    model_number: int = STS3215_MODEL
+    ticks_per_turn: int = TICKS_PER_TURN
+    stall_torque_nm: float = STALL_TORQUE_NM
+    interface: RobotInterface | None = None
+
+    @classmethod
+    def for_description(cls, desc: RobotDescription) -> HardwareTruth:
+        """The hardware of a robot description: its servo IDs (``joints[*].servo_id``), model
+        number, ticks per turn and stall torque; directions and zero offsets as the default
+        hardware's (repeated over the joints, offsets scaled to the ticks per turn), so that
+        calibration has something to discover. The default quadruped gets :class:`HardwareTruth`
+        ``()`` itself."""
+        from envs.interface import QUADRUPED_DESCRIPTION, interface_from_description
+
+        if desc == QUADRUPED_DESCRIPTION:
+            return cls()
+        base, n, sv = cls(), len(desc.joints), desc.servo
+        scale = sv.ticks_per_turn / TICKS_PER_TURN
+        return cls(ids=tuple(j.servo_id for j in desc.joints),
+                   direction=tuple(base.direction[k % 12] for k in range(n)),
+                   zero_ticks=tuple(round(base.zero_ticks[k % 12] * scale, 1) for k in range(n)),
+                   model_number=sv.model_number, ticks_per_turn=sv.ticks_per_turn,
+                   stall_torque_nm=sv.torque_limit_nm,
+                   interface=interface_from_description(desc))
+
+    @property
+    def robot_interface(self) -> RobotInterface:
+        """:attr:`interface`, or the default quadruped's."""
+        from envs.interface import QUADRUPED_INTERFACE
+
+        return self.interface if self.interface is not None else QUADRUPED_INTERFACE
 
     def calibration(self) -> Calibration:
         """The exact calibration of this hardware (limits from the robot interface)."""
-        from envs.interface import QUADRUPED_INTERFACE as itf
-
+        itf = self.robot_interface
         arr = itf.arrays()
         joints = {n: JointCalibration(self.ids[k], self.direction[k], float(self.zero_ticks[k]),
                                       float(arr["joint_low_rad"][k]),
                                       float(arr["joint_high_rad"][k]))
                   for k, n in enumerate(itf.joint_names)}
-        return Calibration(joints=joints, imu_axes=self.imu_axes)
+        return Calibration(joints=joints, imu_axes=self.imu_axes, servo_model=self.model_number,
+                           ticks_per_turn=self.ticks_per_turn, robot=itf.name,
+                           interface=self.interface)
 
 
 @dataclass(frozen=True)
@@ -349,7 +391,7 @@ class StsBusEmulator:
         wire_baud: Pace replies as on a wire at this rate; 0 disables the pacing.
         faults: :class:`EmulatorFaults`.
         stand: Hold the body in the air (calibration); limp joints keep their pose.
-        sim: Physics; a fresh standing :class:`QuadrupedSim` by default.
+        sim: Physics; a fresh standing :class:`QuadrupedSim` of ``robot`` by default.
         calibrated: The servos' EEPROM as ``robotac calibrate`` leaves it for :attr:`truth`
             (:meth:`apply_calibration`); ``False``: factory settings (position limits 0-4095);
             ``None`` (default): factory on the stand, calibrated otherwise.
@@ -357,24 +399,33 @@ class StsBusEmulator:
             A non-default truth builds its own :class:`QuadrupedSim` from ``sim``'s description.
         steps_per_write: Physics steps a goal sync write advances in stepped mode (default one
             control period, ``sim.n_substeps``; 1 for identification at the physics rate).
+        robot: The robot (a description's name or folder) when ``sim`` is not given; default
+            the default quadruped. ``truth`` defaults to its :meth:`HardwareTruth.for_description`.
     """
 
     def __init__(self, truth: HardwareTruth | None = None, mode: str = "realtime",
                  baud: int = 1_000_000, wire_baud: int = 1_000_000,
                  faults: EmulatorFaults | None = None, stand: bool = False,
                  sim: QuadrupedSim | None = None, calibrated: bool | None = None,
-                 servo_truth: ServoTruth | None = None, steps_per_write: int | None = None):
+                 robot: str | Path | None = None, servo_truth: ServoTruth | None = None,
+                 steps_per_write: int | None = None):
         if mode not in ("realtime", "stepped"):
             raise ValueError(f"mode must be 'realtime' or 'stepped', got {mode!r}")
         if baud not in BAUD_INDEX:
             raise ValueError(f"baud must be one of {sorted(BAUD_INDEX)}, got {baud}")
-        self.truth = truth or HardwareTruth()
         self.mode = mode
         self.baud = baud
         self.wire_baud = int(wire_baud)
         self.faults = faults or EmulatorFaults()
         self.servo_truth = servo_truth or ServoTruth()
-        self.sim = self._truth_sim(sim)
+        self.sim = self._truth_sim(sim, robot)
+        self.truth = truth or HardwareTruth.for_description(self.sim.description)
+        if self.truth.robot_interface.joint_names != self.sim.interface.joint_names:
+            raise ValueError(f"the hardware truth is robot {self.truth.robot_interface.name!r}'s,"
+                             f" the physics robot {self.sim.interface.name!r}'s")
+        #: Encoder ticks per radian and the largest position of the emulated servos.
+        self.ticks_per_rad = self.truth.ticks_per_turn / (2.0 * math.pi)
+        self.max_tick = self.truth.ticks_per_turn - 1
         self.sim.reset()
         self.steps_per_write = int(steps_per_write or self.sim.n_substeps)
         if self.steps_per_write < 1:
@@ -425,13 +476,17 @@ class StsBusEmulator:
             self._hold_stand()
 
     # -------------------------------------------------------------- servo truth
-    def _truth_sim(self, sim: QuadrupedSim | None) -> QuadrupedSim:
-        """The physics with the servo truth's model written in (``sim``'s description, or the
-        default robot's); ``sim`` itself when the truth is the description's."""
+    def _truth_sim(self, sim: QuadrupedSim | None, robot: str | Path | None) -> QuadrupedSim:
+        """The physics with the servo truth's model written in (``sim``'s description, or
+        ``robot``'s, default the default robot's); ``sim`` itself when the truth is the
+        description's."""
         st = self.servo_truth
         if st.is_default:
-            return sim or QuadrupedSim()
-        desc = sim.description if sim is not None else load_description()
+            return sim or QuadrupedSim(robot=robot)
+        if sim is not None:
+            desc = sim.description
+        else:
+            desc = load_description(robot) if robot is not None else load_description()
         return QuadrupedSim(robot=replace(desc, servo=st.servo_model(desc.servo)))
 
     def _effective_target(self) -> np.ndarray:
@@ -453,12 +508,12 @@ class StsBusEmulator:
     def _factory_table(self, sid: int) -> bytearray:
         m = bytearray(256)
         m[0], m[1] = 3, 10                                   # firmware 3.10
-        m[3:5] = STS3215_MODEL.to_bytes(2, "little")
+        m[3:5] = self.truth.model_number.to_bytes(2, "little")
         m[5] = sid
         m[6] = BAUD_INDEX[self.baud]
         m[7] = 0                                             # return delay [2 us]
         m[9:11] = (0).to_bytes(2, "little")
-        m[11:13] = (4095).to_bytes(2, "little")
+        m[11:13] = self.max_tick.to_bytes(2, "little")
         m[13] = 70                                           # max temperature [C]
         m[14] = 140                                          # max voltage [0.1 V]
         m[15] = 40                                           # min voltage [0.1 V]
@@ -479,11 +534,11 @@ class StsBusEmulator:
                 if sid not in self.mem:
                     continue
                 t = sorted(arr["zero"][k] + arr["direction"][k] * (np.array(
-                    [arr["min_rad"][k], arr["max_rad"][k]]) - math.pi) * TICKS_PER_RAD)
+                    [arr["min_rad"][k], arr["max_rad"][k]]) - math.pi) * self.ticks_per_rad)
                 m = self.mem[sid]
                 m[7] = 0
                 m[9:11] = max(0, math.ceil(t[0])).to_bytes(2, "little")
-                m[11:13] = min(4095, math.floor(t[1])).to_bytes(2, "little")
+                m[11:13] = min(self.max_tick, math.floor(t[1])).to_bytes(2, "little")
                 m[13] = int(round(cal.max_temperature_c))
                 m[15] = int(round(cal.min_voltage_v * 10))
 
@@ -506,7 +561,7 @@ class StsBusEmulator:
             self.mem[sid][addr:addr + size] = int(value).to_bytes(size, "little")
 
     def _ticks_of_q(self, q: np.ndarray) -> np.ndarray:
-        return self.zero + self.dir * np.asarray(q) * TICKS_PER_RAD
+        return self.zero + self.dir * np.asarray(q) * self.ticks_per_rad
 
     def _refresh_present(self) -> None:
         """Write the physics state into every servo's present registers."""
@@ -515,9 +570,9 @@ class StsBusEmulator:
         dq = self.sim.dq_joint_rad_s
         tau = (self.sim.joint_torques_nm if self.servo_truth.dc_motor is None
                else self.sim.data.qfrc_applied[self.sim.joint_dof_adr])
-        ticks = np.clip(np.rint(self._ticks_of_q(q)), 0, 4095).astype(int)
-        speed = np.rint(self.dir * dq * TICKS_PER_RAD).astype(int)
-        load = np.rint(self.dir * tau / STALL_TORQUE_NM * 1000).astype(int)
+        ticks = np.clip(np.rint(self._ticks_of_q(q)), 0, self.max_tick).astype(int)
+        speed = np.rint(self.dir * dq * self.ticks_per_rad).astype(int)
+        load = np.rint(self.dir * tau / self.truth.stall_torque_nm * 1000).astype(int)
         for sid, k in self.joint_of.items():
             m = self.mem[sid]
             m[56:58] = int(ticks[k]).to_bytes(2, "little")
@@ -565,7 +620,7 @@ class StsBusEmulator:
         elif mode != MODE_POSITION:  # wheel or PWM: Goal_Position moves nothing
             return
         ticks = min(max(ticks, lo), hi)                      # the servo's own angle limits
-        a = math.pi + self.dir[k] * (ticks - self.zero[k]) / TICKS_PER_RAD
+        a = math.pi + self.dir[k] * (ticks - self.zero[k]) / self.ticks_per_rad
         if self.servo_truth.latency_s > 0:
             if not self._goal_log:
                 self._initial_target = self.target.copy()
@@ -1014,6 +1069,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "5:Min_Position_Limit=0 (names of deploy.sts.ADDR, or an address); "
                          "repeatable")
     ap.add_argument("--stand", action="store_true", help="body held in the air (calibration)")
+    ap.add_argument("--robot", default=None,
+                    help="the robot: a shipped description's name or a description folder "
+                         "(docs/your_robot.md); default: the default quadruped")
     ap.add_argument("--servo-truth", choices=sorted(SERVO_TRUTHS), default="description",
                     help="the servos' true model (robotac identify's target)")
     ap.add_argument("--steps-per-write", type=int, default=None,
@@ -1036,7 +1094,8 @@ def main(argv: list[str] | None = None) -> int:
                          faults=EmulatorFaults(args.fault, args.fault_servo, args.fault_after_s,
                                                args.corrupt_rate, args.drop_rate,
                                                args.fault_seed),
-                         stand=args.stand, servo_truth=SERVO_TRUTHS[args.servo_truth],
+                         stand=args.stand, robot=args.robot,
+                         servo_truth=SERVO_TRUTHS[args.servo_truth],
                          steps_per_write=args.steps_per_write)
     for item in args.register:
         try:

@@ -5,8 +5,9 @@ as its first stdout line (``PORT /dev/pts/N``), and answers frames on it exactly
 controller following ``shared/protocol.md`` must, driving :class:`envs.quadruped_sim.QuadrupedSim`
 (the physics the policy was trained on):
 
-- HELLO -> INFO (12 joints, has IMU, firmware version, ``watchdog_ms``, the joint limits of
-  ``QUADRUPED_INTERFACE``), and arms (clears the e-stop and watchdog bits);
+- HELLO -> INFO (the robot's joint count, has IMU, firmware version, ``watchdog_ms``, the joint
+  limits of its interface: ``QUADRUPED_INTERFACE``, or that of ``--robot NAME|PATH``'s
+  description), and arms (clears the e-stop and watchdog bits);
 - COMMAND mode 0 -> servos passive (damped); mode 1 -> position targets, only when armed
   (else ERROR 5), and only when every target lies inside the joint limits (else ERROR 6 and
   nothing moves); either mode feeds the watchdog; reply STATE;
@@ -475,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--servo-fault-after-s", type=float, default=None,
                     help="raise the servo-fault status bit this long after the first HELLO [s]")
     ap.add_argument("--seed", type=int, default=0, help="seed of the fault injection")
+    ap.add_argument("--robot", default=None,
+                    help="the robot simulated: a shipped description's name or a description "
+                         "folder (docs/your_robot.md); default: the default quadruped")
     ap.add_argument("--rt-priority", type=int, default=0,
                     help="serve under SCHED_FIFO at this priority (Linux, root); 0 = default")
     return ap
@@ -488,7 +492,12 @@ def main(argv: list[str] | None = None) -> int:
         garbage_rate=args.garbage, latency_s=args.latency_ms / 1000.0,
         servo_fault_after_s=args.servo_fault_after_s, seed=args.seed,
     )
-    robot = VirtualRobot(args.mode, args.watchdog_ms, faults)
+    try:
+        sim = QuadrupedSim(robot=args.robot)
+    except ValueError as exc:  # a description that does not load (DescriptionError is one)
+        print(f"virtual robot: --robot {args.robot}: {exc}", file=sys.stderr)
+        return 2
+    robot = VirtualRobot(args.mode, args.watchdog_ms, faults, sim=sim)
     master, slave, path = open_pty()
     if args.rt_priority > 0:
         try:

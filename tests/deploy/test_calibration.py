@@ -87,3 +87,37 @@ def test_imu_axes_matrix():
         imu_axes_matrix(["x", "y", "z"])
     with pytest.raises(CalibrationError, match="right-handed"):
         imu_axes_matrix(["+x", "+x", "+z"])
+
+
+def test_another_robot_and_servo_travel_in_the_file(tmp_path):
+    """issue 23: a calibration for another robot carries its interface, servo model and ticks
+    per turn; deploy checks against those (it never reads the robot's description)."""
+    from envs.interface import interface_from_description
+    from envs.robot_description import load_description
+
+    itf = interface_from_description(load_description("quadruped_xl"))
+    arr = itf.arrays()
+    joints = {n: JointCalibration(10 * (k // 3 + 1) + k % 3 + 1, 1, 512.0,
+                                  float(arr["joint_low_rad"][k]), float(arr["joint_high_rad"][k]))
+              for k, n in enumerate(itf.joint_names)}
+    cal = Calibration(joints=joints, servo_model=2825, ticks_per_turn=1024, robot=itf.name,
+                      interface=itf)
+    back = Calibration.load(cal.save(tmp_path / "xl.json"))
+    assert back == cal and back.robot_interface == itf
+    assert back.ticks_per_rad == pytest.approx(1024 / (2 * np.pi)) and back.max_tick == 1023
+    assert back.arrays()["ids"].tolist()[:3] == [11, 12, 13]
+    doc = json.loads((tmp_path / "xl.json").read_text())
+    assert doc["ticks_per_turn"] == 1024 and doc["servo_model"] == 2825
+    # the default robot's file is unchanged: no interface, no ticks_per_turn
+    assert "interface" not in _cal().to_dict() and "ticks_per_turn" not in _cal().to_dict()
+    # another robot's interface is refused, naming both
+    with pytest.raises(CalibrationError, match="is for robot 'quadruped_xl', this is "
+                                               "'quadruped'"):
+        back.check(QUADRUPED_INTERFACE)
+    # 1024 ticks per turn: lf_kfe's 2.1 rad range is 342 ticks, from 512 + 0.5 rad = 593
+    # to 855; a zero offset of 900 puts the top at 1243 > 1023
+    doc["joints"]["lf_kfe"]["zero_offset_ticks"] = 900
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(CalibrationError, match=r"joint 'lf_kfe' range .* outside the servo's "
+                                               r"0\.\.1023"):
+        Calibration.load(tmp_path / "bad.json")

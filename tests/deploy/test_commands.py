@@ -63,6 +63,14 @@ def test_command_ranges_match_the_env_and_merge_the_policy_ranges():
     np.testing.assert_array_equal(high, [1.0, 0.2, 1.0])
     with pytest.raises(ValueError, match="unknown key 'vz'"):
         command_ranges({"command_ranges": {"vz": [0, 1]}})
+    # another robot's own ranges (its ONNX metadata's robot.command_ranges), under the policy's
+    xl = {"vx": [-0.35, 0.7], "vy": [-0.2, 0.2], "yaw_rate": [-1.0, 1.0]}
+    low, high = command_ranges({}, xl)
+    np.testing.assert_array_equal(low, [-0.35, -0.2, -1.0])
+    np.testing.assert_array_equal(high, [0.7, 0.2, 1.0])
+    low, high = command_ranges({"command_ranges": {"vx": [0.0, 0.5]}}, xl)
+    np.testing.assert_array_equal(low, [0.0, -0.2, -1.0])
+    np.testing.assert_array_equal(high, [0.5, 0.2, 1.0])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,6 +41,22 @@ def test_the_shipped_quadruped_passes():
     assert 0.15 < report.stand_height_m < 0.17
 
 
+def test_the_second_robot_passes():
+    """quadruped_xl (envs/robots/quadruped_xl) is only data: other names, IDs, leg lengths,
+    knees pointing forward, another servo; the check passes on it with its own figures."""
+    report = check_robot("quadruped_xl")
+    assert report.ok, report.problems
+    d = report.description
+    assert report.total_mass_kg == pytest.approx(3.44)
+    # hip abduction axis to the sole: sqrt(0.045^2 + 0.26^2) + 0.018 (foot radius)
+    assert report.leg_length_m == pytest.approx((0.045**2 + 0.26**2) ** 0.5 + 0.018)
+    assert 0.19 < report.stand_height_m < 0.23
+    knees = [j for j in d.joints if j.name.endswith("_kfe")]
+    assert len(knees) == 4 and all(j.default_rad > 0 for j in knees)  # folds backward
+    assert d.servo.model_number == 2825 and d.servo.torque_limit_nm == 4.9
+    assert [j.servo_id for j in d.joints][:3] == [11, 12, 13]
+
+
 def test_a_missing_foot_is_refused(tmp_path):
     bot = broken(tmp_path, xml_edits=[('<geom name="rl_foot" class="foot"/>', "")])
     report = check_robot(bot)
@@ -103,3 +119,28 @@ def test_a_malformed_description_names_the_field(tmp_path):
     bot.mkdir()
     (bot / "robot.yaml").write_text((ROBOTS_DIR / "quadruped" / "robot.yaml").read_text())
     assert_refused(check_robot(bot), r"mjcf: .*quadruped\.xml does not exist")
+
+
+def test_an_image_of_the_robot_or_a_clear_note_without_gl(tmp_path):
+    """``robotac robot check --image``: the robot standing as a PNG where rendering works; where
+    it cannot, one line saying why and how to fix it, and no file."""
+    from envs.rendering import gl_backend_problem
+    from envs.robot_check import render_robot
+    from envs.robot_description import load_description
+
+    out = tmp_path / "xl.png"
+    line = render_robot(load_description("quadruped_xl"), out, width=160, height=120)
+    if gl_backend_problem() is not None:
+        assert line.startswith("no image of the robot: ") and "MUJOCO_GL" in line
+        assert not out.exists()
+        return
+    assert line == f"image of the robot standing: {out} (160 x 120 px)", line
+    import matplotlib.image
+
+    img = matplotlib.image.imread(str(out))
+    assert img.shape[:2] == (120, 160) and float(img[..., :3].std()) > 0.01  # not blank
+
+
+def test_a_servo_zero_other_than_mid_travel_is_refused(tmp_path):
+    bot = broken(tmp_path, yaml_edits=[("zero_rad: 3.141592653589793", "zero_rad: 3.0")])
+    assert_refused(check_robot(bot), r"servo\.zero_rad: 3\.0 rad; only pi \(mid-travel\)")

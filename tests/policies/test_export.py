@@ -102,7 +102,9 @@ def test_metadata_of_contract_3(exported):
     from envs.robot_description import load_description
 
     assert meta["robot"] == {"name": "quadruped",
-                             "description_sha256": load_description("quadruped").sha256}
+                             "description_sha256": load_description("quadruped").sha256,
+                             "command_ranges": {"vx": [-0.3, 0.6], "vy": [-0.2, 0.2],
+                                                "yaw_rate": [-1.0, 1.0]}}
     assert OnnxPolicy(path).robot_name == "quadruped"
 
 

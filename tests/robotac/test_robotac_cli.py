@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from robotac.cli import main, parse_train_args
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,6 +24,25 @@ def test_recipe_file_then_command_line_overrides(tmp_path):
     assert cfg.hidden == (32, 32) and cfg.env_kwargs == {"g": 9.81}
     cfg = parse_train_args(["--env", "HalfCheetah-v5", "--algo", "ddpg"])
     assert (cfg.env_id, cfg.algo) == ("HalfCheetah-v5", "ddpg")
+
+
+def test_the_recipe_trains_another_robot_with_robot(tmp_path):
+    """``--robot NAME`` (the ``robot:`` recipe key) puts the robot into the env kwargs of the
+    steer recipe unchanged, and an env_kwargs robot that says otherwise is refused."""
+    from robotac.config import ConfigError, resolved, validate
+
+    steer = str(ROOT / "recipes" / "quadruped_steer.yaml")
+    cfg = resolved(parse_train_args(["--config", steer, "--robot", "quadruped_xl"]))
+    assert cfg.robot == "quadruped_xl" and cfg.env_kwargs["robot"] == "quadruped_xl"
+    assert cfg.env_kwargs["tracking_sigma"] == 0.1  # the recipe's other kwargs stay
+    validate(cfg)
+    assert "robot" not in resolved(parse_train_args(["--config", steer])).env_kwargs
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("env: robotac/Quadruped-v0\nrobot: quadruped_xl\n"
+                      "env_kwargs:\n  robot: quadruped\n")
+    with pytest.raises(ConfigError, match=r"config field robot='quadruped_xl' is invalid: "
+                                          r"env_kwargs names another robot, 'quadruped'"):
+        validate(resolved(parse_train_args(["--config", str(recipe)])))
 
 
 def test_train_eval_and_resume_through_the_cli(tmp_path, capsys):
