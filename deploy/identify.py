@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from deploy.calibration import TICKS_PER_RAD, Calibration
+from deploy.calibration import Calibration
 from deploy.link import LinkError
 from deploy.loop import StopRequested, StopSignals
 from deploy.robot_link import LinkFault
@@ -386,13 +386,15 @@ def probe_period_s(link: StsBusLink, sid: int, hold_rad: np.ndarray, n: int = 40
     return math.ceil(p90 / 5e-4) * 5e-4
 
 
-def _decode(data: list[int], direction: float, zero: float) -> tuple[float, ...]:
-    """``(servo angle rad, speed rad/s, load share, voltage V, temperature C)`` of 56-63."""
+def _decode(data: list[int], direction: float, zero: float,
+            ticks_per_rad: float) -> tuple[float, ...]:
+    """``(servo angle rad, speed rad/s, load share, voltage V, temperature C)`` of 56-63
+    (``ticks_per_rad``: the calibration's, :attr:`deploy.calibration.Calibration.ticks_per_rad`)."""
     ticks = data[0] | data[1] << 8
     speed = sign_magnitude(data[2] | data[3] << 8, SPEED_SIGN_BIT)
     load = sign_magnitude(data[4] | data[5] << 8, LOAD_SIGN_BIT)
-    return (math.pi + direction * (ticks - zero) / TICKS_PER_RAD,
-            direction * speed / TICKS_PER_RAD, direction * load / 1000.0, data[6] * 0.1,
+    return (math.pi + direction * (ticks - zero) / ticks_per_rad,
+            direction * speed / ticks_per_rad, direction * load / 1000.0, data[6] * 0.1,
             float(data[7]))
 
 
@@ -490,7 +492,8 @@ def run_identification(
         except LinkError as exc:
             raise IdentifyError(f"cannot start: {exc}") from exc
         # Ramp every joint from where it is to the hold pose, at the speed fraction.
-        present = np.array([_decode(g[0], arr["direction"][k], arr["zero"][k])[0]
+        present = np.array([_decode(g[0], arr["direction"][k], arr["zero"][k],
+                                    link.ticks_per_rad)[0]
                             if (g := link.read_servo(int(arr["ids"][k]), 56, 8, 0.05)) else
                             hold_pose[k] for k in range(len(names))])
         present = np.clip(present, arr["min_rad"], arr["max_rad"])
@@ -545,7 +548,7 @@ def run_identification(
                 misses = 0
                 (rec["present_rad"][i], rec["speed_rad_s"][i], rec["load"][i],
                  rec["voltage_v"][i], rec["temperature_c"][i]) = _decode(
-                    got[0], arr["direction"][k], arr["zero"][k])
+                    got[0], arr["direction"][k], arr["zero"][k], link.ticks_per_rad)
             n_samples += n
             sim_time += n * clock.period_s
             missed = int(np.isnan(rec["present_rad"]).sum())

@@ -650,7 +650,7 @@ class StsBusLink:
                     or abs(hi - want_hi) > LIMIT_TOLERANCE_TICKS):
                 why = (" (both 0: multi-turn, the position is no longer absolute)"
                        if lo == hi == 0 else " (the factory setting: a replaced or reset servo?)"
-                       if (lo, hi) == (0, 4095) else "")
+                       if (lo, hi) == (0, self.cal.max_tick) else "")
                 raise LinkError(
                     f"{self._name(sid)}: its angle limits Min/Max_Position_Limit (addresses 9/"
                     f"11) are [{lo}, {hi}] ticks{why}, the calibration's range "
@@ -886,7 +886,7 @@ class StsBusLink:
                 or (t < self.min_rad - 1e-5).any() or (t > self.max_rad + 1e-5).any()):
             self.stats["refused_targets"] += 1
             return False
-        ticks = np.rint(self.zero + self.direction * (t - math.pi) * TICKS_PER_RAD)
+        ticks = np.rint(self.zero + self.direction * (t - math.pi) * self.ticks_per_rad)
         ticks = np.clip(ticks.astype(np.int64), self.tick_lo, self.tick_hi)
         self._sync_write(42, 2, ticks.tolist())
         return True
