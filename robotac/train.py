@@ -204,6 +204,23 @@ class _Logger:
         self.writer.close()
 
 
+def _count_episode_step(st: LoopState, reward: np.ndarray, done: np.ndarray,
+                        logger: _Logger) -> None:
+    """Add one vector step's ``(n,)`` rewards to the running episodes; record, log and restart
+    each episode that ``done`` (``(n,)`` bool: terminated or truncated) ends. ``st.global_step``
+    is already the step count after this step."""
+    for i in range(len(done)):
+        st.episode_returns[i] += float(reward[i])
+        st.episode_lengths[i] += 1
+        if done[i]:
+            ret, length = st.episode_returns[i], st.episode_lengths[i]
+            st.train_history.append([st.global_step, ret, length])
+            st.last_return = ret
+            logger.scalar("charts/episodic_return", ret, st.global_step)
+            logger.scalar("charts/episodic_length", length, st.global_step)
+            st.episode_returns[i], st.episode_lengths[i] = 0.0, 0
+
+
 def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None) -> TrainResult:
     """Train per ``cfg``; see the module docstring for the run directory.
 
@@ -426,16 +443,7 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
                 st.global_step += n
                 session_steps += n
                 done = np.logical_or(chunk.terminated[j], chunk.truncated[j])
-                for i in range(n):
-                    st.episode_returns[i] += float(chunk.reward[j, i])
-                    st.episode_lengths[i] += 1
-                    if done[i]:
-                        ret, length = st.episode_returns[i], st.episode_lengths[i]
-                        st.train_history.append([st.global_step, ret, length])
-                        st.last_return = ret
-                        logger.scalar("charts/episodic_return", ret, st.global_step)
-                        logger.scalar("charts/episodic_length", length, st.global_step)
-                        st.episode_returns[i], st.episode_lengths[i] = 0.0, 0
+                _count_episode_step(st, chunk.reward[j], done, logger)
                 if cfg.normalize_obs:
                     obs_norm.update(torch.as_tensor(chunk.next_obs[j], dtype=torch.float32
                                                     ).to(device))
@@ -502,16 +510,7 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
             st.global_step += n
             session_steps += n
             done = np.logical_or(terminated, truncated)
-            for i in range(n):
-                st.episode_returns[i] += float(reward[i])
-                st.episode_lengths[i] += 1
-                if done[i]:
-                    ret, length = st.episode_returns[i], st.episode_lengths[i]
-                    st.train_history.append([st.global_step, ret, length])
-                    st.last_return = ret
-                    logger.scalar("charts/episodic_return", ret, st.global_step)
-                    logger.scalar("charts/episodic_length", length, st.global_step)
-                    st.episode_returns[i], st.episode_lengths[i] = 0.0, 0
+            _count_episode_step(st, reward, done, logger)
             if done.any():
                 algo.reset_noise(torch.as_tensor(done, device=device))
             obs = next_obs
