@@ -66,6 +66,7 @@ DEFAULT_REWARD_SCALES: dict[str, float] = {
     "action_acc": 0.0,
     "stand_joint_vel": 0.0,
     "stand_power": 0.0,
+    "action_rate_limit": 0.0,
 }
 
 _REWARD_FORMULAS: dict[str, str] = {
@@ -83,6 +84,7 @@ _REWARD_FORMULAS: dict[str, str] = {
     "action_acc": "sum of (action - 2 previous action + the one before)^2 [rad^2]",
     "stand_joint_vel": "sum of q_dot^2 [rad^2/s^2] at a standing cmd, else 0",
     "stand_power": "sum of |tau * q_dot| [W] at a standing cmd, else 0",
+    "action_rate_limit": "sum of max(|action - previous target| / dt - max rate, 0) [rad/s]",
 }
 
 
@@ -329,6 +331,7 @@ class QuadrupedEnv(gym.Env):
     | action_acc | 0 | sum of (action - 2 previous action + the one before)^2 [rad^2] |
     | stand_joint_vel | 0 | sum of q_dot^2 [rad^2/s^2] at a standing cmd, else 0 |
     | stand_power | 0 | sum of |tau * q_dot| [W] at a standing cmd, else 0 |
+    | action_rate_limit | 0 | sum of max(|action - previous target| / dt - max rate, 0) [rad/s] |
 
     A *standing command* is one inside the standing band, ``hypot(cmd_vx, cmd_vy) < 0.1`` m/s and
     ``|cmd_yaw| < 0.1`` rad/s (:func:`is_standing_command`, :data:`STANDING_LIN_VEL_M_S`,
@@ -354,6 +357,14 @@ class QuadrupedEnv(gym.Env):
       default pose before the first). It penalises a reversal (a zig-zag has twice the step as
       second difference) far more than a steady ramp (second difference 0), which ``action_rate``
       penalises alike.
+    - ``action_rate_limit``: the rate the policy asks of each servo beyond the action filter's
+      slew limit ``action_max_rate_rad_s`` (which must be set for a non-zero weight), i.e. by how
+      much the filter had to cut the step: legged_gym's soft limit ``_reward_dof_vel_limits``
+      (``sum (|q_dot| - limit).clip(min=0)``, linear beyond the limit, nothing inside it) applied
+      to the commanded target rate ``|a_t - target_{t-1}| / dt``. It is zero for a policy whose
+      targets the filter passes unchanged, so it costs a gait that stays within the servo's speed
+      nothing, and it is what makes the "filter binds" share fall: ``action_rate`` is quadratic
+      and small per step (0.1 rad on one joint: 0.01 rad^2).
     - ``stand_joint_vel``: legged_gym's ``_reward_dof_vel`` (sum of ``q_dot^2``), paid only at a
       standing command, where the robot should not move at all.
     - ``stand_power``: mechanical power ``sum |tau * q_dot|`` (the energy term of Fu, Kumar,
@@ -480,7 +491,8 @@ class QuadrupedEnv(gym.Env):
       ``gait_contacts`` asked for a trot at every non-zero command, inside the band where
       ``stand_still`` asked to stand (2026-12-07).
       The ``action_acc``, ``stand_joint_vel`` and ``stand_power`` terms (weight 0 by default)
-      and ``gait_clock_stands`` (default off) added (2026-12-07, issue 26).
+      and ``gait_clock_stands`` (default off) added (2026-12-07, issue 26); the
+      ``action_rate_limit`` term (weight 0 by default) added (2026-12-07).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -584,6 +596,12 @@ class QuadrupedEnv(gym.Env):
             raise ValueError(
                 "reward_scales['gait_contacts'] is non-zero but the env has no gait clock: set "
                 "gait_frequency_hz (e.g. 3.0) or drop the term"
+            )
+        if scales["action_rate_limit"] != 0.0 and action_max_rate_rad_s is None:
+            raise ValueError(
+                "reward_scales['action_rate_limit'] is non-zero but the env has no slew limit: set "
+                "action_max_rate_rad_s (e.g. 4.5 rad/s, below the servo's no-load speed), or "
+                "drop the term"
             )
         self.reward_scales = scales
         if not tracking_sigma > 0:
@@ -925,7 +943,8 @@ class QuadrupedEnv(gym.Env):
                 the indices). Finite actions outside ``[0, 2 pi]`` are clipped to the bounds.
         """
         a = self._check_action(action)
-        target = self.action_filter.apply(a, self._target, self.sim.control_period_s)
+        prev_target = self._target
+        target = self.action_filter.apply(a, prev_target, self.sim.control_period_s)
         self._target = target
         if self._latency:
             self._queue.append(target)
@@ -944,7 +963,8 @@ class QuadrupedEnv(gym.Env):
             and not self._command_fixed_for_episode
         ):
             self.command = self._sample_command()
-        if self._steps_per_push is not None and self._steps % self._steps_per_push == 0:
+        pushed = self._steps_per_push is not None and self._steps % self._steps_per_push == 0
+        if pushed:
             dv = self.np_random.uniform(-self.push_max_vel_m_s, self.push_max_vel_m_s, size=2)
             dv *= self.randomization_scale
             sim.push(np.array([dv[0], dv[1], 0.0]))
@@ -1011,6 +1031,11 @@ class QuadrupedEnv(gym.Env):
                                                  + self._prev_prev_action))),
             "stand_joint_vel": float(dq @ dq) if standing_command else 0.0,
             "stand_power": float(np.sum(np.abs(tau * dq))) if standing_command else 0.0,
+            "action_rate_limit": (
+                float(np.sum(np.maximum(np.abs(a - prev_target) / sim.control_period_s
+                                        - self.action_filter.max_rate_rad_s, 0.0)))
+                if self.action_filter.max_rate_rad_s is not None else 0.0
+            ),
         }
         terms = {k: float(self.reward_scales[k] * raw[k]) for k in raw}
         reward = float(sum(terms.values()))
@@ -1021,6 +1046,7 @@ class QuadrupedEnv(gym.Env):
         info["reward_command"] = cmd.copy()
         info["tilt_rad"] = tilt
         info["servo_target_rad"] = target
+        info["pushed"] = bool(pushed)
         if phase is not None:
             info["gait_phase"] = phase
         return obs, reward, terminated, False, info

@@ -158,6 +158,14 @@ def mean_abs_joint_vel_rad_s(dq_rad_s: np.ndarray) -> float:
     return float(np.mean(np.abs(dq_rad_s)))
 
 
+def reversals(target_rad: np.ndarray, min_step_rad: float = 0.005) -> np.ndarray:
+    """``(T - 1, n_joints)`` bool: whether step ``k + 1`` of each joint's target reverses step
+    ``k`` (opposite signs, both over ``min_step_rad``); :func:`reversal_share` is its mean."""
+    d = np.diff(np.asarray(target_rad, dtype=np.float64), axis=0)
+    big = np.abs(d) > min_step_rad
+    return (np.sign(d[1:]) != np.sign(d[:-1])) & big[1:] & big[:-1]
+
+
 def reversal_share(target_rad: np.ndarray, min_step_rad: float = 0.005) -> float:
     """Share of joint-steps in which the target's step reverses direction.
 
@@ -174,12 +182,9 @@ def reversal_share(target_rad: np.ndarray, min_step_rad: float = 0.005) -> float
     Returns:
         The share in ``[0, 1]``; NaN for ``T < 2``.
     """
-    d = np.diff(np.asarray(target_rad, dtype=np.float64), axis=0)
-    if len(d) < 2:
+    if len(target_rad) < 3:
         return np.nan
-    big = np.abs(d) > min_step_rad
-    rev = (np.sign(d[1:]) != np.sign(d[:-1])) & big[1:] & big[:-1]
-    return float(np.mean(rev))
+    return float(np.mean(reversals(target_rad, min_step_rad)))
 
 
 def filter_bind_share(action_rad: np.ndarray, target_rad: np.ndarray,
@@ -258,7 +263,8 @@ def run_episode(env, policy: Callable[[np.ndarray], np.ndarray], seed: int) -> d
         (``info["servo_target_rad"]``, the filtered one); ``action_rad`` ``(T + 1, 12)`` the same
         row 0, then each policy action as the env takes it (clipped to the action bounds, before
         the filter); ``torque_nm``, ``dq_rad_s`` ``(T, 12)``; ``contacts`` ``(T, 4)`` bool;
-        ``v_body_m_s``, ``w_body_rad_s`` ``(T, 3)``; ``reward`` ``(T,)``; ``limit_nm`` ``(12,)``
+        ``v_body_m_s``, ``w_body_rad_s`` ``(T, 3)``; ``reward`` ``(T,)``; ``pushed`` ``(T,)`` bool,
+        the steps on which the env pushed the robot (``info["pushed"]``); ``limit_nm`` ``(12,)``
         the torque limits (they change only at reset); ``x_m`` ``(2,)`` the world x at the start
         and the end; ``fell`` (terminated).
     """
@@ -267,7 +273,7 @@ def run_episode(env, policy: Callable[[np.ndarray], np.ndarray], seed: int) -> d
     obs, _ = env.reset(seed=seed)
     x0 = float(sim.data.qpos[0])
     targets, actions = [sim.ctrl_servo_rad.copy()], [sim.ctrl_servo_rad.copy()]
-    torque, dq, contacts, v, w, rewards = [], [], [], [], [], []
+    torque, dq, contacts, v, w, rewards, pushed = [], [], [], [], [], [], []
     while True:
         action = policy(obs)
         obs, reward, terminated, truncated, info = env.step(action)
@@ -278,6 +284,7 @@ def run_episode(env, policy: Callable[[np.ndarray], np.ndarray], seed: int) -> d
         contacts.append(info["foot_contacts"])
         v.append(info["base_lin_vel_m_s"])
         w.append(info["base_ang_vel_rad_s"])
+        pushed.append(bool(info.get("pushed", False)))
         rewards.append(float(reward))
         if terminated or truncated:
             break
@@ -286,6 +293,7 @@ def run_episode(env, policy: Callable[[np.ndarray], np.ndarray], seed: int) -> d
         "torque_nm": np.array(torque), "dq_rad_s": np.array(dq),
         "contacts": np.array(contacts, dtype=bool), "v_body_m_s": np.array(v),
         "w_body_rad_s": np.array(w), "reward": np.array(rewards),
+        "pushed": np.array(pushed, dtype=bool),
         "limit_nm": sim.model.actuator_forcerange[sim.actuator_ids, 1].copy(),
         "x_m": np.array([x0, float(sim.data.qpos[0])]), "fell": bool(terminated),
     }
@@ -312,17 +320,41 @@ SMOOTHNESS_KEYS = ("feet_down_share", "mean_abs_dq_rad_s", "mean_abs_dtarget_rad
                    "reversal_share", "filter_bind_share", "hf_power_share", "mech_power_w")
 
 
-def smoothness_figures(ep: dict, dt_s: float, settle_s: float = 1.0) -> dict:
+def judged_steps(ep: dict, dt_s: float, settle_s: float = 1.0,
+                 push_skip_s: float = 1.0) -> np.ndarray:
+    """Which of an episode's ``T`` steps the smoothness figures judge.
+
+    The steps after the first ``settle_s``, less the ``push_skip_s`` from each push on (issue 26:
+    with randomization on, the second after each push is left out, since a pushed robot may
+    step). A push on step ``k`` (``ep["pushed"][k]``) leaves out steps ``k`` to
+    ``k + round(push_skip_s / dt_s) - 1``.
+
+    Returns:
+        ``(T,)`` bool.
+    """
+    t = len(ep["reward"])
+    keep = np.arange(t) >= round(settle_s / dt_s)
+    skip = round(push_skip_s / dt_s)
+    for k in np.flatnonzero(ep.get("pushed", np.zeros(t, dtype=bool))):
+        keep[k:k + skip] = False
+    return keep
+
+
+def smoothness_figures(ep: dict, dt_s: float, settle_s: float = 1.0,
+                       push_skip_s: float = 1.0) -> dict:
     """Smoothness and stillness of one episode (issue 26), after its first ``settle_s``.
 
-    From :func:`run_episode`'s arrays, the steps after ``settle_s``:
+    From :func:`run_episode`'s arrays, over the steps :func:`judged_steps` keeps (after
+    ``settle_s``, without the ``push_skip_s`` after each push):
 
     - ``feet_down_share``: :func:`all_feet_down_share`;
     - ``mean_abs_dq_rad_s``: :func:`mean_abs_joint_vel_rad_s` [rad/s];
     - ``mean_abs_dtarget_rad``: :func:`mean_abs_dtarget_rad` of the servo target [rad per step];
-    - ``reversal_share``: :func:`reversal_share` of the servo target (steps over 0.005 rad);
+    - ``reversal_share``: :func:`reversal_share` of the servo target (steps over 0.005 rad), over
+      the joint-steps whose step and previous step are both kept;
     - ``filter_bind_share``: :func:`filter_bind_share`;
-    - ``hf_power_share``: :func:`high_freq_power_share` of the servo target (> 8 Hz of > 0.2 Hz);
+    - ``hf_power_share``: :func:`high_freq_power_share` of the servo target (> 8 Hz of > 0.2 Hz),
+      a spectrum, so over the whole series after ``settle_s`` (pushes included);
     - ``mech_power_w``: :func:`mechanical_power_w` [W].
 
     Returns:
@@ -330,18 +362,22 @@ def smoothness_figures(ep: dict, dt_s: float, settle_s: float = 1.0) -> dict:
         for an episode that ended within ``settle_s``).
     """
     settle = round(settle_s / dt_s)
-    n = len(ep["reward"]) - settle
-    if n <= 0:
+    keep = judged_steps(ep, dt_s, settle_s, push_skip_s)
+    n = int(keep.sum())
+    if n <= 0 or len(ep["reward"]) <= settle:
         return {**dict.fromkeys(SMOOTHNESS_KEYS, float("nan")), "steps": 0}
-    target = ep["target_rad"][settle:]  # the target before the first judged step, then n more
+    target = np.asarray(ep["target_rad"], dtype=np.float64)  # (T + 1): row k + 1 after step k
+    d = np.diff(target, axis=0)  # (T, n_joints): step k's change
+    rev = reversals(target)  # (T - 1, n_joints): step k + 1 against step k
+    pair = keep[1:] & keep[:-1]
     figures = (
-        all_feet_down_share(ep["contacts"][settle:]),
-        mean_abs_joint_vel_rad_s(ep["dq_rad_s"][settle:]),
-        mean_abs_dtarget_rad(target),
-        reversal_share(target),
-        filter_bind_share(ep["action_rad"][settle + 1:], target[1:]),
-        high_freq_power_share(target[1:], dt_s),
-        mechanical_power_w(ep["torque_nm"][settle:], ep["dq_rad_s"][settle:]),
+        all_feet_down_share(ep["contacts"][keep]),
+        mean_abs_joint_vel_rad_s(ep["dq_rad_s"][keep]),
+        float(np.mean(np.abs(d[keep]))),
+        float(np.mean(rev[pair])) if pair.any() else float("nan"),
+        filter_bind_share(ep["action_rad"][1:][keep], target[1:][keep]),
+        high_freq_power_share(target[settle + 1:], dt_s),
+        mechanical_power_w(ep["torque_nm"][keep], ep["dq_rad_s"][keep]),
     )
     return {**dict(zip(SMOOTHNESS_KEYS, figures, strict=True)), "steps": n}
 
@@ -485,15 +521,60 @@ def _grid_smoothness(rows: list[dict]) -> dict:
     }
 
 
+#: Issue 26's smoothness and stillness targets: the zero command's figures (after the first
+#: second, with randomization on also without the second after each push) and the largest shares
+#: over the grid's commands.
+SMOOTH_TARGETS = {"zero_feet_down_share_min": 0.98, "zero_mean_abs_dq_rad_s_max": 0.05,
+                  "zero_mean_abs_dtarget_rad_max": 0.005, "max_reversal_share": 0.15,
+                  "max_filter_bind_share": 0.05, "max_hf_power_share": 0.10}
+
+
+def smooth_targets_met(smoothness: dict) -> bool:
+    """Whether a grid's smoothness summary (:func:`_grid_smoothness`) meets :data:`SMOOTH_TARGETS`
+    (a grid without a zero command fails: stillness is not shown)."""
+    z, t = smoothness["zero_command"], SMOOTH_TARGETS
+    return bool(
+        z is not None and z["feet_down_share"] >= t["zero_feet_down_share_min"]
+        and z["mean_abs_dq_rad_s"] <= t["zero_mean_abs_dq_rad_s_max"]
+        and z["mean_abs_dtarget_rad"] <= t["zero_mean_abs_dtarget_rad_max"]
+        and all(smoothness[k] <= t[k] for k in ("max_reversal_share", "max_filter_bind_share",
+                                               "max_hf_power_share"))
+    )
+
+
+def grid_commands(env_kwargs: dict) -> list[tuple[float, float, float]]:
+    """:data:`GRID`, each command clipped to the ranges the policy was trained with (its
+    ``env_kwargs["command_ranges"]`` over the robot's defaults), so that a policy trained and
+    advertised up to vx 0.5 m/s is judged at 0.5, not at 0.6; duplicates that the clip makes are
+    dropped.
+
+    Returns:
+        ``(vx [m/s], vy [m/s], yaw rate [rad/s])`` tuples in :data:`GRID` order.
+    """
+    from envs.robot_description import DEFAULT_ROBOT, load_description
+
+    ranges = dict(load_description(env_kwargs.get("robot") or DEFAULT_ROBOT).command_ranges)
+    ranges.update({k: tuple(v) for k, v in (env_kwargs.get("command_ranges") or {}).items()})
+    out: list[tuple[float, float, float]] = []
+    for c in GRID:
+        clipped = tuple(float(min(max(x, ranges[k][0]), ranges[k][1]))
+                        for x, k in zip(c, ("vx", "vy", "yaw_rate"), strict=True))
+        if clipped not in out:
+            out.append(clipped)
+    return out
+
+
 def evaluate_grid(policy, env_kwargs: dict, args: argparse.Namespace) -> dict:
-    """:func:`evaluate_command` over :data:`GRID`, randomization off and (if trained) on."""
+    """:func:`evaluate_command` over :func:`grid_commands`, randomization off and (if trained)
+    on."""
     settings = {"off": {k: v for k, v in env_kwargs.items() if k not in RANDOMIZATION_KWARGS}}
     if any(env_kwargs.get(k) is not None for k in RANDOMIZATION_KWARGS):
         settings["on"] = dict(env_kwargs)
     out: dict = {"settings": {}}
     for name, kwargs in settings.items():
         rows = [evaluate_command(policy, kwargs, c, args.episodes, args.seed, args.episode_s,
-                                 args.settle_s, args.servo_speed_rad_s) for c in GRID]
+                                 args.settle_s, args.servo_speed_rad_s)
+                for c in grid_commands(env_kwargs)]
         steps = [r["steps"] for r in rows]  # shares over all steps of the grid
         summary = {
             "max_err_xy_m_s": float(np.max([r["err_xy_m_s"] for r in rows])),
@@ -513,6 +594,7 @@ def evaluate_grid(policy, env_kwargs: dict, args: argparse.Namespace) -> dict:
             and summary["falls"] == 0 and summary["too_fast_share"] <= 0.05
             and summary["torque_sat_share"] <= 0.03
         )
+        summary["smooth_targets_met"] = smooth_targets_met(summary["smoothness"])
         out["settings"][name] = {"env_kwargs": kwargs, "rows": rows, "summary": summary}
         print(f"\nrandomization {name}: {args.episodes} x {args.episode_s:g} s per command")
         print("| command (vx, vy, yaw) | achieved (vx, vy, yaw) | err xy [m/s] | err yaw [rad/s] "
@@ -550,7 +632,8 @@ def evaluate_grid(policy, env_kwargs: dict, args: argparse.Namespace) -> dict:
               f"{100 * summary['too_fast_share']:.1f} %, torque sat "
               f"{100 * summary['torque_sat_share']:.2f} %, mean |d target| "
               f"{summary['mean_abs_dtarget_rad']:.4f} rad: "
-              f"{'targets met' if summary['targets_met'] else 'targets NOT met'}")
+              f"{'targets met' if summary['targets_met'] else 'targets NOT met'}; smoothness "
+              f"targets (issue 26) {'met' if summary['smooth_targets_met'] else 'NOT met'}")
     return out
 
 

@@ -116,8 +116,37 @@ def test_reward_terms_sum_to_reward() -> None:
             assert terms["termination"] == DEFAULT_REWARD_SCALES["termination"]
             env.reset()
     assert env.reward_scales["feet_air_time"] == 1.0
-    # Random servo targets exercise every term (the standing terms need a zero command: below).
-    assert seen == set(DEFAULT_REWARD_SCALES) - {"stand_still", "stand_joint_vel", "stand_power"}
+    # Random servo targets exercise every term (the standing terms need a zero command, and
+    # action_rate_limit a slew limit: below).
+    assert seen == set(DEFAULT_REWARD_SCALES) - {"stand_still", "stand_joint_vel", "stand_power",
+                                                 "action_rate_limit"}
+
+
+def test_action_rate_limit_charges_the_rate_the_filter_cut() -> None:
+    """``action_rate_limit`` is ``sum max(|a_t - target_{t-1}| / dt - max_rate, 0)``: zero for
+    steps the slew limit passes, the cut rate [rad/s] for those it binds; it needs a slew limit."""
+    with pytest.raises(ValueError, match="action_max_rate_rad_s"):
+        QuadrupedEnv(reward_scales={"action_rate_limit": -0.1})
+    env = QuadrupedEnv(reward_scales={"action_rate_limit": -0.1}, action_max_rate_rad_s=4.5,
+                       fixed_command=(0.3, 0.0, 0.0))
+    env.reset(seed=0)
+    dt = env.sim.control_period_s
+    default = np.asarray(QUADRUPED_INTERFACE.default_pose_rad)
+    # Inside the limit (0.05 rad in 0.02 s = 2.5 rad/s): the filter passes it, no cost.
+    _, _, _, _, info = env.step((default + 0.05).astype(np.float32))
+    assert info["reward_terms"]["action_rate_limit"] == 0.0
+    np.testing.assert_allclose(info["servo_target_rad"], default + 0.05, atol=1e-6)
+    # 0.3 rad further on three joints: asked 0.3 / dt = 15 rad/s, cut to 4.5 rad/s.
+    prev = info["servo_target_rad"].copy()
+    a = prev.copy()
+    a[:3] += 0.3
+    _, r, _, _, info = env.step(a.astype(np.float32))
+    asked = np.abs(a.astype(np.float32).astype(np.float64) - prev) / dt
+    expected = float(np.sum(np.maximum(asked - 4.5, 0.0)))
+    assert expected == pytest.approx(3 * (0.3 / dt - 4.5), rel=1e-5)
+    assert info["reward_terms"]["action_rate_limit"] == pytest.approx(-0.1 * expected, rel=1e-9)
+    np.testing.assert_allclose(info["servo_target_rad"][:3], prev[:3] + 4.5 * dt, atol=1e-9)
+    assert sum(info["reward_terms"].values()) == pytest.approx(r, abs=1e-12)
 
 
 def test_smoothness_terms_are_the_second_difference_and_the_standing_motion() -> None:

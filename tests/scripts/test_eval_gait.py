@@ -200,3 +200,65 @@ def test_single_command_mode_reports_smoothness_and_the_raw_too_fast_share() -> 
     assert j["mech_power_w"] > 2 * s["mech_power_w"]
     # The raw actions outrun the servo in every step but the first; the filtered targets never.
     assert jump["too_fast_share_raw"] == 59 / 60 and jump["too_fast_share"] == 0.0
+
+
+def test_grid_commands_are_clipped_to_the_trained_ranges() -> None:
+    """A policy trained up to vx 0.5 m/s is judged at 0.5 where the grid says 0.6; the grid is
+    unchanged for the default ranges, and a clip that makes a duplicate drops it."""
+    from scripts.eval_gait import GRID, grid_commands
+
+    assert grid_commands({}) == list(GRID)
+    clipped = grid_commands({"command_ranges": {"vx": [-0.3, 0.5]}})
+    assert (0.5, 0.0, 0.0) in clipped and (0.6, 0.0, 0.0) not in clipped
+    assert len(clipped) == len(GRID)
+    narrow = grid_commands({"command_ranges": {"vx": [-0.2, 0.4], "yaw_rate": [-0.5, 0.5]}})
+    assert max(c[0] for c in narrow) == 0.4 and min(c[0] for c in narrow) == -0.2
+    assert max(abs(c[2]) for c in narrow) == 0.5
+    assert len(narrow) == len(set(narrow)) < len(GRID)
+
+
+def _episode(t: int, pushed_at: tuple[int, ...]) -> dict:
+    """A synthetic run_episode record: feet down and still, except the 10 steps after each push,
+    where the feet lift and the joints move."""
+    rng = np.random.default_rng(0)
+    contacts = np.ones((t, 4), dtype=bool)
+    dq = np.zeros((t, 12))
+    target = np.tile(DEFAULT.astype(np.float64), (t + 1, 1))
+    pushed = np.zeros(t, dtype=bool)
+    for k in pushed_at:
+        pushed[k] = True
+        contacts[k:k + 10, :2] = False
+        dq[k:k + 10] = 1.0
+        target[k + 1:k + 10] += rng.choice([-0.05, 0.05], (9, 12))  # back on step k + 9
+    return {"reward": np.zeros(t), "contacts": contacts, "dq_rad_s": dq, "target_rad": target,
+            "action_rad": target.copy(), "torque_nm": np.ones((t, 12)), "pushed": pushed}
+
+
+def test_the_second_after_each_push_is_left_out_of_the_stillness_figures() -> None:
+    """Issue 26: with randomization on, a pushed robot may step; the second after each push is
+    not judged. Without pushes the figures are those of every step after the settle time."""
+    from scripts.eval_gait import judged_steps, smoothness_figures
+
+    ep = _episode(200, pushed_at=(100, 150))
+    keep = judged_steps(ep, 0.02, settle_s=0.4, push_skip_s=0.2)  # 20 settle, 10 skip steps
+    assert keep.sum() == 200 - 20 - 2 * 10 and not keep[100:110].any() and keep[110]
+    still = smoothness_figures(ep, 0.02, settle_s=0.4, push_skip_s=0.2)
+    assert still["steps"] == 160
+    assert still["feet_down_share"] == 1.0 and still["mean_abs_dq_rad_s"] == 0.0
+    assert still["mean_abs_dtarget_rad"] == 0.0 and still["reversal_share"] == 0.0
+    # Judged with no skip, the pushes' steps count: the same episode is no longer still.
+    moved = smoothness_figures(ep, 0.02, settle_s=0.4, push_skip_s=0.0)
+    assert moved["steps"] == 180 and moved["feet_down_share"] == pytest.approx(160 / 180)
+    assert moved["mean_abs_dq_rad_s"] > 0.05 and moved["mean_abs_dtarget_rad"] > 0.005
+
+
+def test_smooth_targets_summary() -> None:
+    from scripts.eval_gait import smooth_targets_met
+
+    zero = {"feet_down_share": 0.99, "mean_abs_dq_rad_s": 0.01, "mean_abs_dtarget_rad": 0.001}
+    good = {"zero_command": zero, "max_reversal_share": 0.1, "max_filter_bind_share": 0.02,
+            "max_hf_power_share": 0.05}
+    assert smooth_targets_met(good)
+    assert not smooth_targets_met({**good, "zero_command": None})
+    assert not smooth_targets_met({**good, "max_filter_bind_share": 0.06})
+    assert not smooth_targets_met({**good, "zero_command": {**zero, "feet_down_share": 0.97}})
