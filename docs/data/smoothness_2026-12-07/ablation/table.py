@@ -11,8 +11,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 ARMS = {"a50": "(a) steer settings", "b": "(b) + reward terms", "c": "(c) + CAPS",
-        "f01": "(f) (d) + action_rate_limit -0.1", "f003": "(f') (d) + action_rate_limit -0.03",
-        "d": "(d) + clock stands", "e": "(e) (a) + CAPS alone"}
+        "d": "(d) + clock stands", "e": "(e) (a) + CAPS alone",
+        "f01": "(f) (d) + action_rate_limit -0.1", "f003": "(f') (d) + action_rate_limit -0.03"}
 
 print("| arm | command | vx [m/s] | falls | all feet down | mean \\|q dot\\| [rad/s] | "
       "mean \\|d target\\| [rad] | reversals | filter binds | > 8 Hz | power [W] | "
