@@ -421,11 +421,46 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
     learn_time, learn_steps = 0.0, 0
     final_behaviour = None  # collector=process: the next chunk's weights, kept at the final flush
 
+    def after_steps(prev: int) -> bool:
+        """Log, advance the progress bar, evaluate and checkpoint for the env steps from ``prev``
+        to ``st.global_step`` (both loops, each at its own stride: ``n`` or a chunk's ``k * n``);
+        returns whether the run stops here (``on_eval`` said so or ``stop_after_steps`` is
+        reached)."""
+        nonlocal t_log, step_log, last_eval, stopped
+
+        def crossed(every: int) -> bool:
+            return st.global_step // every != prev // every
+
+        if crossed(cfg.log_every):
+            now = time.perf_counter()
+            sps = (st.global_step - step_log) / max(now - t_log, 1e-9)
+            t_log, step_log = now, st.global_step
+            logger.scalar("charts/SPS", sps, st.global_step)
+            for tag, v in metrics.items():
+                logger.scalar(tag, float(v), st.global_step)  # one sync per log_every
+            if bar is not None:
+                bar.set_postfix(SPS=f"{sps:.0f}", ret=(
+                    "-" if st.last_return is None else f"{st.last_return:.1f}"),
+                    refresh=False)
+        if bar is not None:
+            bar.update(st.global_step - prev)
+        if cfg.eval_every and crossed(cfg.eval_every):
+            last_eval = run_eval()
+            stopped = on_eval is not None and bool(on_eval(st.global_step, last_eval))
+        if stopped or crossed(cfg.checkpoint_every):
+            ckpt_mod.save_checkpoint(ckpt_mod.checkpoint_path(run_dir, "latest"),
+                                     make_payload("latest", last_eval))
+            logger.rewrite_csvs(st)
+        if stopped or (cfg.stop_after_steps is not None
+                       and session_steps >= cfg.stop_after_steps):
+            stopped = True
+        return stopped
+
     def process_loop() -> None:
         """The rounds of collector=process (robotac.collector's schedule); returns at
         ``total_steps`` (after the owed updates), a stop, or ``stop_after_steps``."""
-        nonlocal metrics, obs, stopped, last_eval, learn_time, learn_steps, session_steps
-        nonlocal t_log, step_log, final_behaviour, saved_behaviour
+        nonlocal metrics, obs, learn_time, learn_steps, session_steps, final_behaviour
+        nonlocal saved_behaviour
         norm = obs_norm if cfg.normalize_obs else None
         while st.global_step < cfg.total_steps:
             t_round = time.perf_counter()
@@ -456,33 +491,7 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
             if prev >= cfg.learning_starts:
                 learn_time += time.perf_counter() - t_round
                 learn_steps += k * n
-
-            def crossed(every: int, prev: int = prev) -> bool:
-                return st.global_step // every != prev // every
-
-            if crossed(cfg.log_every):
-                now = time.perf_counter()
-                sps = (st.global_step - step_log) / max(now - t_log, 1e-9)
-                t_log, step_log = now, st.global_step
-                logger.scalar("charts/SPS", sps, st.global_step)
-                for tag, v in metrics.items():
-                    logger.scalar(tag, float(v), st.global_step)
-                if bar is not None:
-                    bar.set_postfix(SPS=f"{sps:.0f}", ret=(
-                        "-" if st.last_return is None else f"{st.last_return:.1f}"),
-                        refresh=False)
-            if bar is not None:
-                bar.update(k * n)
-            if cfg.eval_every and crossed(cfg.eval_every):
-                last_eval = run_eval()
-                stopped = on_eval is not None and bool(on_eval(st.global_step, last_eval))
-            if stopped or crossed(cfg.checkpoint_every):
-                ckpt_mod.save_checkpoint(ckpt_mod.checkpoint_path(run_dir, "latest"),
-                                         make_payload("latest", last_eval))
-                logger.rewrite_csvs(st)
-            if stopped or (cfg.stop_after_steps is not None
-                           and session_steps >= cfg.stop_after_steps):
-                stopped = True
+            if after_steps(prev):
                 return
         if st.pending_updates:  # the last chunk's updates, before the final evaluation
             final_behaviour = behaviour_snapshot(algo.actor, obs_norm)
@@ -531,29 +540,7 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
                 learn_steps += n
 
             # --- log / eval / checkpoint -------------------------------------------------
-            if st.global_step % cfg.log_every < n:
-                now = time.perf_counter()
-                sps = (st.global_step - step_log) / max(now - t_log, 1e-9)
-                t_log, step_log = now, st.global_step
-                logger.scalar("charts/SPS", sps, st.global_step)
-                for tag, v in metrics.items():
-                    logger.scalar(tag, float(v), st.global_step)  # one sync per log_every
-                if bar is not None:
-                    bar.set_postfix(SPS=f"{sps:.0f}", ret=(
-                        "-" if st.last_return is None else f"{st.last_return:.1f}"),
-                        refresh=False)
-            if bar is not None:
-                bar.update(n)
-            if cfg.eval_every and st.global_step % cfg.eval_every < n:
-                last_eval = run_eval()
-                stopped = on_eval is not None and bool(on_eval(st.global_step, last_eval))
-            if stopped or st.global_step % cfg.checkpoint_every < n:
-                ckpt_mod.save_checkpoint(ckpt_mod.checkpoint_path(run_dir, "latest"),
-                                         make_payload("latest", last_eval))
-                logger.rewrite_csvs(st)
-            if stopped or (cfg.stop_after_steps is not None
-                           and session_steps >= cfg.stop_after_steps):
-                stopped = True
+            if after_steps(st.global_step - n):
                 break
         if not stopped:
             if not st.eval_history or st.eval_history[-1][0] != st.global_step:
