@@ -2,18 +2,18 @@
 CrossQ and SB3's SAC on the same env, command ranges and curriculum, in one run (issue 25).
 
 The grid (:func:`grid_met`, :class:`SteerTargets`): the commands of ``scripts/eval_gait.py
---grid`` (:data:`eval_gait.GRID`) inside the trained command ranges (the recipe's
-``env_kwargs.command_ranges`` when it narrows the env's), domain randomization off, ``--episodes``
-deterministic episodes of ``--episode-s`` s each; met when every command is tracked within
-0.1 m/s (``|v_xy - cmd_xy|``) and 0.2 rad/s (``|w_z - cmd_yaw|``) after the 1 s settle time,
-no episode falls, and the servo targets of eval_gait hold (too-fast targets <= 5 %, torque
+--grid`` (:func:`eval_gait.grid_commands`: :data:`eval_gait.GRID` clipped to the trained command
+ranges, the recipe's ``env_kwargs.command_ranges`` over the robot's), domain randomization off,
+``--episodes`` deterministic episodes of ``--episode-s`` s each; met when every command is tracked
+within 0.1 m/s (``|v_xy - cmd_xy|``) and 0.2 rad/s (``|w_z - cmd_yaw|``) after the 1 s settle
+time, no episode falls, and the servo targets of eval_gait hold (too-fast targets <= 5 %, torque
 saturation <= 3 %). Smoothness targets (issue 26) join through ``SteerTargets.smoothness``, a
 mapping of a key of the grid's smoothness summary (``max_reversal_share``,
 ``max_filter_bind_share``, ``max_hf_power_share``; eval_gait's ``_grid_smoothness``) to its
 largest allowed value: ``--smoothness max_reversal_share=0.05``. ``--exclude VX,VY,YAW`` leaves a
-grid command out and says so in the JSON: no policy so far reaches 0.6 m/s with servo-safe
-targets (the shipped version 5 tops out at 0.41, recipes/quadruped_steer.yaml), so with
-(0.6, 0, 0) in the grid no row can meet it; ``--exclude 0.6,0,0`` measures the other 15.
+grid command out and says so in the JSON: no policy so far reaches 0.6 m/s with servo-safe targets
+(the shipped version 5 tops out at 0.41, recipes/quadruped_steer.yaml), so with (0.6, 0, 0) in the
+grid no row can meet it; ``--exclude 0.6,0,0`` measures the other 15.
 
 Each configuration trains in its own process; a second process per job, the evaluator
 (this script with ``--eval-worker``), evaluates every snapshot the training writes every
@@ -93,22 +93,12 @@ class SteerTargets:
 
 
 def grid_summary(rows: list[dict]) -> dict:
-    """The grid's summary over :func:`eval_gait.evaluate_command` rows (as eval_gait's
-    ``evaluate_grid``): largest errors, falls, step-weighted servo shares, smoothness."""
-    from eval_gait import _grid_smoothness
+    """eval_gait's :func:`eval_gait.grid_summary` of the grid's rows, plus ``worst``: the command
+    farthest from its targets (errors over their tolerances)."""
+    from eval_gait import grid_summary as eval_gait_summary
 
-    steps = [r["steps"] for r in rows]
-    return {
-        "max_err_xy_m_s": float(np.max([r["err_xy_m_s"] for r in rows])),
-        "max_err_yaw_rad_s": float(np.max([r["err_yaw_rad_s"] for r in rows])),
-        "falls": int(sum(r["falls"] for r in rows)),
-        "too_fast_share": float(np.average([r["too_fast_share"] for r in rows], weights=steps)),
-        "torque_sat_share": float(np.average([r["torque_sat_share"] for r in rows],
-                                             weights=steps)),
-        "smoothness": _grid_smoothness(rows),
-        "worst": max(rows, key=lambda r: r["err_xy_m_s"] / 0.1 + r["err_yaw_rad_s"] / 0.2)[
-            "command"],
-    }
+    return {**eval_gait_summary(rows), "worst": max(
+        rows, key=lambda r: r["err_xy_m_s"] / 0.1 + r["err_yaw_rad_s"] / 0.2)["command"]}
 
 
 def grid_met(summary: dict, targets: SteerTargets = SteerTargets()) -> tuple[bool, list[str]]:
@@ -141,23 +131,20 @@ def grid_met(summary: dict, targets: SteerTargets = SteerTargets()) -> tuple[boo
 
 def grid_commands(env_kwargs: dict, exclude: tuple[tuple[float, float, float], ...] = ()
                   ) -> list[tuple[float, float, float]]:
-    """The commands of :data:`eval_gait.GRID` inside the trained ranges: the full task's
-    ``command_ranges`` (the env kwarg, else the env's own ranges, which the grid covers), less
-    the ``exclude`` commands (``--exclude``).
+    """The commands of ``eval_gait.py --grid`` (:func:`eval_gait.grid_commands`: :data:`GRID`
+    clipped to the trained ranges, duplicates dropped), less the ``exclude`` commands
+    (``--exclude``).
 
     Raises:
-        ValueError: an ``exclude`` command is not a grid command (with the grid).
+        ValueError: an ``exclude`` command is not a command of that grid (with the grid).
     """
-    from eval_gait import GRID
+    from eval_gait import grid_commands as eval_gait_commands
 
-    unknown = [c for c in exclude if tuple(c) not in GRID]
+    grid = eval_gait_commands(env_kwargs)
+    unknown = [c for c in exclude if tuple(c) not in grid]
     if unknown:
-        raise ValueError(f"--exclude {unknown}: not commands of eval_gait's grid {list(GRID)}")
-    ranges = env_kwargs.get("command_ranges") or {}
-    keys = ("vx", "vy", "yaw_rate")
-    lims = [tuple(ranges.get(k, (-np.inf, np.inf))) for k in keys]
-    return [c for c in GRID if c not in exclude and all(
-        lo - 1e-9 <= x <= hi + 1e-9 for x, (lo, hi) in zip(c, lims, strict=True))]
+        raise ValueError(f"--exclude {unknown}: not commands of eval_gait's grid {grid}")
+    return [c for c in grid if c not in exclude]
 
 
 def evaluate_steer_grid(policy: Callable[[np.ndarray], np.ndarray], env_kwargs: dict,

@@ -564,6 +564,32 @@ def grid_commands(env_kwargs: dict) -> list[tuple[float, float, float]]:
     return out
 
 
+def grid_summary(rows: list[dict]) -> dict:
+    """The summary of a grid's :func:`evaluate_command` rows: the largest errors, falls, the
+    servo shares over all the grid's steps, the mean ``|delta target|``, :func:`_grid_smoothness`,
+    ``targets_met`` (issue 10's: every command within 0.1 m/s and 0.2 rad/s, no falls, too-fast
+    targets <= 5 %, torque saturation <= 3 %) and ``smooth_targets_met``
+    (:func:`smooth_targets_met`). A NaN error (a command whose every episode fell before the
+    settle time) fails ``targets_met``."""
+    steps = [r["steps"] for r in rows]  # shares over all steps of the grid
+    summary = {
+        "max_err_xy_m_s": float(np.max([r["err_xy_m_s"] for r in rows])),
+        "max_err_yaw_rad_s": float(np.max([r["err_yaw_rad_s"] for r in rows])),
+        "falls": int(sum(r["falls"] for r in rows)),
+        **{key: float(np.average([r[key] for r in rows], weights=steps))
+           for key in ("too_fast_share", "too_fast_share_raw", "torque_sat_share")},
+        "mean_abs_dtarget_rad": float(np.mean([r["mean_abs_dtarget_rad"] for r in rows])),
+        "smoothness": _grid_smoothness(rows),
+    }
+    summary["targets_met"] = bool(
+        summary["max_err_xy_m_s"] <= 0.1 and summary["max_err_yaw_rad_s"] <= 0.2
+        and summary["falls"] == 0 and summary["too_fast_share"] <= 0.05
+        and summary["torque_sat_share"] <= 0.03
+    )
+    summary["smooth_targets_met"] = smooth_targets_met(summary["smoothness"])
+    return summary
+
+
 def evaluate_grid(policy, env_kwargs: dict, args: argparse.Namespace) -> dict:
     """:func:`evaluate_command` over :func:`grid_commands`, randomization off and (if trained)
     on."""
@@ -575,26 +601,7 @@ def evaluate_grid(policy, env_kwargs: dict, args: argparse.Namespace) -> dict:
         rows = [evaluate_command(policy, kwargs, c, args.episodes, args.seed, args.episode_s,
                                  args.settle_s, args.servo_speed_rad_s)
                 for c in grid_commands(env_kwargs)]
-        steps = [r["steps"] for r in rows]  # shares over all steps of the grid
-        summary = {
-            "max_err_xy_m_s": float(np.max([r["err_xy_m_s"] for r in rows])),
-            "max_err_yaw_rad_s": float(np.max([r["err_yaw_rad_s"] for r in rows])),
-            "falls": sum(r["falls"] for r in rows),
-            "too_fast_share": float(np.average([r["too_fast_share"] for r in rows],
-                                               weights=steps)),
-            "too_fast_share_raw": float(np.average([r["too_fast_share_raw"] for r in rows],
-                                                   weights=steps)),
-            "torque_sat_share": float(np.average([r["torque_sat_share"] for r in rows],
-                                                 weights=steps)),
-            "mean_abs_dtarget_rad": float(np.mean([r["mean_abs_dtarget_rad"] for r in rows])),
-            "smoothness": _grid_smoothness(rows),
-        }
-        summary["targets_met"] = bool(
-            summary["max_err_xy_m_s"] <= 0.1 and summary["max_err_yaw_rad_s"] <= 0.2
-            and summary["falls"] == 0 and summary["too_fast_share"] <= 0.05
-            and summary["torque_sat_share"] <= 0.03
-        )
-        summary["smooth_targets_met"] = smooth_targets_met(summary["smoothness"])
+        summary = grid_summary(rows)
         out["settings"][name] = {"env_kwargs": kwargs, "rows": rows, "summary": summary}
         print(f"\nrandomization {name}: {args.episodes} x {args.episode_s:g} s per command")
         print("| command (vx, vy, yaw) | achieved (vx, vy, yaw) | err xy [m/s] | err yaw [rad/s] "

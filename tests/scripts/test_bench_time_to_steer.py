@@ -46,11 +46,14 @@ def test_smoothness_targets_join_the_criterion():
 
 
 def test_grid_commands_stay_inside_the_trained_ranges():
+    """eval_gait's grid: each command clipped to the trained ranges, duplicates dropped."""
     full = grid_commands({})
     assert len(full) == 16 and (0.6, 0.0, 0.0) in full
     forward = grid_commands({"command_ranges": {"vx": [0.0, 0.4], "vy": [0.0, 0.0],
                                                 "yaw_rate": [0.0, 0.0]}})
-    assert forward == [(0.0, 0.0, 0.0), (0.2, 0.0, 0.0), (0.4, 0.0, 0.0)]
+    assert forward == [(0.0, 0.0, 0.0), (0.2, 0.0, 0.0), (0.4, 0.0, 0.0), (0.3, 0.0, 0.0)]
+    top = grid_commands({"command_ranges": {"vx": [-0.3, 0.5]}})
+    assert (0.5, 0.0, 0.0) in top and (0.6, 0.0, 0.0) not in top and len(top) == 16
     assert (0.6, 0.0, 0.0) not in grid_commands({}, exclude=((0.6, 0.0, 0.0),))
     assert len(grid_commands({}, exclude=((0.6, 0.0, 0.0),))) == 15
     with pytest.raises(ValueError, match=r"--exclude \[\(0.5, 0.0, 0.0\)\]: not commands"):
