@@ -70,6 +70,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "scripts"))
 
+from job_pool import run_jobs  # noqa: E402  (scripts/, on the path above)
+
 
 # --------------------------------------------------------------------------------------------
 # The criterion
@@ -548,20 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(jobs)} jobs, {args.parallel} at a time, budget {args.budget_min:g} min each, "
           f"a grid check every {args.check_every} steps; load average {os.getloadavg()}; "
           f"logs in {work}", flush=True)
-    pending, running = list(jobs), []
-    try:
-        while pending or running:
-            while pending and len(running) < args.parallel:
-                job = pending.pop(0)
-                job.status = "running"
-                print(f"start {job.name} ({job.kind}, {' '.join([job.recipe, *job.flags])}) "
-                      f"seed {job.seed}", flush=True)
-                running.append(Running(job, work, args))
-            running = [r for r in running if r.poll()]
-            time.sleep(1.0)
-    finally:
-        for r in running:
-            r.stop("interrupted")
+    run_jobs(jobs, args.parallel, lambda job: Running(job, work, args), poll_s=1.0)
     print(f"load average at the end {os.getloadavg()}")
     print_table(jobs, args.budget_min)
     if args.json:

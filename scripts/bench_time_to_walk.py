@@ -55,6 +55,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "scripts"))
 
+from job_pool import run_jobs  # noqa: E402  (scripts/, on the path above)
+
 COMMAND = (0.5, 0.0, 0.0)
 
 
@@ -363,20 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     print(f"{len(jobs)} jobs, {args.parallel} at a time, budget {args.budget_min:g} min each; "
           f"logs in {work}", flush=True)
-    pending, running = list(jobs), []
-    try:
-        while pending or running:
-            while pending and len(running) < args.parallel:
-                job = pending.pop(0)
-                job.status = "running"
-                print(f"start {job.name} ({job.kind}, {' '.join([job.recipe, *job.flags])}) "
-                      f"seed {job.seed}", flush=True)
-                running.append((RobotacRun if job.kind == "robotac" else Sb3Run)(job, work, args))
-            running = [r for r in running if r.poll()]
-            time.sleep(2.0)
-    finally:
-        for r in running:
-            r.stop("interrupted")
+    run_jobs(jobs, args.parallel,
+             lambda job: (RobotacRun if job.kind == "robotac" else Sb3Run)(job, work, args),
+             poll_s=2.0)
     peer = next((j.name for j in jobs if j.kind == "sb3"), None)
     print_table(jobs, args.budget_min, peer)
     if args.json:
