@@ -543,22 +543,22 @@ def smooth_targets_met(smoothness: dict) -> bool:
 
 
 def grid_commands(env_kwargs: dict) -> list[tuple[float, float, float]]:
-    """:data:`GRID`, each command clipped to the ranges the policy was trained with (its
-    ``env_kwargs["command_ranges"]`` over the robot's defaults), so that a policy trained and
-    advertised up to vx 0.5 m/s is judged at 0.5, not at 0.6; duplicates that the clip makes are
-    dropped.
+    """:data:`GRID`, each command clipped to the ranges the policy was trained with, as the
+    deploy loop clips live commands (:func:`deploy.commands.command_ranges`: its
+    ``env_kwargs["command_ranges"]`` over its robot's), so that a policy trained and advertised up
+    to vx 0.5 m/s is judged at 0.5, not at 0.6; duplicates that the clip makes are dropped.
 
     Returns:
         ``(vx [m/s], vy [m/s], yaw rate [rad/s])`` tuples in :data:`GRID` order.
     """
+    from deploy.commands import command_ranges
     from envs.robot_description import DEFAULT_ROBOT, load_description
 
-    ranges = dict(load_description(env_kwargs.get("robot") or DEFAULT_ROBOT).command_ranges)
-    ranges.update({k: tuple(v) for k, v in (env_kwargs.get("command_ranges") or {}).items()})
+    robot = load_description(env_kwargs.get("robot") or DEFAULT_ROBOT)
+    low, high = command_ranges(env_kwargs, robot.command_ranges)
     out: list[tuple[float, float, float]] = []
     for c in GRID:
-        clipped = tuple(float(min(max(x, ranges[k][0]), ranges[k][1]))
-                        for x, k in zip(c, ("vx", "vy", "yaw_rate"), strict=True))
+        clipped = tuple(float(x) for x in np.clip(c, low, high))
         if clipped not in out:
             out.append(clipped)
     return out
