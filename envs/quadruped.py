@@ -160,25 +160,65 @@ def _range_pair(name: str, value: Any, low_bound: float | None = None) -> tuple[
 
 #: Keys a curriculum stage may set (see :class:`QuadrupedEnv`, ``curriculum``).
 CURRICULUM_KEYS = (
-    "at_step", "command_ranges", "standing_share", "command_zero_prob", "randomization"
+    "at_step", "command_ranges", "standing_share", "command_zero_prob", "randomization",
+    "reward_scales",
 )
+
+
+def _reward_scales(
+    base: dict[str, float], overrides: Any, name: str, has_clock: bool, has_slew_limit: bool
+) -> dict[str, float]:
+    """``base`` with ``overrides`` applied, validated.
+
+    Raises:
+        ValueError: naming ``name`` for an unknown term, a non-finite weight, a non-zero
+            ``gait_contacts`` without a gait clock or a non-zero ``action_rate_limit`` without a
+            slew limit.
+    """
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError(f"{name} must be a mapping term -> weight, got {overrides!r}")
+    scales = dict(base)
+    for k, v in (overrides or {}).items():
+        if k not in DEFAULT_REWARD_SCALES:
+            raise ValueError(f"{name} has unknown key {k!r}; valid: {list(DEFAULT_REWARD_SCALES)}")
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not np.isfinite(v):
+            raise ValueError(f"{name}[{k!r}] must be a finite number, got {v!r}")
+        scales[k] = float(v)
+    if scales["gait_contacts"] != 0.0 and not has_clock:
+        raise ValueError(
+            f"{name}['gait_contacts'] is non-zero but the env has no gait clock: set "
+            "gait_frequency_hz (e.g. 3.0) or drop the term"
+        )
+    if scales["action_rate_limit"] != 0.0 and not has_slew_limit:
+        raise ValueError(
+            f"{name}['action_rate_limit'] is non-zero but the env has no slew limit: set "
+            "action_max_rate_rad_s (e.g. 4.5 rad/s, below the servo's no-load speed), or "
+            "drop the term"
+        )
+    return scales
 
 
 def _curriculum_stages(
     curriculum: Any, full_ranges: dict[str, tuple[float, float]], full_standing: float,
-    full_zero_prob: float = 0.0,
+    full_zero_prob: float = 0.0, full_scales: dict[str, float] | None = None,
+    has_clock: bool = False, has_slew_limit: bool = False,
 ) -> list[dict[str, Any]]:
     """Validate ``curriculum`` and fill each stage's missing keys with the full task's values.
 
     Returns:
         Stages sorted by ``at_step``, each ``{"at_step": int, "command_ranges": {k: (lo, hi)},
-        "standing_share": float, "command_zero_prob": float, "randomization": float}``.
+        "standing_share": float, "command_zero_prob": float, "randomization": float,
+        "reward_scales": {term: weight}}`` (every term: the stage's own weights over
+        ``full_scales``).
 
     Raises:
         ValueError: naming the stage and the key for an unknown key, a missing or unordered
-            ``at_step``, a first stage not at step 0, a range outside the full task's, or a share
-            or scale outside [0, 1].
+            ``at_step``, a first stage not at step 0, a range outside the full task's, a share
+            or scale outside [0, 1], or a reward term that is unknown, not finite or needs what
+            the env lacks (see :func:`_reward_scales`).
     """
+    if full_scales is None:
+        full_scales = dict(DEFAULT_REWARD_SCALES)
     if not isinstance(curriculum, (list, tuple)) or not curriculum:
         raise ValueError(
             f"curriculum must be a non-empty list of stages like {{at_step: 0, "
@@ -228,6 +268,10 @@ def _curriculum_stages(
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"curriculum[{i}].{k} must be in [0, 1], got {raw[k]!r}")
             stage[k] = v
+        stage["reward_scales"] = _reward_scales(
+            full_scales, raw.get("reward_scales"), f"curriculum[{i}].reward_scales",
+            has_clock, has_slew_limit,
+        )
         stages.append(stage)
     return stages
 
@@ -456,19 +500,25 @@ class QuadrupedEnv(gym.Env):
       policy trained either way deploys as it was trained. ``True`` without
       ``gait_frequency_hz`` raises ``ValueError``.
     - ``curriculum``: a list of stages, each ``{at_step, command_ranges, standing_share,
-      command_zero_prob, randomization}``, that makes the task easier early in training (Rudin
+      command_zero_prob, randomization, reward_scales}``, that makes the task easier early in
+      training (Rudin
       et al. 2022 grow legged_gym's command ranges during training; here the schedule is fixed
       in env steps, so a run is reproducible and resumable). ``at_step`` counts global env
       steps, 0 for the first stage; ``command_ranges`` narrows the env's (missing keys: the full
       range); ``standing_share`` and ``command_zero_prob`` replace the env's; ``randomization``
       in [0, 1] scales every domain
       randomization towards the nominal robot (friction towards 1, added mass towards 0, motor
-      strength towards 1, latency towards its low end, observation noise and pushes towards 0).
-      Between two stages every value moves linearly; after the last stage it holds. A missing key
-      means the full task's value (randomization 1), so an empty last stage ``{at_step: N}``
-      reaches the full task at step ``N``. The trainer reports the step through
-      :meth:`set_curriculum_step` before each reset; an env never told a step (evaluation,
-      deploy, scripts) runs the full task.
+      strength towards 1, latency towards its low end, observation noise and pushes towards 0);
+      ``reward_scales`` replaces the named terms' weights (the others: the env's
+      ``reward_scales``), e.g. a smoothness cost that starts at 0 and reaches its weight once
+      the gait has formed (the curriculum factor ``k_c`` of Hwangbo et al., "Learning agile and
+      dynamic motor skills for legged robots", Science Robotics 2019, which scales the cost
+      terms up during training; here a linear schedule in env steps; the new weights apply from
+      the next reset). Between two stages every value moves linearly; after the last stage it
+      holds. A missing key means the full task's value (randomization 1, the env's weights), so
+      an empty last stage ``{at_step: N}`` reaches the full task at step ``N``. The trainer
+      reports the step through :meth:`set_curriculum_step` before each reset; an env never
+      told a step (evaluation, deploy, scripts) runs the full task.
     - ``xml_path``: another MJCF of the same robot.
     - ``robot``: the robot, a shipped description's name (``"quadruped"``, the default) or the
       path of a description folder (``robot.yaml`` + MJCF, ``docs/your_robot.md``). Its joints,
@@ -585,24 +635,11 @@ class QuadrupedEnv(gym.Env):
             fixed_command = _command_array("fixed_command", fixed_command)
         self.fixed_command = fixed_command
 
-        scales = dict(DEFAULT_REWARD_SCALES)
-        for k, v in (reward_scales or {}).items():
-            if k not in DEFAULT_REWARD_SCALES:
-                raise ValueError(
-                    f"reward_scales has unknown key {k!r}; valid: {list(DEFAULT_REWARD_SCALES)}"
-                )
-            scales[k] = float(v)
-        if scales["gait_contacts"] != 0.0 and self.gait_frequency_hz is None:
-            raise ValueError(
-                "reward_scales['gait_contacts'] is non-zero but the env has no gait clock: set "
-                "gait_frequency_hz (e.g. 3.0) or drop the term"
-            )
-        if scales["action_rate_limit"] != 0.0 and action_max_rate_rad_s is None:
-            raise ValueError(
-                "reward_scales['action_rate_limit'] is non-zero but the env has no slew limit: set "
-                "action_max_rate_rad_s (e.g. 4.5 rad/s, below the servo's no-load speed), or "
-                "drop the term"
-            )
+        scales = _reward_scales(
+            DEFAULT_REWARD_SCALES, reward_scales, "reward_scales",
+            has_clock=self.gait_frequency_hz is not None,
+            has_slew_limit=action_max_rate_rad_s is not None,
+        )
         self.reward_scales = scales
         if not tracking_sigma > 0:
             raise ValueError(f"tracking_sigma must be > 0, got {tracking_sigma}")
@@ -687,11 +724,14 @@ class QuadrupedEnv(gym.Env):
         self._full_command_ranges = dict(self.command_ranges)
         self._full_standing_share = self.standing_share
         self._full_command_zero_prob = self.command_zero_prob
+        self._full_reward_scales = dict(self.reward_scales)
         self.curriculum = (
             None
             if curriculum is None
             else _curriculum_stages(curriculum, self._full_command_ranges, self.standing_share,
-                                    self.command_zero_prob)
+                                    self.command_zero_prob, self._full_reward_scales,
+                                    has_clock=self.gait_frequency_hz is not None,
+                                    has_slew_limit=action_max_rate_rad_s is not None)
         )
         self._curriculum_step: int | None = None
         self.randomization_scale = 1.0
@@ -832,14 +872,15 @@ class QuadrupedEnv(gym.Env):
 
     def curriculum_values(self, global_step: int | None) -> dict[str, Any]:
         """The task at ``global_step``: ``{"command_ranges", "standing_share", "command_zero_prob",
-        "randomization"}``.
+        "randomization", "reward_scales"}``.
 
         Linear between stages, the last stage's values after it; the full task for ``None`` or
         an env without a curriculum.
         """
         full = {"command_ranges": dict(self._full_command_ranges),
                 "standing_share": self._full_standing_share,
-                "command_zero_prob": self._full_command_zero_prob, "randomization": 1.0}
+                "command_zero_prob": self._full_command_zero_prob, "randomization": 1.0,
+                "reward_scales": dict(self._full_reward_scales)}
         if self.curriculum is None or global_step is None:
             return full
         stages = self.curriculum
@@ -859,6 +900,8 @@ class QuadrupedEnv(gym.Env):
             "standing_share": _lerp(a["standing_share"], b["standing_share"], t),
             "command_zero_prob": _lerp(a["command_zero_prob"], b["command_zero_prob"], t),
             "randomization": _lerp(a["randomization"], b["randomization"], t),
+            "reward_scales": {k: _lerp(a["reward_scales"][k], b["reward_scales"][k], t)
+                              for k in full["reward_scales"]},
         }
 
     def _apply_curriculum(self) -> None:
@@ -869,6 +912,7 @@ class QuadrupedEnv(gym.Env):
         self.standing_share = v["standing_share"]
         self.command_zero_prob = v["command_zero_prob"]
         self.randomization_scale = v["randomization"]
+        self.reward_scales = v["reward_scales"]
 
     def _sample_command(self) -> np.ndarray:
         """A command drawn from ``command_ranges``, or zero with probability ``standing_share``;

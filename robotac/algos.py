@@ -122,6 +122,9 @@ class OffPolicyAlgo:
         self._colored_idx = torch.zeros(num_envs, dtype=torch.long)
         # L_T and L_S of the last actor update with CAPS on (empty when off).
         self._caps_metrics: dict[str, torch.Tensor] = {}
+        # CAPS schedule (cfg.caps_ramp_steps): the weights' scale, set by set_training_step.
+        self._caps_scale = torch.ones((), device=self.device)
+        self._caps_active = cfg.caps_ramp_steps is None
 
     # -- exploration noise -----------------------------------------------------------------
     def _exploration_eps(self, like: torch.Tensor) -> torch.Tensor:
@@ -206,6 +209,23 @@ class OffPolicyAlgo:
         """Whether the actor loss has a CAPS term (either weight > 0)."""
         return self.cfg.caps_temporal_weight > 0 or self.cfg.caps_spatial_weight > 0
 
+    def set_training_step(self, global_step: int) -> None:
+        """Tell the algorithm how far training is (global env steps), before its updates: sets
+        the CAPS weights' scale of ``caps_ramp_steps`` (0 before its start: CAPS not computed).
+        Without a ramp it changes nothing."""
+        ramp = self.cfg.caps_ramp_steps
+        if ramp is None:
+            return
+        start, full = ramp
+        scale = min(max((global_step - start) / (full - start), 0.0), 1.0)
+        self._caps_active = scale > 0.0
+        self._caps_scale.fill_(scale)
+
+    @property
+    def caps_scale(self) -> float:
+        """The CAPS weights' current scale in [0, 1] (1 without ``caps_ramp_steps``)."""
+        return float(self._caps_scale) if self._caps_active else 0.0
+
     def unit_policy(self, obs: torch.Tensor) -> torch.Tensor:
         """The deterministic action in the squashed ``[-1, 1]`` units, ``(B, obs_dim) -> (B,
         act_dim)``, with gradient (the ``pi`` of the CAPS terms)."""
@@ -246,14 +266,17 @@ class OffPolicyAlgo:
         return cfg.caps_temporal_weight * l_t + cfg.caps_spatial_weight * l_s, l_t, l_s
 
     def _with_caps(self, loss: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """``loss`` plus the CAPS term when it is on (the loss itself, untouched, when off);
-        keeps ``L_T`` and ``L_S`` for the metrics."""
-        if not self.caps_enabled:
+        """``loss`` plus the CAPS term, scaled by the ramp's :attr:`caps_scale`, when it is on
+        (the loss itself, untouched, when off or before the ramp starts); keeps ``L_T`` and
+        ``L_S`` for the metrics."""
+        if not self.caps_enabled or not self._caps_active:
             return loss
         caps, l_t, l_s = self.caps_loss(batch)
         self._caps_metrics = {"losses/caps_temporal": l_t.detach(),
                               "losses/caps_spatial": l_s.detach()}
-        return loss + caps
+        if self.cfg.caps_ramp_steps is None:
+            return loss + caps
+        return loss + self._caps_scale * caps
 
     def _cache_params(self) -> None:
         """Parameter lists, built once (walking the modules every update costs Python time)."""

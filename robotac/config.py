@@ -132,6 +132,13 @@ class TrainConfig:
     """CAPS: std of the spatial perturbation ``s~ - s``, in the actor's input space, i.e. of the
     *normalized* observation (units of each entry's running std, or of its ``obs_norm_skip_std``;
     raw units for blocks skipped without one, and everywhere with ``normalize_obs`` false)."""
+    caps_ramp_steps: tuple[int, int] | None = None
+    """CAPS weights on a schedule ``(start, full)`` in global env steps: scaled by 0 before
+    ``start`` (the actor loss as without CAPS, nothing computed), linearly up to 1 at ``full``,
+    1 after; ``None`` (default): full weight from the first update. A smoothness term from step
+    0 can keep the policy from finding a gait at all; this brings it in once the gait has formed
+    (Hwangbo et al., Science Robotics 2019, scale their cost terms up during training with a
+    curriculum factor ``k_c``). The scale depends on the step only, so a resume continues it."""
     # SAC
     autotune_alpha: bool = True
     """SAC, CrossQ: learn the entropy temperature alpha towards ``target_entropy``."""
@@ -389,6 +396,17 @@ def validate(cfg: TrainConfig) -> None:
     if not (math.isfinite(cfg.caps_sigma) and cfg.caps_sigma >= 0):
         raise bad("caps_sigma", "must be a finite number >= 0 (std in normalized observation "
                   "units)")
+    if cfg.caps_ramp_steps is not None:
+        r = cfg.caps_ramp_steps
+        if (not isinstance(r, (list, tuple)) or len(r) != 2
+                or any(isinstance(v, bool) or not isinstance(v, int) for v in r)
+                or not 0 <= r[0] < r[1]):
+            raise bad("caps_ramp_steps", "must be two integers 0 <= start < full (global env "
+                      "steps where the CAPS weights start and where they reach their value), "
+                      "or None for full weight from the start")
+        if not (cfg.caps_temporal_weight > 0 or cfg.caps_spatial_weight > 0):
+            raise bad("caps_ramp_steps", "is set but both CAPS weights are 0: set "
+                      "caps_temporal_weight / caps_spatial_weight, or drop the ramp")
     if cfg.caps_spatial_weight > 0 and cfg.caps_sigma == 0:
         raise bad("caps_sigma", "is 0 with caps_spatial_weight > 0: s~ = s makes the spatial "
                   "term 0; set caps_sigma > 0 (e.g. 0.05) or caps_spatial_weight 0")
@@ -438,6 +456,8 @@ def from_dict(d: dict[str, Any]) -> TrainConfig:
         d["critic_hidden"] = tuple(int(h) for h in d["critic_hidden"])
     if d.get("adam_betas") is not None:
         d["adam_betas"] = tuple(float(b) for b in d["adam_betas"])
+    if isinstance(d.get("caps_ramp_steps"), list):  # JSON/YAML lists; validate() checks them
+        d["caps_ramp_steps"] = tuple(d["caps_ramp_steps"])
     if "obs_norm_skip" in d:
         skip = d["obs_norm_skip"]
         d["obs_norm_skip"] = (skip,) if isinstance(skip, str) else tuple(str(b) for b in skip)

@@ -467,6 +467,7 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
             k = min(cfg.collector_chunk, -(-(cfg.total_steps - st.global_step) // n))
             collector.start_collect(k, saved_behaviour or behaviour_snapshot(algo.actor, obs_norm))
             saved_behaviour = None
+            algo.set_training_step(st.global_step)
             for _ in range(st.pending_updates):  # owed for the previous chunk, while it collects
                 metrics = algo.update(buffer.sample(cfg.batch_size, norm, mirror))
             st.pending_updates = 0
@@ -495,6 +496,7 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
                 return
         if st.pending_updates:  # the last chunk's updates, before the final evaluation
             final_behaviour = behaviour_snapshot(algo.actor, obs_norm)
+            algo.set_training_step(st.global_step)
             for _ in range(st.pending_updates):
                 metrics = algo.update(buffer.sample(cfg.batch_size, norm, mirror))
             st.pending_updates = 0
@@ -533,6 +535,7 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
                 k = int(st.update_credit)
                 st.update_credit -= k
                 norm = obs_norm if cfg.normalize_obs else None
+                algo.set_training_step(st.global_step)
                 for _ in range(k):
                     metrics = algo.update(buffer.sample(cfg.batch_size, norm, mirror))
             if learning:

@@ -36,7 +36,8 @@ def test_values_are_linear_between_stages_and_hold_after_the_last() -> None:
     np.testing.assert_allclose(mid["command_ranges"]["yaw_rate"], (-0.5, 0.5))
     assert mid["standing_share"] == pytest.approx(0.1) and mid["randomization"] == 0.5
     full = {"command_ranges": {"vx": (-0.3, 0.6), "vy": (-0.2, 0.2), "yaw_rate": (-1.0, 1.0)},
-            "standing_share": 0.2, "command_zero_prob": 0.0, "randomization": 1.0}
+            "standing_share": 0.2, "command_zero_prob": 0.0, "randomization": 1.0,
+            "reward_scales": env.reward_scales}
     assert env.curriculum_values(300) == env.curriculum_values(10**9) == full
     # An env never told a step (evaluation, deploy) runs the full task.
     assert env.curriculum_values(None) == full
@@ -135,3 +136,45 @@ def test_randomization_scale_moves_each_draw_towards_the_nominal_robot() -> None
 def test_bad_curricula_name_the_stage_and_the_key(curriculum, message) -> None:
     with pytest.raises(ValueError, match=message):
         QuadrupedEnv(curriculum=curriculum)
+
+
+def test_reward_scales_follow_the_stages_and_the_step_pays_the_stage_weights() -> None:
+    # A smoothness cost that starts at 0 and reaches the env's weight at step 100 (issue 26's
+    # late smoothness terms); terms a stage does not name keep the env's weight.
+    env = QuadrupedEnv(reward_scales={"action_rate": -0.1, "action_acc": -0.5},
+                       curriculum=[{"at_step": 0, "reward_scales": {"action_rate": 0.0,
+                                                                    "action_acc": 0.0}},
+                                   {"at_step": 100}])
+    assert env.curriculum_values(0)["reward_scales"]["action_rate"] == 0.0
+    mid = env.curriculum_values(50)["reward_scales"]
+    assert mid["action_rate"] == pytest.approx(-0.05) and mid["action_acc"] == pytest.approx(-0.25)
+    assert mid["tracking_lin_vel"] == env.reward_scales["tracking_lin_vel"]
+    assert env.curriculum_values(None)["reward_scales"]["action_rate"] == -0.1
+
+    far = np.full(12, np.pi, dtype=np.float32)
+    paid = {}
+    for step in (0, 50, 100):
+        env.set_curriculum_step(step)
+        env.reset(seed=3)
+        assert env.reward_scales["action_rate"] == pytest.approx(
+            env.curriculum_values(step)["reward_scales"]["action_rate"])
+        _, reward, _, _, info = env.step(far)  # a jump away from the default pose
+        terms = info["reward_terms"]
+        assert reward == pytest.approx(sum(terms.values()))
+        paid[step] = terms["action_rate"]
+    assert paid[0] == 0.0  # the term is there, at weight 0: nothing paid
+    assert paid[100] < 0.0
+    np.testing.assert_allclose(paid[50], 0.5 * paid[100], rtol=1e-6)
+
+
+@pytest.mark.parametrize("stage_scales,message", [
+    ({"smoothness": -1.0}, r"curriculum\[0\].reward_scales has unknown key 'smoothness'"),
+    ({"action_rate": float("nan")}, r"curriculum\[0\].reward_scales\['action_rate'\] must be "
+                                    r"a finite number"),
+    ({"action_rate_limit": -0.1}, r"curriculum\[0\].reward_scales\['action_rate_limit'\] is "
+                                  r"non-zero but the env has no slew limit"),
+    ([-0.1], r"curriculum\[0\].reward_scales must be a mapping"),
+])
+def test_bad_stage_reward_scales_name_the_stage_and_the_term(stage_scales, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        QuadrupedEnv(curriculum=[{"at_step": 0, "reward_scales": stage_scales}])

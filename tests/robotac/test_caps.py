@@ -175,3 +175,61 @@ def test_a_spatial_term_without_noise_is_refused():
     # The temporal term alone needs no noise; the defaults validate.
     validate(dataclasses.replace(cfg, caps_spatial_weight=0.0, caps_temporal_weight=0.5))
     validate(resolved(TrainConfig(env_id="Pendulum-v1")))
+
+
+@pytest.mark.parametrize("name", ["sac", "td3"])
+def test_caps_ramp_is_off_before_its_start_and_scales_the_weights_up_to_full(name):
+    """``caps_ramp_steps``: before the start the actor's update and torch's random stream are
+    those without CAPS; between start and full the term is the weights scaled linearly; at and
+    after full it is the unramped term."""
+    on = {"caps_temporal_weight": 0.6, "caps_spatial_weight": 0.4, "caps_sigma": 0.2}
+    ramp = {**on, "caps_ramp_steps": (100, 300)}
+
+    # Before the start: the update without CAPS (the same code: nothing computed, no draws).
+    runs = {}
+    for label, kw in (("off", {}), ("ramp", ramp)):
+        algo = _algo(name, **kw)
+        algo.set_training_step(50)
+        assert algo.caps_scale == (0.0 if label == "ramp" else 1.0)
+        torch.manual_seed(5)
+        for i in range(4):
+            metrics = algo.update(_batch(seed=i))
+        runs[label] = (_params(algo), torch.rand(()), metrics)
+    for a, b in zip(runs["off"][0], runs["ramp"][0], strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(runs["off"][1], runs["ramp"][1])
+    assert "losses/caps_temporal" not in runs["ramp"][2]
+
+    # The term at a step: the ramp's algo against unramped weights times the expected scale.
+    def term(algo, batch):
+        torch.manual_seed(9)  # the same spatial noise for both
+        return float(algo._with_caps(torch.zeros(()), batch).detach())
+
+    batch = _batch(seed=7)
+    ramped = _algo(name, **ramp)
+    for step, scale in ((100, 0.0), (150, 0.25), (200, 0.5), (300, 1.0), (10**6, 1.0)):
+        ramped.set_training_step(step)
+        assert ramped.caps_scale == pytest.approx(scale)
+        plain = _algo(name, caps_temporal_weight=0.6 * scale, caps_spatial_weight=0.4 * scale,
+                      caps_sigma=0.2)
+        expected = term(plain, batch) if scale > 0 else 0.0
+        assert term(ramped, batch) == pytest.approx(expected, rel=1e-5, abs=1e-7)
+    assert term(ramped, batch) > 0.0  # the comparison is not of two zeros
+
+
+@pytest.mark.parametrize("ramp,match", [
+    ((300, 100), "caps_ramp_steps=.* is invalid: must be two integers 0 <= start < full"),
+    ((100,), "caps_ramp_steps=.* is invalid: must be two integers"),
+    ((0.5, 100), "caps_ramp_steps=.* is invalid: must be two integers"),
+    ((-1, 100), "caps_ramp_steps=.* is invalid: must be two integers"),
+])
+def test_caps_ramp_settings_are_checked(ramp, match):
+    cfg = TrainConfig(env_id="Pendulum-v1", caps_temporal_weight=0.5, caps_ramp_steps=ramp)
+    with pytest.raises(ConfigError, match=match):
+        validate(resolved(cfg))
+
+
+def test_a_caps_ramp_without_caps_weights_is_refused():
+    with pytest.raises(ConfigError, match="caps_ramp_steps=.* is invalid: is set but both CAPS "
+                                          "weights are 0"):
+        validate(resolved(TrainConfig(env_id="Pendulum-v1", caps_ramp_steps=(0, 10))))

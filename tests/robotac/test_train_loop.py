@@ -424,3 +424,28 @@ def test_symmetry_augmentation_is_refused_before_anything_is_written(tmp_path):
                                           r"no robot interface"):
         train(_cfg(tmp_path / "r", symmetry_augmentation=True))
     assert not (tmp_path / "r").exists()
+
+
+def test_the_trainer_tells_the_algorithm_its_step_before_each_round_of_updates(tmp_path,
+                                                                              monkeypatch):
+    """The CAPS ramp (``caps_ramp_steps``) reads the global step the loop reports before its
+    updates: off before the start, on after it, in the same run."""
+    from robotac import algos
+
+    scales = []
+    original = algos.SAC.update
+
+    def spy(self, batch):
+        scales.append(self.caps_scale)
+        return original(self, batch)
+
+    monkeypatch.setattr(algos.SAC, "update", spy)
+    train(_cfg(tmp_path / "c", total_steps=300, learning_starts=100, eval_every=0,
+               checkpoint_every=300, caps_temporal_weight=0.5, caps_ramp_steps=(200, 250)))
+    assert len(scales) == 201  # one update per env step from learning_starts (100..300)
+    assert scales[:101] == [0.0] * 101  # steps 100..200: up to the ramp's start
+    assert scales[125] == pytest.approx(0.5)  # step 225
+    assert scales[-1] == 1.0
+    assert scales == sorted(scales)
+    saved = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert saved["caps_ramp_steps"] == [200, 250]
