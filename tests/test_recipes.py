@@ -50,17 +50,19 @@ def test_the_smooth_steer_recipe_is_the_steer_recipe_plus_the_smoothness_tools()
     assert env_m.pop("gait_clock_stands") is True
     scales = env_m.pop("reward_scales")
     assert scales == {**env_s["reward_scales"], "action_rate": -0.1, "action_acc": -0.5,
-                      "stand_joint_vel": -0.05}
+                      "stand_joint_vel": -0.05, "action_rate_limit": -0.03}
     # The advertised (trained and deploy-clipped) forward maximum: 0.5 m/s, not 0.6, in the
     # env's ranges and in the curriculum's forward-only stages alike.
     vx = [-0.3, 0.5]
     assert env_m.pop("command_ranges") == {"vx": vx, "vy": [-0.2, 0.2], "yaw_rate": [-1.0, 1.0]}
-    # Until 250k the action terms keep version 5's weights (action_rate -0.01, action_acc 0);
+    # Until 250k the action terms keep version 5's weights (action_rate -0.01, action_acc 0,
+    # action_rate_limit 0);
     # from there they move linearly to the recipe's, reached with the full task at 330k.
     for stage_s, stage_m in zip(env_s["curriculum"], env_m.pop("curriculum"), strict=True):
         stage_m = dict(stage_m)
         if stage_m["at_step"] < 330000:
-            assert stage_m.pop("reward_scales") == {"action_rate": -0.01, "action_acc": 0.0}
+            assert stage_m.pop("reward_scales") == {"action_rate": -0.01, "action_acc": 0.0,
+                                                    "action_rate_limit": 0.0}
         if "command_ranges" in stage_s:
             assert stage_m["command_ranges"] == {**stage_s["command_ranges"], "vx": vx}
             stage_m = {k: v for k, v in stage_m.items() if k != "command_ranges"}
