@@ -52,6 +52,15 @@ def _params(algo) -> list[torch.Tensor]:
     return [p.detach().clone() for m in algo.modules().values() for p in m.parameters()]
 
 
+def _updated(algo, n: int) -> tuple[list[torch.Tensor], torch.Tensor, dict]:
+    """``n`` updates on fixed batches from torch seed 5: the parameters after them, torch's next
+    random number (which shows any extra draw) and the last update's metrics."""
+    torch.manual_seed(5)
+    for i in range(n):
+        metrics = algo.update(_batch(seed=i))
+    return _params(algo), torch.rand(()), metrics
+
+
 @pytest.mark.parametrize("name", ALGOS)
 def test_caps_is_off_by_default_and_the_update_is_unchanged(name):
     """Weights 0 (the defaults): no CAPS work at all, so the update and torch's random stream are
@@ -64,10 +73,7 @@ def test_caps_is_off_by_default_and_the_update_is_unchanged(name):
                       ("on", {"caps_temporal_weight": 1.0, "caps_spatial_weight": 1.0})):
         algo = _algo(name, **kw)
         assert algo.caps_enabled == (label == "on")
-        torch.manual_seed(5)
-        for i in range(6):
-            metrics = algo.update(_batch(seed=i))
-        runs[label] = (_params(algo), torch.rand(()), metrics)
+        runs[label] = _updated(algo, 6)
     for a, b in zip(runs["default"][0], runs["sigma only"][0], strict=True):
         assert torch.equal(a, b)
     assert torch.equal(runs["default"][1], runs["sigma only"][1])  # no extra random draws
@@ -191,10 +197,7 @@ def test_caps_ramp_is_off_before_its_start_and_scales_the_weights_up_to_full(nam
         algo = _algo(name, **kw)
         algo.set_training_step(50)
         assert algo.caps_scale == (0.0 if label == "ramp" else 1.0)
-        torch.manual_seed(5)
-        for i in range(4):
-            metrics = algo.update(_batch(seed=i))
-        runs[label] = (_params(algo), torch.rand(()), metrics)
+        runs[label] = _updated(algo, 4)
     for a, b in zip(runs["off"][0], runs["ramp"][0], strict=True):
         assert torch.equal(a, b)
     assert torch.equal(runs["off"][1], runs["ramp"][1])
