@@ -420,6 +420,15 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
     obs_t = torch.as_tensor(obs, dtype=torch.float32).to(device)
     learn_time, learn_steps = 0.0, 0
     final_behaviour = None  # collector=process: the next chunk's weights, kept at the final flush
+    update_norm = obs_norm if cfg.normalize_obs else None
+
+    def run_updates(count: int) -> None:
+        """``count`` gradient updates at the current step (the algorithm told the step first:
+        the CAPS ramp reads it); ``metrics`` keeps the last one's."""
+        nonlocal metrics
+        algo.set_training_step(st.global_step)
+        for _ in range(count):
+            metrics = algo.update(buffer.sample(cfg.batch_size, update_norm, mirror))
 
     def after_steps(prev: int) -> bool:
         """Log, advance the progress bar, evaluate and checkpoint for the env steps from ``prev``
@@ -459,17 +468,14 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
     def process_loop() -> None:
         """The rounds of collector=process (robotac.collector's schedule); returns at
         ``total_steps`` (after the owed updates), a stop, or ``stop_after_steps``."""
-        nonlocal metrics, obs, learn_time, learn_steps, session_steps, final_behaviour
+        nonlocal obs, learn_time, learn_steps, session_steps, final_behaviour
         nonlocal saved_behaviour
-        norm = obs_norm if cfg.normalize_obs else None
         while st.global_step < cfg.total_steps:
             t_round = time.perf_counter()
             k = min(cfg.collector_chunk, -(-(cfg.total_steps - st.global_step) // n))
             collector.start_collect(k, saved_behaviour or behaviour_snapshot(algo.actor, obs_norm))
             saved_behaviour = None
-            algo.set_training_step(st.global_step)
-            for _ in range(st.pending_updates):  # owed for the previous chunk, while it collects
-                metrics = algo.update(buffer.sample(cfg.batch_size, norm, mirror))
+            run_updates(st.pending_updates)  # owed for the previous chunk, while it collects
             st.pending_updates = 0
             chunk = collector.finish_collect()
             prev = st.global_step
@@ -496,9 +502,7 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
                 return
         if st.pending_updates:  # the last chunk's updates, before the final evaluation
             final_behaviour = behaviour_snapshot(algo.actor, obs_norm)
-            algo.set_training_step(st.global_step)
-            for _ in range(st.pending_updates):
-                metrics = algo.update(buffer.sample(cfg.batch_size, norm, mirror))
+            run_updates(st.pending_updates)
             st.pending_updates = 0
 
     try:
@@ -534,10 +538,7 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
                 st.update_credit += n * cfg.utd_ratio
                 k = int(st.update_credit)
                 st.update_credit -= k
-                norm = obs_norm if cfg.normalize_obs else None
-                algo.set_training_step(st.global_step)
-                for _ in range(k):
-                    metrics = algo.update(buffer.sample(cfg.batch_size, norm, mirror))
+                run_updates(k)
             if learning:
                 learn_time += time.perf_counter() - t_step
                 learn_steps += n
