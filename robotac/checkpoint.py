@@ -3,8 +3,9 @@
 A checkpoint is one ``torch.save`` file holding only tensors, numbers, strings, lists and dicts
 (so it loads with ``weights_only=True``):
 
-* ``format``: :data:`FORMAT`; ``kind``: ``"latest"`` (everything to resume) or ``"best"``
-  (no replay buffer and no loop state);
+* ``format``: :data:`FORMAT`; ``kind``: ``"latest"`` (everything to resume), ``"best"`` or
+  ``"step"`` (a checkpoint kept at a step, ``keep_every``; these two have no replay buffer and
+  no loop state);
 * ``meta``: ``algo``, ``env_id``, ``env_kwargs``, ``obs_dim``, ``action_low``, ``action_high``,
   ``interface`` (robot interface dict or None), ``config`` (resolved training config),
   ``global_step``, ``eval_return`` (mean deterministic return at the time, or None);
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,8 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "checkpoint_path",
+    "kept_steps",
+    "which_arg",
     "load_policy",
     "build_actor",
 ]
@@ -56,15 +60,49 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, or belongs to another env or algorithm."""
 
 
+#: ``which`` names a run's checkpoint: ``best``, ``latest``, or ``step_N`` (kept at env step N).
+WHICH_PATTERN = re.compile(r"best|latest|step_[0-9]+")
+
+
 def checkpoint_path(run_dir: str | Path, which: str) -> Path:
     """``run_dir/checkpoints/{which}.pt``.
 
+    Args:
+        run_dir: Run directory.
+        which: ``"best"``, ``"latest"`` or ``"step_N"``, the policy kept at env step ``N``
+            (config ``keep_every``; :func:`kept_steps` lists them).
+
     Raises:
-        ValueError: if ``which`` is not ``"best"`` or ``"latest"``.
+        ValueError: if ``which`` is none of these.
     """
-    if which not in ("best", "latest"):
-        raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
+    if not WHICH_PATTERN.fullmatch(str(which)):
+        raise ValueError(f"which must be 'best', 'latest' or 'step_N' (a checkpoint kept at env "
+                         f"step N, config keep_every), got {which!r}")
     return Path(run_dir) / "checkpoints" / f"{which}.pt"
+
+
+def which_arg(text: str) -> str:
+    """``argparse`` type of a ``--which`` option: ``text`` if it names a checkpoint
+    (:data:`WHICH_PATTERN`).
+
+    Raises:
+        argparse.ArgumentTypeError: naming the accepted forms.
+    """
+    import argparse
+
+    if not WHICH_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a checkpoint: give best, latest or step_N (kept at env step N "
+            "with config keep_every)")
+    return text
+
+
+def kept_steps(run_dir: str | Path) -> list[int]:
+    """The env steps at which ``run_dir`` kept a checkpoint (``checkpoints/step_N.pt``, written
+    every ``keep_every`` steps), ascending; ``[]`` if none."""
+    found = (re.fullmatch(r"step_([0-9]+)\.pt", f.name)
+             for f in (Path(run_dir) / "checkpoints").glob("step_*.pt"))
+    return sorted(int(m.group(1)) for m in found if m)
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -202,11 +240,12 @@ def load_policy(run_dir: str | Path, which: str = "best") -> PolicyBundle:
 
     Args:
         run_dir: Run directory written by ``robotac train``, or a checkpoint ``.pt`` file.
-        which: ``"best"`` (highest evaluation return) or ``"latest"``.
+        which: ``"best"`` (highest evaluation return), ``"latest"`` or ``"step_N"`` (kept at env
+            step ``N``, config ``keep_every``).
 
     Raises:
         CheckpointError: if the checkpoint is missing or corrupt.
-        ValueError: if ``which`` is neither ``"best"`` nor ``"latest"``.
+        ValueError: if ``which`` is none of these.
     """
     p = Path(run_dir)
     path = p if p.is_file() else checkpoint_path(p, which)

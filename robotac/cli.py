@@ -106,12 +106,15 @@ def train_main(argv: list[str]) -> int:
 
 
 def eval_main(argv: list[str]) -> int:
-    """``robotac eval --run DIR [--episodes N] [--which best|latest] [--seed S]``."""
+    """``robotac eval --run DIR [--episodes N] [--which best|latest|step_N] [--seed S]``."""
+    from robotac.checkpoint import which_arg
+
     p = argparse.ArgumentParser(prog="robotac eval",
                                 description="Deterministic returns of a trained policy.")
     p.add_argument("--run", required=True, help="run directory (or a checkpoint .pt file)")
     p.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
-    p.add_argument("--which", choices=("best", "latest"), default="best")
+    p.add_argument("--which", type=which_arg, default="best",
+                   help="checkpoint: best, latest or step_N (kept with keep_every)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     args = p.parse_args(argv)
     if args.episodes < 1:

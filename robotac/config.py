@@ -215,6 +215,11 @@ class TrainConfig:
     """Episodes per evaluation."""
     checkpoint_every: int = 10_000
     """Write ``checkpoints/latest.pt`` every this many env steps (and at the end)."""
+    keep_every: int = 0
+    """Also keep the policy (actor + normalizer, like ``best.pt``) every this many env steps as
+    ``checkpoints/step_N.pt`` (0: keep none). A task metric can then choose among them
+    afterwards (``scripts/eval_gait.py --grid --which step_N``): a gait's grid can swing between
+    checkpoints that the evaluation return ranks alike."""
     save_buffer: bool = True
     """Include the replay buffer in ``latest.pt`` (needed for an exact resume)."""
     log_every: int = 1000
@@ -251,6 +256,7 @@ SESSION_FIELDS = frozenset(
         "resume",
         "run_dir",
         "log_every",
+        "keep_every",
     }
 )
 #: Why a setting outside SESSION_FIELDS that one might expect to be session-only is not.
@@ -329,7 +335,7 @@ def validate(cfg: TrainConfig) -> None:
     for name in positive_ints:
         if int(getattr(cfg, name)) < 1:
             raise bad(name, "must be an integer >= 1")
-    for name in ("learning_starts", "eval_every"):
+    for name in ("learning_starts", "eval_every", "keep_every"):
         if getattr(cfg, name) < 0:
             raise bad(name, "must be >= 0")
     if not 0.0 <= cfg.gamma < 1.0:

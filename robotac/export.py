@@ -37,7 +37,7 @@ from policies.export import (
     random_observations,
 )
 from policies.networks import deterministic_action
-from robotac.checkpoint import PolicyBundle, load_policy
+from robotac.checkpoint import PolicyBundle, load_policy, which_arg
 
 __all__ = [
     "export_run",
@@ -338,8 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--run", required=True, help="run directory of `robotac train` (or a .pt)")
     ap.add_argument("--out", default=None, help="output .onnx file (default RUN/policy.onnx)")
-    ap.add_argument("--which", choices=("best", "latest"), default="best",
-                    help="checkpoint to export")
+    ap.add_argument("--which", type=which_arg, default="best",
+                    help="checkpoint to export: best, latest or step_N (kept with keep_every)")
     ap.add_argument("--check", action="store_true",
                     help="measure parity: 10,000 random and recorded observations, and one "
                          "seeded evaluation episode")

@@ -14,6 +14,7 @@ Run directory::
       eval.csv                 global_step, mean_return, std_return
       checkpoints/latest.pt    full state (resume)
       checkpoints/best.pt      actor + normalizer of the best evaluation (load_policy)
+      checkpoints/step_N.pt    actor + normalizer kept at env step N (config keep_every)
       learning_curve.png       training and evaluation returns vs env steps
       videos/eval.mp4          one deterministic episode (when a GL backend exists)
       *.onnx                   exported actor (robotac.export, when available)
@@ -269,7 +270,9 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
                 f"cannot resume {run_dir} with changed settings: {', '.join(conflicts)}{why}; "
                 f"only {sorted(SESSION_FIELDS)} may change on resume"
             )
-        merged = {k: (getattr(cfg, k) if k in SESSION_FIELDS else v) for k, v in saved.items()}
+        # A session field the run's saved config predates takes the new session's value too.
+        merged = {**{k: getattr(cfg, k) for k in SESSION_FIELDS},
+                  **{k: (getattr(cfg, k) if k in SESSION_FIELDS else v) for k, v in saved.items()}}
         merged["hidden"] = tuple(merged["hidden"])
         merged["run_dir"] = str(run_dir)
         cfg = TrainConfig(**merged)
@@ -456,6 +459,10 @@ def train(cfg: TrainConfig, on_eval: Callable[[int, float], bool] | None = None)
         if cfg.eval_every and crossed(cfg.eval_every):
             last_eval = run_eval()
             stopped = on_eval is not None and bool(on_eval(st.global_step, last_eval))
+        if cfg.keep_every and crossed(cfg.keep_every):
+            ckpt_mod.save_checkpoint(
+                ckpt_mod.checkpoint_path(run_dir, f"step_{st.global_step}"),
+                make_payload("step", last_eval))
         if stopped or crossed(cfg.checkpoint_every):
             ckpt_mod.save_checkpoint(ckpt_mod.checkpoint_path(run_dir, "latest"),
                                      make_payload("latest", last_eval))

@@ -829,11 +829,14 @@ def plot_grid(result: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from robotac.checkpoint import which_arg
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", help="training run directory (torch actor)")
     src.add_argument("--onnx", help="exported .onnx policy (onnxruntime)")
-    p.add_argument("--which", choices=("best", "latest"), default="best")
+    p.add_argument("--which", type=which_arg, default="best",
+                   help="checkpoint: best, latest or step_N (kept with keep_every)")
     p.add_argument("--command", default="0.5,0,0", help="VX,VY,YAW_RATE [m/s, m/s, rad/s]")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=1000, help="seed of the first episode")

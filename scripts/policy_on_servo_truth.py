@@ -28,14 +28,15 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import numpy as np  # noqa: E402
 from eval_gait import evaluate_gait  # noqa: E402
 
-from robotac.checkpoint import load_policy  # noqa: E402
+from robotac.checkpoint import load_policy, which_arg  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", nargs="+", required=True, type=Path)
     ap.add_argument("--truth-robot", required=True, type=Path)
-    ap.add_argument("--which", choices=("best", "latest"), default="best")
+    ap.add_argument("--which", type=which_arg, default="best",
+                    help="checkpoint: best, latest or step_N (kept with keep_every)")
     ap.add_argument("--command", default="0.5,0,0")
     ap.add_argument("--episodes", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1000)

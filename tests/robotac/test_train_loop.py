@@ -1,5 +1,6 @@
 """The training loop's outputs, load_policy's contract, and clear errors on bad input."""
 
+import dataclasses
 import json
 import os
 
@@ -126,8 +127,41 @@ def test_load_policy_contract(sac_run):
     np.testing.assert_allclose(bundle.act(obs[0]), a[0].numpy(), rtol=0, atol=1e-6)
     latest = load_policy(run_dir, "latest")
     assert latest.global_step == 400
-    with pytest.raises(ValueError, match="best' or 'latest"):
+    with pytest.raises(ValueError, match="'best', 'latest' or 'step_N'"):
         load_policy(run_dir, "newest")
+
+
+def test_keep_every_keeps_the_policy_at_each_crossing(tmp_path):
+    from robotac.checkpoint import checkpoint_path, kept_steps, load_checkpoint
+
+    run_dir = tmp_path / "kept"
+    train(_cfg(run_dir, keep_every=100))
+    assert kept_steps(run_dir) == [100, 200, 300, 400]
+    kept = load_checkpoint(checkpoint_path(run_dir, "step_200"))
+    assert kept["kind"] == "step" and "buffer" not in kept and "loop" not in kept
+    assert kept["meta"]["global_step"] == 200
+    obs = np.linspace(-1, 1, 3, dtype=np.float32)
+    last, latest = load_policy(run_dir, "step_400"), load_policy(run_dir, "latest")
+    assert last.global_step == 400
+    np.testing.assert_allclose(last.act(obs), latest.act(obs), rtol=0, atol=1e-6)
+    first = load_policy(run_dir, "step_100")  # before learning_starts: the initial actor
+    assert first.global_step == 100
+    assert not np.allclose(first.act(obs), last.act(obs), rtol=0, atol=1e-4)
+    assert kept_steps(tmp_path / "nothing") == []
+    assert kept_steps(tmp_path / "kept") == [100, 200, 300, 400]
+    with pytest.raises(ValueError, match="step_N"):
+        checkpoint_path(run_dir, "step_")
+
+
+def test_keep_every_may_change_on_resume(tmp_path):
+    from robotac.checkpoint import kept_steps
+
+    run_dir = tmp_path / "r"
+    train(_cfg(run_dir, stop_after_steps=200))
+    assert kept_steps(run_dir) == []
+    result = train(dataclasses.replace(_cfg(run_dir, keep_every=100), resume=str(run_dir),
+                                       run_dir=None))
+    assert result.global_step == 400 and kept_steps(run_dir) == [300, 400]
 
 
 def test_td3_and_ddpg_runs_load_deterministic_actors(tmp_path):
@@ -153,6 +187,7 @@ def test_existing_run_directory_is_never_overwritten(sac_run):
         ({"batch_size": 2000, "buffer_size": 1000, "learning_starts": 2000}, "larger than"),
         ({"learning_starts": 10}, "learning_starts"),
         ({"num_envs": 0}, "num_envs"),
+        ({"keep_every": -1}, "keep_every"),
         ({"actor_lr": float("nan")}, "actor_lr"),
         ({"hidden": ()}, "hidden"),
         ({"env_id": None}, "no environment"),
