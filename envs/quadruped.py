@@ -161,7 +161,7 @@ def _range_pair(name: str, value: Any, low_bound: float | None = None) -> tuple[
 #: Keys a curriculum stage may set (see :class:`QuadrupedEnv`, ``curriculum``).
 CURRICULUM_KEYS = (
     "at_step", "command_ranges", "standing_share", "command_zero_prob", "randomization",
-    "reward_scales",
+    "reward_scales", "tracking_sigma",
 )
 
 
@@ -201,21 +201,22 @@ def _reward_scales(
 def _curriculum_stages(
     curriculum: Any, full_ranges: dict[str, tuple[float, float]], full_standing: float,
     full_zero_prob: float = 0.0, full_scales: dict[str, float] | None = None,
-    has_clock: bool = False, has_slew_limit: bool = False,
+    has_clock: bool = False, has_slew_limit: bool = False, full_sigma: float = 0.1,
 ) -> list[dict[str, Any]]:
     """Validate ``curriculum`` and fill each stage's missing keys with the full task's values.
 
     Returns:
         Stages sorted by ``at_step``, each ``{"at_step": int, "command_ranges": {k: (lo, hi)},
         "standing_share": float, "command_zero_prob": float, "randomization": float,
-        "reward_scales": {term: weight}}`` (every term: the stage's own weights over
-        ``full_scales``).
+        "reward_scales": {term: weight}, "tracking_sigma": float}`` (every term: the stage's
+        own weights over ``full_scales``; the sigma: the stage's or ``full_sigma``).
 
     Raises:
         ValueError: naming the stage and the key for an unknown key, a missing or unordered
             ``at_step``, a first stage not at step 0, a range outside the full task's, a share
-            or scale outside [0, 1], or a reward term that is unknown, not finite or needs what
-            the env lacks (see :func:`_reward_scales`).
+            or scale outside [0, 1], a ``tracking_sigma`` that is not a finite number > 0, or a
+            reward term that is unknown, not finite or needs what the env lacks (see
+            :func:`_reward_scales`).
     """
     if full_scales is None:
         full_scales = dict(DEFAULT_REWARD_SCALES)
@@ -272,6 +273,14 @@ def _curriculum_stages(
             full_scales, raw.get("reward_scales"), f"curriculum[{i}].reward_scales",
             has_clock, has_slew_limit,
         )
+        try:
+            sigma = float(raw.get("tracking_sigma", full_sigma))
+        except (TypeError, ValueError):
+            sigma = float("nan")
+        if not (np.isfinite(sigma) and sigma > 0.0):
+            raise ValueError(f"curriculum[{i}].tracking_sigma must be a finite number > 0, got "
+                             f"{raw['tracking_sigma']!r}")
+        stage["tracking_sigma"] = sigma
         stages.append(stage)
     return stages
 
@@ -500,7 +509,7 @@ class QuadrupedEnv(gym.Env):
       policy trained either way deploys as it was trained. ``True`` without
       ``gait_frequency_hz`` raises ``ValueError``.
     - ``curriculum``: a list of stages, each ``{at_step, command_ranges, standing_share,
-      command_zero_prob, randomization, reward_scales}``, that makes the task easier early in
+      command_zero_prob, randomization, reward_scales, tracking_sigma}``, that makes the task easier early in
       training (Rudin et al. 2022 grow legged_gym's command ranges during training; here the
       schedule is fixed in env steps, so a run is reproducible and resumable). ``at_step``
       counts global env steps, 0 for the first stage; ``command_ranges`` narrows the env's
@@ -513,8 +522,12 @@ class QuadrupedEnv(gym.Env):
       the gait has formed (the curriculum factor ``k_c`` of Hwangbo et al., "Learning agile and
       dynamic motor skills for legged robots", Science Robotics 2019, which scales the cost
       terms up during training; here a linear schedule in env steps; the new weights apply from
-      the next reset). Between two stages every value moves linearly; after the last stage it
-      holds. A missing key means the full task's value (randomization 1, the env's weights), so
+      the next reset); ``tracking_sigma`` replaces the env's tracking kernel width, e.g. a
+      sharper kernel once the gait has formed, so that a slower gait than commanded costs more
+      against the smoothness terms (at 0.1 the kernel still pays 0.90 of its maximum at
+      0.1 m/s of error, at 0.05 it pays 0.82). Between two stages every value moves linearly;
+      after the last stage it holds. A missing key means the full task's value (randomization
+      1, the env's weights and sigma), so
       an empty last stage ``{at_step: N}`` reaches the full task at step ``N``. The trainer
       reports the step through :meth:`set_curriculum_step` before each reset; an env never
       told a step (evaluation, deploy, scripts) runs the full task.
@@ -542,6 +555,8 @@ class QuadrupedEnv(gym.Env):
       The ``action_acc``, ``stand_joint_vel`` and ``stand_power`` terms (weight 0 by default)
       and ``gait_clock_stands`` (default off) added (2026-12-07, issue 26); the
       ``action_rate_limit`` term (weight 0 by default) added (2026-12-07).
+      ``tracking_sigma`` as a curriculum key added (2026-12-07; without it, a curriculum keeps
+      the env's sigma, as before).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -730,8 +745,10 @@ class QuadrupedEnv(gym.Env):
             else _curriculum_stages(curriculum, self._full_command_ranges, self.standing_share,
                                     self.command_zero_prob, self._full_reward_scales,
                                     has_clock=self.gait_frequency_hz is not None,
-                                    has_slew_limit=action_max_rate_rad_s is not None)
+                                    has_slew_limit=action_max_rate_rad_s is not None,
+                                    full_sigma=self.tracking_sigma)
         )
+        self._full_tracking_sigma = self.tracking_sigma
         self._curriculum_step: int | None = None
         self.randomization_scale = 1.0
 
@@ -871,7 +888,7 @@ class QuadrupedEnv(gym.Env):
 
     def curriculum_values(self, global_step: int | None) -> dict[str, Any]:
         """The task at ``global_step``: ``{"command_ranges", "standing_share", "command_zero_prob",
-        "randomization", "reward_scales"}``.
+        "randomization", "reward_scales", "tracking_sigma"}``.
 
         Linear between stages, the last stage's values after it; the full task for ``None`` or
         an env without a curriculum.
@@ -879,7 +896,8 @@ class QuadrupedEnv(gym.Env):
         full = {"command_ranges": dict(self._full_command_ranges),
                 "standing_share": self._full_standing_share,
                 "command_zero_prob": self._full_command_zero_prob, "randomization": 1.0,
-                "reward_scales": dict(self._full_reward_scales)}
+                "reward_scales": dict(self._full_reward_scales),
+                "tracking_sigma": self._full_tracking_sigma}
         if self.curriculum is None or global_step is None:
             return full
         stages = self.curriculum
@@ -901,6 +919,7 @@ class QuadrupedEnv(gym.Env):
             "randomization": _lerp(a["randomization"], b["randomization"], t),
             "reward_scales": {k: _lerp(a["reward_scales"][k], b["reward_scales"][k], t)
                               for k in full["reward_scales"]},
+            "tracking_sigma": _lerp(a["tracking_sigma"], b["tracking_sigma"], t),
         }
 
     def _apply_curriculum(self) -> None:
@@ -912,6 +931,7 @@ class QuadrupedEnv(gym.Env):
         self.command_zero_prob = v["command_zero_prob"]
         self.randomization_scale = v["randomization"]
         self.reward_scales = v["reward_scales"]
+        self.tracking_sigma = v["tracking_sigma"]
 
     def _sample_command(self) -> np.ndarray:
         """A command drawn from ``command_ranges``, or zero with probability ``standing_share``;

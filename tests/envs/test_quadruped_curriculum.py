@@ -37,7 +37,7 @@ def test_values_are_linear_between_stages_and_hold_after_the_last() -> None:
     assert mid["standing_share"] == pytest.approx(0.1) and mid["randomization"] == 0.5
     full = {"command_ranges": {"vx": (-0.3, 0.6), "vy": (-0.2, 0.2), "yaw_rate": (-1.0, 1.0)},
             "standing_share": 0.2, "command_zero_prob": 0.0, "randomization": 1.0,
-            "reward_scales": env.reward_scales}
+            "reward_scales": env.reward_scales, "tracking_sigma": 0.1}
     assert env.curriculum_values(300) == env.curriculum_values(10**9) == full
     # An env never told a step (evaluation, deploy) runs the full task.
     assert env.curriculum_values(None) == full
@@ -165,6 +165,37 @@ def test_reward_scales_follow_the_stages_and_the_step_pays_the_stage_weights() -
     assert paid[0] == 0.0  # the term is there, at weight 0: nothing paid
     assert paid[100] < 0.0
     np.testing.assert_allclose(paid[50], 0.5 * paid[100], rtol=1e-6)
+
+
+def test_tracking_sigma_follows_the_stages_and_the_step_pays_the_stage_kernel() -> None:
+    # A kernel that sharpens from the env's 0.1 to 0.025 over steps 100-200.
+    env = QuadrupedEnv(fixed_command=(0.3, 0.0, 0.0),
+                       curriculum=[{"at_step": 0}, {"at_step": 100},
+                                   {"at_step": 200, "tracking_sigma": 0.025}])
+    assert env.curriculum_values(0)["tracking_sigma"] == env.curriculum_values(100)[
+        "tracking_sigma"] == 0.1
+    assert env.curriculum_values(150)["tracking_sigma"] == pytest.approx(0.0625)
+    assert env.curriculum_values(10**6)["tracking_sigma"] == 0.025
+    assert env.curriculum_values(None)["tracking_sigma"] == 0.1  # evaluation: the env's own
+    paid = {}
+    for step in (0, 150, 200):
+        env.set_curriculum_step(step)
+        env.reset(seed=3)
+        _, _, _, _, info = env.step(DEFAULT)  # standing at a 0.3 m/s command: 0.3 m/s off
+        v = info["base_lin_vel_m_s"][:2]
+        err2 = (0.3 - v[0]) ** 2 + v[1] ** 2
+        sigma = env.curriculum_values(step)["tracking_sigma"]
+        paid[step] = info["reward_terms"]["tracking_lin_vel"]
+        np.testing.assert_allclose(paid[step], env.reward_scales["tracking_lin_vel"]
+                                   * np.exp(-err2 / sigma), rtol=1e-6)
+    assert paid[0] > paid[150] > paid[200]
+
+
+@pytest.mark.parametrize("sigma", [0.0, -0.1, float("nan"), "wide"])
+def test_bad_stage_tracking_sigma_names_the_stage(sigma) -> None:
+    with pytest.raises(ValueError, match=r"curriculum\[1\].tracking_sigma must be a finite "
+                                         r"number > 0"):
+        QuadrupedEnv(curriculum=[{"at_step": 0}, {"at_step": 10, "tracking_sigma": sigma}])
 
 
 @pytest.mark.parametrize("stage_scales,message", [
