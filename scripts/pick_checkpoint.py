@@ -2,8 +2,9 @@
 
 A run trained with ``keep_every: N`` keeps its policy every ``N`` env steps as
 ``checkpoints/step_<step>.pt``. The evaluation return that chooses ``best.pt`` weighs every reward
-term at once, and a gait's grid can swing between checkpoints the return ranks alike (the late
-smoothness recipe met 16, 11 and 14 of 16 commands at 380k, 420k and 330k, docs/benchmarks.md).
+term at once, and a gait's grid can swing between checkpoints the return ranks alike (variant X5
+of the late smoothness recipe, seed 1, met 16, 11 and 10 of 16 commands at 380k, 390k and 420k;
+docs/benchmarks.md).
 This script grades each kept checkpoint on :mod:`eval_gait`'s grid (its commands inside the
 trained ranges, randomization off by default) and ranks them by:
 
@@ -105,6 +106,15 @@ def grade(run: str, step: int, episodes: int, seed: int, episode_s: float,
     }
 
 
+def _misses(rows: list[dict]) -> str:
+    """The untracked commands of a grade, ``cmd -> achieved`` each."""
+    out = [f"({', '.join(f'{c:g}' for c in r['command'])}) -> ({r['v_xy_m_s'][0]:.2f}, "
+           f"{r['v_xy_m_s'][1]:.2f}, {r['yaw_rate_rad_s']:.2f})"
+           + (f" {r['falls']} falls" if r["falls"] else "")
+           for r in rows if command_score(r) > 1.0 or r["falls"]]
+    return "; ".join(out) or "-"
+
+
 def _grade_star(args: tuple) -> dict:
     return grade(*args)
 
@@ -143,15 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.run}: {len(graded)} checkpoints, {args.episodes} x {args.episode_s:g} s per "
           f"command, randomization {'on' if args.randomization else 'off'}")
     print("| step | commands tracked | smoothness targets | worst err / tolerance | zero cmd feet "
-          "down | max reversals | max binds | max > 8 Hz |")
-    print("|---|---|---|---|---|---|---|---|")
+          "down | max reversals | max binds | max > 8 Hz | misses (achieved vx, vy, yaw) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for g in graded:
         sm, z = g["smoothness"], g["smoothness"]["zero_command"]
         feet = "-" if z is None else f"{100 * z['feet_down_share']:.1f} %"
         print(f"| {g['step']}{' (picked)' if g is best else ''} | {g['commands_tracked']}/"
               f"{g['commands']} | {g['smooth_targets']}/6 | {g['worst_score']:.2f} | {feet} | "
               f"{100 * sm['max_reversal_share']:.1f} % | {100 * sm['max_filter_bind_share']:.1f} %"
-              f" | {100 * sm['max_hf_power_share']:.1f} % |")
+              f" | {100 * sm['max_hf_power_share']:.1f} % | {_misses(g['rows'])} |")
     print(f"picked step {best['step']}: robotac export --run {args.run} --which "
           f"step_{best['step']}")
     if args.json is not None:
