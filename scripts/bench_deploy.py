@@ -120,9 +120,38 @@ def _stop_robot(proc: subprocess.Popen, report: Path) -> dict:
     return json.loads(report.read_text())
 
 
+def policy_phase_records(rec: dict, phase: np.ndarray,
+                         keys: tuple[str, ...] = ("vx_body_m_s",)) -> np.ndarray:
+    """The robot's records of the loop's policy phase, aligned from the first.
+
+    The virtual robot (and the STS emulator) records one row per accepted position command
+    from the ramp's first: first the loop's logged steps (ramp, hold and policy phase, one
+    command each), then the stop's (the lowering, ``lower_s`` of them at the loop's rate). The
+    last ``n`` records are therefore not the policy phase: taking them shifted every window by
+    the lowering's second and mixed the lowering into the run (the sim-to-sim rows measured a
+    correct deploy loop 25-40 % off after the lowering came in, 2b11a2e).
+
+    Args:
+        rec: The robot's record (its JSON report), one list per key.
+        phase: ``(T,)`` the loop log's ``phase`` column (2: the policy phase).
+        keys: Record lists to stack, in this column order.
+
+    Returns:
+        ``(n, len(keys))`` float64, the records of the policy-phase steps in order; fewer than
+        the policy-phase steps only where the robot recorded fewer commands than the loop
+        logged (lost commands), cut at the end.
+    """
+    v = np.column_stack([np.asarray(rec[k], dtype=np.float64) for k in keys])
+    phase = np.asarray(phase)
+    n = min(len(phase), len(v))
+    return v[:n][phase[:n] == 2]
+
+
 def run_loop(policy_path: Path, rate_hz: float, seconds: float, command, mode: str,
              tmp: Path, safety_kw: dict | None = None, rt_priority: int = 0,
-             fresh_state: bool = True) -> tuple[dict, dict]:
+             fresh_state: bool = True) -> tuple[dict, dict, dict]:
+    """``run_deploy`` against a fresh virtual robot: ``(summary, robot record, per-step log)``
+    (:func:`policy_phase_records` aligns the two)."""
     from deploy.link import SerialLink
     from deploy.loop import LoopConfig, run_deploy
     from deploy.policy import OnnxPolicy
@@ -141,7 +170,7 @@ def run_loop(policy_path: Path, rate_hz: float, seconds: float, command, mode: s
         rec = _stop_robot(proc, report)
     s = dict(res.summary)
     s["n_policy_steps"] = int(np.sum(res.log["phase"] == 2))
-    return s, rec
+    return s, rec, res.log
 
 
 def standing_policy(tmp: Path) -> Path:
@@ -191,11 +220,11 @@ def sim_to_sim(policy_path: Path, seconds: float, command, tmp: Path,
     out = {"command": list(command), "seconds": seconds, "max_rate_rad_s": max_rate_rad_s,
            **env_vx(policy_path, seconds, command)}
     for mode in ("stepped", "realtime"):
-        s, rec = run_loop(policy_path, 1.0 / pol.interface.control_period_s, seconds, command,
-                          mode, tmp, {"ramp_s": 1.0, "hold_s": 0.5,
-                                      "max_rate_rad_s": max_rate_rad_s})
-        v = np.asarray(rec["vx_body_m_s"])[-s["n_policy_steps"]:] if s["n_policy_steps"] else []
-        v = v[len(v) // 5:] if len(v) else v
+        s, rec, log = run_loop(policy_path, 1.0 / pol.interface.control_period_s, seconds,
+                               command, mode, tmp, {"ramp_s": 1.0, "hold_s": 0.5,
+                                                    "max_rate_rad_s": max_rate_rad_s})
+        v = policy_phase_records(rec, log["phase"])[:, 0]
+        v = v[len(v) // 5:]
         out[f"deploy_{mode}_vx_m_s"] = float(np.mean(v)) if len(v) else float("nan")
         out[f"deploy_{mode}_fault"] = s["fault"]
         out[f"deploy_{mode}_clamped_steps"] = s["clamped_steps"]
@@ -317,11 +346,10 @@ def sim_to_sim_schedule(policy_path: Path, schedule_path: Path, tail_s: float, t
                                         fresh_state=stale != "stale")
         run = log["phase"] == 2
         n = int(run.sum())
-        v_all = np.column_stack([rec["vx_body_m_s"], rec["vy_body_m_s"],
-                                 rec["yaw_rate_body_rad_s"]])
-        m = min(n, len(v_all))  # fewer only if COMMANDs were lost (see "drops")
-        t_run = log["t_s"][run][:m] - hold_end
-        deploy = segment_means(t_run, v_all[len(v_all) - m:], starts, end_s, settle_s)
+        vel = policy_phase_records(rec, log["phase"], ("vx_body_m_s", "vy_body_m_s",
+                                                       "yaw_rate_body_rad_s"))
+        t_run = log["t_s"][run][:len(vel)] - hold_end  # fewer only if COMMANDs were lost
+        deploy = segment_means(t_run, vel, starts, end_s, settle_s)
         rows, ok = compare_segments(cmds, env, deploy)
         out[f"deploy_{mode}"] = {
             "rows": rows, "ok": ok, "fault": s["fault"], "stop_reason": s["stop_reason"],
@@ -426,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
             runs = [(float(r), fresh) for r in args.rates.split(",")
                     for fresh in ((True, False) if args.stale_peer else (True,))]
             for rate, fresh in runs:
-                s, rec = run_loop(loop_policy, rate, args.seconds, (0.0, 0.0, 0.0), "realtime",
+                s, rec, _ = run_loop(loop_policy, rate, args.seconds, (0.0, 0.0, 0.0), "realtime",
                                   tmp, rt_priority=args.rt_priority, fresh_state=fresh)
                 results["loop"][f"{rate:g}" + ("" if fresh else "-stale")] = s
                 print(f"loop {rate:g} Hz{'' if fresh else ' (no fresh state)'} for "

@@ -134,7 +134,8 @@ def bench_throughput(tmp: Path, seconds: float) -> dict:
 
 def run_loop(tmp: Path, policy_path: Path, rate_hz: float, seconds: float, command,
              mode: str = "realtime", max_rate_rad_s: float = 15.0,
-             rt_priority: int = 0) -> tuple[dict, dict]:
+             rt_priority: int = 0) -> tuple[dict, dict, dict]:
+    """``run_deploy`` over the STS emulator: ``(summary, emulator record, per-step log)``."""
     from deploy.calibration import Calibration
     from deploy.loop import LoopConfig, run_deploy
     from deploy.policy import OnnxPolicy
@@ -154,7 +155,7 @@ def run_loop(tmp: Path, policy_path: Path, rate_hz: float, seconds: float, comma
         rec = stop_emulator(proc, report)
     s = dict(res.summary)
     s["n_policy_steps"] = int(np.sum(res.log["phase"] == 2))
-    return s, rec
+    return s, rec, res.log
 
 
 def bench_faults(tmp: Path, policy_path: Path, kinds: list[str], after_s: float = 1.2) -> dict:
@@ -243,10 +244,13 @@ def bench_gyro(policy_path: Path, steps: int = 300, command=(0.5, 0.0, 0.0)) -> 
 
 def sts_vx(tmp: Path, policy_path: Path, seconds: float, command, mode: str,
            max_rate_rad_s: float, rt_priority: int = 0) -> dict:
-    s, rec = run_loop(tmp, policy_path, 50.0, seconds, command, mode, max_rate_rad_s,
-                      rt_priority)
-    v = np.asarray(rec["vx_body_m_s"])[-s["n_policy_steps"]:] if s["n_policy_steps"] else []
-    v = v[len(v) // 5:] if len(v) else v
+    from scripts.bench_deploy import policy_phase_records
+
+    s, rec, log = run_loop(tmp, policy_path, 50.0, seconds, command, mode, max_rate_rad_s,
+                           rt_priority)
+    # The emulator records each goal write with the torque on, from the ramp's first.
+    v = policy_phase_records(rec, log["phase"])[:, 0]
+    v = v[len(v) // 5:]
     return {"vx_m_s": float(np.mean(v)) if len(v) else float("nan"), "fault": s["fault"],
             "steps": s["n_policy_steps"], "rate_limited_steps": s["rate_limited_steps"],
             "clamped_steps": s["clamped_steps"], "goals_outside_limits":
@@ -309,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         if "loop" not in skip or "rates" not in skip or "faults" not in skip:
             pol_stand = standing_policy(tmp)
         if "loop" not in skip:
-            s, rec = run_loop(tmp, pol_stand, 50.0, args.loop_seconds, (0.0, 0.0, 0.0),
+            s, rec, _ = run_loop(tmp, pol_stand, 50.0, args.loop_seconds, (0.0, 0.0, 0.0),
                               rt_priority=args.rt_priority)
             results["loop_50hz"] = {**s, "goals_outside_limits": rec["goals_outside_limits"]}
             print(f"loop 50 Hz for {args.loop_seconds:g} s ({s['scheduler']}): achieved "
@@ -324,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             results["rates"] = {}
             best = None
             for rate in (float(r) for r in args.rates.split(",")):
-                s, _ = run_loop(tmp, pol_stand, rate, args.rate_seconds, (0.0, 0.0, 0.0),
+                s, _, _ = run_loop(tmp, pol_stand, rate, args.rate_seconds, (0.0, 0.0, 0.0),
                                 rt_priority=args.rt_priority)
                 ok = (s["fault"] is None and s["drops"] <= 0.01 * s["steps"] and s["steps"] > 0
                       and abs(s["achieved_rate_hz"] - rate) < 0.005 * rate

@@ -71,3 +71,19 @@ def test_segment_means_leave_out_the_transition_and_then_judge() -> None:
     # A run that ended at 6 s leaves the last segment empty: NaN.
     cut = t < 6.0
     assert np.isnan(segment_means(t[cut], env[cut], starts, end)[2]).all()
+
+
+def test_policy_phase_records_align_from_the_ramps_first_command() -> None:
+    """The robot records one row per command from the ramp's first: the loop's logged steps,
+    then the stop's lowering. The policy phase's rows are the logged run steps, not the last
+    ones (which were the lowering: every sim-to-sim window was shifted by it)."""
+    from scripts.bench_deploy import policy_phase_records
+
+    phase = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])  # ramp, hold, run
+    vx = list(range(9)) + [90, 91, 92]  # three lowering commands after the run
+    rec = {"vx_body_m_s": vx, "yaw_rate_body_rad_s": [-x for x in vx]}
+    got = policy_phase_records(rec, phase, ("vx_body_m_s", "yaw_rate_body_rad_s"))
+    np.testing.assert_array_equal(got, [[5, -5], [6, -6], [7, -7], [8, -8]])
+    # A robot that recorded fewer commands than the loop logged (lost ones): cut at the end.
+    short = policy_phase_records({"vx_body_m_s": vx[:7]}, phase)
+    np.testing.assert_array_equal(short[:, 0], [5, 6])
