@@ -509,10 +509,11 @@ class QuadrupedEnv(gym.Env):
       policy trained either way deploys as it was trained. ``True`` without
       ``gait_frequency_hz`` raises ``ValueError``.
     - ``curriculum``: a list of stages, each ``{at_step, command_ranges, standing_share,
-      command_zero_prob, randomization, reward_scales, tracking_sigma}``, that makes the task easier early in
-      training (Rudin et al. 2022 grow legged_gym's command ranges during training; here the
-      schedule is fixed in env steps, so a run is reproducible and resumable). ``at_step``
-      counts global env steps, 0 for the first stage; ``command_ranges`` narrows the env's
+      command_zero_prob, randomization, reward_scales, tracking_sigma}``, that makes the task
+      easier early in training (Rudin et al. 2022 grow legged_gym's command ranges during
+      training; here the schedule is fixed in env steps, so a run is reproducible and
+      resumable). ``at_step`` counts global env steps, 0 for the first stage;
+      ``command_ranges`` narrows the env's
       (missing keys: the full range); ``standing_share`` and ``command_zero_prob`` replace the
       env's; ``randomization`` in [0, 1] scales every domain randomization towards the nominal
       robot (friction towards 1, added mass towards 0, motor strength towards 1, latency
