@@ -97,10 +97,12 @@ class SteerTargets:
 def grid_summary(rows: list[dict]) -> dict:
     """eval_gait's :func:`eval_gait.grid_summary` of the grid's rows, plus ``worst``: the command
     farthest from its targets (errors over their tolerances)."""
+    from eval_gait import TOL_XY_M_S, TOL_YAW_RAD_S
     from eval_gait import grid_summary as eval_gait_summary
 
     return {**eval_gait_summary(rows), "worst": max(
-        rows, key=lambda r: r["err_xy_m_s"] / 0.1 + r["err_yaw_rad_s"] / 0.2)["command"]}
+        rows, key=lambda r: r["err_xy_m_s"] / TOL_XY_M_S
+        + r["err_yaw_rad_s"] / TOL_YAW_RAD_S)["command"]}
 
 
 def grid_met(summary: dict, targets: SteerTargets = SteerTargets()) -> tuple[bool, list[str]]:

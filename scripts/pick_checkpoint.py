@@ -36,26 +36,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eval_gait import (  # noqa: E402
     RANDOMIZATION_KWARGS,
-    SMOOTH_TARGETS,
+    TOL_XY_M_S,
+    TOL_YAW_RAD_S,
     evaluate_command,
     grid_commands,
     grid_summary,
+    smooth_target_checks,
 )
-
-#: Issue 10's tracking tolerances [m/s], [rad/s].
-TOL_XY_M_S, TOL_YAW_RAD_S = 0.1, 0.2
 
 
 def smooth_targets_count(smoothness: dict) -> int:
     """How many of the six :data:`eval_gait.SMOOTH_TARGETS` a grid's smoothness summary meets
-    (the three zero-command ones fail without a zero command in the grid)."""
-    z, t = smoothness["zero_command"], SMOOTH_TARGETS
-    zero = [False] * 3 if z is None else [
-        z["feet_down_share"] >= t["zero_feet_down_share_min"],
-        z["mean_abs_dq_rad_s"] <= t["zero_mean_abs_dq_rad_s_max"],
-        z["mean_abs_dtarget_rad"] <= t["zero_mean_abs_dtarget_rad_max"]]
-    return sum(zero) + sum(bool(smoothness[k] <= t[k]) for k in (
-        "max_reversal_share", "max_filter_bind_share", "max_hf_power_share"))
+    (:func:`eval_gait.smooth_target_checks`)."""
+    return sum(smooth_target_checks(smoothness).values())
 
 
 def command_score(row: dict) -> float:
