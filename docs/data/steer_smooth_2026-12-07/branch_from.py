@@ -22,7 +22,7 @@ from envs.quadruped import QuadrupedEnv
 from robotac.config import TrainConfig, load_config_file, resolved
 
 MAY_CHANGE = {"env_kwargs", "caps_temporal_weight", "caps_spatial_weight", "caps_ramp_steps",
-              "run_dir", "total_steps", "keep_every"}
+              "run_dir", "total_steps", "keep_every", "caps_sigma"}
 
 
 def _same(a, b) -> bool:
