@@ -273,13 +273,15 @@ def _curriculum_stages(
             full_scales, raw.get("reward_scales"), f"curriculum[{i}].reward_scales",
             has_clock, has_slew_limit,
         )
-        try:
-            sigma = float(raw.get("tracking_sigma", full_sigma))
-        except (TypeError, ValueError):
-            sigma = float("nan")
-        if not (np.isfinite(sigma) and sigma > 0.0):
-            raise ValueError(f"curriculum[{i}].tracking_sigma must be a finite number > 0, got "
-                             f"{raw['tracking_sigma']!r}")
+        sigma = full_sigma  # the env's own, validated by the env
+        if "tracking_sigma" in raw:
+            try:
+                sigma = float(raw["tracking_sigma"])
+            except (TypeError, ValueError):
+                sigma = float("nan")
+            if not (np.isfinite(sigma) and sigma > 0.0):
+                raise ValueError(f"curriculum[{i}].tracking_sigma must be a finite number > 0, "
+                                 f"got {raw['tracking_sigma']!r}")
         stage["tracking_sigma"] = sigma
         stages.append(stage)
     return stages
@@ -513,11 +515,11 @@ class QuadrupedEnv(gym.Env):
       easier early in training (Rudin et al. 2022 grow legged_gym's command ranges during
       training; here the schedule is fixed in env steps, so a run is reproducible and
       resumable). ``at_step`` counts global env steps, 0 for the first stage;
-      ``command_ranges`` narrows the env's
-      (missing keys: the full range); ``standing_share`` and ``command_zero_prob`` replace the
-      env's; ``randomization`` in [0, 1] scales every domain randomization towards the nominal
-      robot (friction towards 1, added mass towards 0, motor strength towards 1, latency
-      towards its low end, observation noise and pushes towards 0);
+      ``command_ranges`` narrows the env's (missing keys: the full range); ``standing_share``
+      and ``command_zero_prob`` replace the env's; ``randomization`` in [0, 1] scales every
+      domain randomization towards the nominal robot (friction towards 1, added mass towards
+      0, motor strength towards 1, latency towards its low end, observation noise and pushes
+      towards 0);
       ``reward_scales`` replaces the named terms' weights (the others: the env's
       ``reward_scales``), e.g. a smoothness cost that starts at 0 and reaches its weight once
       the gait has formed (the curriculum factor ``k_c`` of Hwangbo et al., "Learning agile and
@@ -528,8 +530,8 @@ class QuadrupedEnv(gym.Env):
       against the smoothness terms (at 0.1 the kernel still pays 0.90 of its maximum at
       0.1 m/s of error, at 0.05 it pays 0.82). Between two stages every value moves linearly;
       after the last stage it holds. A missing key means the full task's value (randomization
-      1, the env's weights and sigma), so
-      an empty last stage ``{at_step: N}`` reaches the full task at step ``N``. The trainer
+      1, the env's weights and sigma), so an empty last stage ``{at_step: N}`` reaches the full
+      task at step ``N``. The trainer
       reports the step through :meth:`set_curriculum_step` before each reset; an env never
       told a step (evaluation, deploy, scripts) runs the full task.
     - ``xml_path``: another MJCF of the same robot.
@@ -656,8 +658,8 @@ class QuadrupedEnv(gym.Env):
             has_slew_limit=action_max_rate_rad_s is not None,
         )
         self.reward_scales = scales
-        if not tracking_sigma > 0:
-            raise ValueError(f"tracking_sigma must be > 0, got {tracking_sigma}")
+        if not (np.isfinite(tracking_sigma) and tracking_sigma > 0):
+            raise ValueError(f"tracking_sigma must be a finite number > 0, got {tracking_sigma}")
         self.tracking_sigma = float(tracking_sigma)
         if not feet_air_time_target_s >= 0:
             raise ValueError(f"feet_air_time_target_s must be >= 0, got {feet_air_time_target_s}")

@@ -198,6 +198,13 @@ def test_bad_stage_tracking_sigma_names_the_stage(sigma) -> None:
         QuadrupedEnv(curriculum=[{"at_step": 0}, {"at_step": 10, "tracking_sigma": sigma}])
 
 
+@pytest.mark.parametrize("sigma", [0.0, float("inf"), float("nan")])
+def test_bad_env_tracking_sigma_is_refused_before_a_curriculum_inherits_it(sigma) -> None:
+    # A stage without its own sigma takes the env's: the env refuses a bad one itself.
+    with pytest.raises(ValueError, match="tracking_sigma must be a finite number > 0"):
+        QuadrupedEnv(tracking_sigma=sigma, curriculum=[{"at_step": 0}, {"at_step": 10}])
+
+
 @pytest.mark.parametrize("stage_scales,message", [
     ({"smoothness": -1.0}, r"curriculum\[0\].reward_scales has unknown key 'smoothness'"),
     ({"action_rate": float("nan")}, r"curriculum\[0\].reward_scales\['action_rate'\] must be "
