@@ -58,9 +58,14 @@ def command_score(row: dict) -> float:
     return float("inf") if not np.isfinite(s) else float(s)
 
 
+def tracked(row: dict) -> bool:
+    """Whether a grid row is tracked: :func:`command_score` <= 1 and no fall."""
+    return command_score(row) <= 1.0 and row["falls"] == 0
+
+
 def commands_tracked(rows: list[dict]) -> int:
-    """Grid rows tracked: :func:`command_score` <= 1 and no fall."""
-    return sum(command_score(r) <= 1.0 and r["falls"] == 0 for r in rows)
+    """Grid rows :func:`tracked`."""
+    return sum(tracked(r) for r in rows)
 
 
 def rank_key(graded: dict) -> tuple[int, int, float]:
@@ -104,12 +109,8 @@ def _misses(rows: list[dict]) -> str:
     out = [f"({', '.join(f'{c:g}' for c in r['command'])}) -> ({r['v_xy_m_s'][0]:.2f}, "
            f"{r['v_xy_m_s'][1]:.2f}, {r['yaw_rate_rad_s']:.2f})"
            + (f" {r['falls']} falls" if r["falls"] else "")
-           for r in rows if command_score(r) > 1.0 or r["falls"]]
+           for r in rows if not tracked(r)]
     return "; ".join(out) or "-"
-
-
-def _grade_star(args: tuple) -> dict:
-    return grade(*args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         graded = [grade(*w) for w in work]
     else:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            graded = list(pool.map(_grade_star, work))
+            graded = list(pool.map(grade, *zip(*work, strict=True)))
     best = max(graded, key=rank_key)
     print(f"{args.run}: {len(graded)} checkpoints, {args.episodes} x {args.episode_s:g} s per "
           f"command, randomization {'on' if args.randomization else 'off'}")

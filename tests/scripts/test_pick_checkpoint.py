@@ -73,10 +73,16 @@ def test_tiny_run_end_to_end(tmp_path, capsys):
     assert result["picked_step"] == max(graded, key=rank_key)["step"]
     text = capsys.readouterr().out
     assert f"--which step_{result['picked_step']}" in text and "(picked)" in text
-    # only the steps asked
+    # only the steps asked; the same grades from a process pool
     assert main(["--run", str(run), "--from-step", "150", "--episodes", "1", "--episode-s",
-                 "1.1", "--json", str(out)]) == 0
-    assert [g["step"] for g in json.loads(out.read_text())["graded"]] == [200]
+                 "1.2", "--jobs", "2", "--json", str(out)]) == 0
+    pooled = json.loads(out.read_text())["graded"]
+    assert [g["step"] for g in pooled] == [200]
+    assert pooled[0]["commands_tracked"] == graded[1]["commands_tracked"]
+    for a, b in zip(pooled[0]["rows"], graded[1]["rows"], strict=True):
+        assert a["command"] == b["command"]
+        assert a["err_xy_m_s"] == pytest.approx(b["err_xy_m_s"], abs=1e-6)
+        assert a["err_yaw_rad_s"] == pytest.approx(b["err_yaw_rad_s"], abs=1e-6)
 
 
 def test_a_run_without_kept_checkpoints_is_a_clear_error(tmp_path, capsys):
