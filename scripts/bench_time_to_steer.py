@@ -70,7 +70,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "scripts"))
 
-from job_pool import run_jobs  # noqa: E402  (scripts/, on the path above)
+from eval_gait import TOL_XY_M_S, TOL_YAW_RAD_S  # noqa: E402  (scripts/, on the path above)
+from job_pool import run_jobs  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------
@@ -80,9 +81,9 @@ from job_pool import run_jobs  # noqa: E402  (scripts/, on the path above)
 class SteerTargets:
     """The steer grid's targets (eval_gait's issue-10 targets; smoothness ones are optional)."""
 
-    err_xy_m_s: float = 0.1
+    err_xy_m_s: float = TOL_XY_M_S
     """Largest ``|v_xy - cmd_xy|`` over the grid [m/s]."""
-    err_yaw_rad_s: float = 0.2
+    err_yaw_rad_s: float = TOL_YAW_RAD_S
     """Largest ``|w_z - cmd_yaw|`` over the grid [rad/s]."""
     falls: int = 0
     """Episodes that may end in a fall, over the grid."""
@@ -97,7 +98,6 @@ class SteerTargets:
 def grid_summary(rows: list[dict]) -> dict:
     """eval_gait's :func:`eval_gait.grid_summary` of the grid's rows, plus ``worst``: the command
     farthest from its targets (errors over their tolerances)."""
-    from eval_gait import TOL_XY_M_S, TOL_YAW_RAD_S
     from eval_gait import grid_summary as eval_gait_summary
 
     return {**eval_gait_summary(rows), "worst": max(
