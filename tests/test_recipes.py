@@ -51,9 +51,9 @@ def test_the_smooth_steer_recipe_is_the_steer_recipe_plus_the_smoothness_tools()
     scales = env_m.pop("reward_scales")
     assert scales == {**env_s["reward_scales"], "action_rate": -0.1, "action_acc": -0.5,
                       "stand_joint_vel": -0.05, "action_rate_limit": -0.03}
-    # The advertised (trained and deploy-clipped) forward maximum: 0.4 m/s, not 0.6, in the
+    # The advertised (trained and deploy-clipped) forward maximum: 0.5 m/s, not 0.6, in the
     # env's ranges and in the curriculum's forward-only stages alike.
-    vx = [-0.3, 0.4]
+    vx = [-0.3, 0.5]
     assert env_m.pop("command_ranges") == {"vx": vx, "vy": [-0.2, 0.2], "yaw_rate": [-1.0, 1.0]}
     # Until 250k the action terms keep version 5's weights (action_rate -0.01, action_acc 0,
     # action_rate_limit 0);
