@@ -38,8 +38,8 @@ from deploy.commands import (
     FixedCommand,
     KeyboardCommand,
     ScheduleCommand,
-    command_ranges,
     open_gamepad,
+    policy_command_ranges,
     refuse_live_commands,
 )
 from deploy.link import DEFAULT_BAUD, LinkError, SerialLink
@@ -221,8 +221,7 @@ def open_command_source(args: argparse.Namespace, policy: OnnxPolicy, policy_pat
             else "schedule" if args.command_schedule is not None else None)
     if live:  # refuse before opening anything (the error names why and what to do)
         refuse_live_commands(env_kwargs, live, str(policy_path))
-    limits = command_ranges(env_kwargs,
-                            (policy.metadata.get("robot") or {}).get("command_ranges"))
+    limits = policy_command_ranges(policy.metadata)
     if args.keyboard:
         # SIGHUP ends the run (run_deploy's StopSignals), whatever the command source: a robot
         # whose operator's SSH session dropped must not stand on with torque on.

@@ -104,6 +104,7 @@ __all__ = [
     "ScheduleCommand",
     "CommandShaper",
     "command_ranges",
+    "policy_command_ranges",
     "trained_fixed_command",
     "check_source_for_policy",
     "refuse_live_commands",
@@ -161,22 +162,33 @@ def _warn(text: str) -> None:
 
 
 def command_ranges(env_kwargs: dict[str, Any] | None,
-                   robot_ranges: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The command ranges a policy was trained on.
+                   robot_ranges: dict[str, Any] | None = None,
+                   deploy_ranges: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The command ranges deploy clips a policy's live commands to: those it was trained on,
+    or the narrower ones it was exported with.
+
+    A policy tracks the middle of its trained ranges better than their ends (trained to 0.4 m/s
+    forward, the smooth gait walked 0.29-0.34 m/s at 0.4; trained to 0.5, 0.35-0.38:
+    docs/benchmarks.md, "Training on the advertised range"), so a recipe may train past what the
+    robot is then advertised to do, and ``robotac export --deploy-range`` records the narrower
+    ranges as the metadata's ``deploy_command_ranges``.
 
     Args:
         env_kwargs: The ``env_kwargs`` of the policy's ONNX metadata (``None`` or ``{}``: the
             env defaults).
         robot_ranges: The robot's own ranges, the env defaults for it (the metadata's
             ``robot.command_ranges``, from its description); ``None``: the default quadruped's.
+        deploy_ranges: The metadata's ``deploy_command_ranges``: ``{key: [low, high]}`` for some
+            of :data:`COMMAND_KEYS`, each inside the trained range; ``None``: the trained ranges.
 
     Returns:
-        ``(low, high)``, each ``(3,)`` float64 in :data:`COMMAND_KEYS` order: ``command_ranges``
-        merged over ``robot_ranges``, itself over
-        :data:`envs.interface.QUADRUPED_COMMAND_RANGES`.
+        ``(low, high)``, each ``(3,)`` float64 in :data:`COMMAND_KEYS` order: ``deploy_ranges``
+        over the trained ranges, which are ``command_ranges`` merged over ``robot_ranges``,
+        itself over :data:`envs.interface.QUADRUPED_COMMAND_RANGES`.
 
     Raises:
-        ValueError: on an unknown key or a range that is not ``low <= high``.
+        ValueError: on an unknown key, a range that is not ``low <= high``, or a deploy range
+            outside the trained one (naming both).
     """
     merged = dict(QUADRUPED_COMMAND_RANGES)
     for k, v in [*(robot_ranges or {}).items(),
@@ -189,7 +201,35 @@ def command_ranges(env_kwargs: dict[str, Any] | None,
     high = np.array([merged[k][1] for k in COMMAND_KEYS], dtype=np.float64)
     if not (np.isfinite(low).all() and np.isfinite(high).all() and (low <= high).all()):
         raise ValueError(f"policy metadata command ranges are not low <= high: {merged}")
+    for k, v in (deploy_ranges or {}).items():
+        if k not in COMMAND_KEYS:
+            raise ValueError(f"deploy_command_ranges has unknown key {k!r}; valid: "
+                             f"{list(COMMAND_KEYS)}")
+        try:
+            lo, hi = (float(x) for x in v)
+        except (TypeError, ValueError):
+            lo = hi = float("nan")
+        i = COMMAND_KEYS.index(k)
+        if not (np.isfinite(lo) and np.isfinite(hi) and low[i] <= lo <= hi <= high[i]):
+            raise ValueError(
+                f"deploy_command_ranges[{k!r}] = {v!r} must be [low, high] with low <= high "
+                f"inside the trained range [{low[i]:g}, {high[i]:g}]; export again with "
+                f"--deploy-range {k} LOW HIGH inside it")
+        low[i], high[i] = lo, hi
     return low, high
+
+
+def policy_command_ranges(metadata: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`command_ranges` of a policy's ONNX metadata (``env_kwargs``,
+    ``robot.command_ranges``, ``deploy_command_ranges``): ``(low, high)``, each ``(3,)``
+    float64.
+
+    Raises:
+        ValueError: as :func:`command_ranges`.
+    """
+    md = metadata or {}
+    return command_ranges(md.get("env_kwargs"), (md.get("robot") or {}).get("command_ranges"),
+                          md.get("deploy_command_ranges"))
 
 
 def trained_fixed_command(env_kwargs: dict[str, Any] | None) -> np.ndarray | None:
@@ -932,10 +972,11 @@ class CommandShaper:
 
     @classmethod
     def for_policy(cls, env_kwargs: dict[str, Any] | None, control_period_s: float,
-                   robot_ranges: dict[str, Any] | None = None, **kw: Any) -> CommandShaper:
+                   robot_ranges: dict[str, Any] | None = None,
+                   deploy_ranges: dict[str, Any] | None = None, **kw: Any) -> CommandShaper:
         """The shaper for a policy whose metadata has these ``env_kwargs`` (and its robot these
-        command ranges, :func:`command_ranges`)."""
-        low, high = command_ranges(env_kwargs, robot_ranges)
+        command ranges, and its export these deploy ranges: :func:`command_ranges`)."""
+        low, high = command_ranges(env_kwargs, robot_ranges, deploy_ranges)
         return cls(low, high, control_period_s, **kw)
 
     def note(self, text: str) -> None:

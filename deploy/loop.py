@@ -640,10 +640,11 @@ def run_deploy(
     source = commands if commands is not None else FixedCommand(config.command)
     command_warnings = check_source_for_policy(env_kwargs, source,
                                                str(getattr(policy, "path", "the policy")))
+    metadata = getattr(policy, "metadata", None) or {}
     shaper = CommandShaper.for_policy(
         env_kwargs, period, max_rate=config.command_max_rate,
-        robot_ranges=((getattr(policy, "metadata", None) or {}).get("robot") or {}).get(
-            "command_ranges"))
+        robot_ranges=(metadata.get("robot") or {}).get("command_ranges"),
+        deploy_ranges=metadata.get("deploy_command_ranges"))
     for text in command_warnings:
         shaper.note(text)
     if isinstance(source, FixedCommand):

@@ -82,7 +82,8 @@ def robot_metadata(env_id: str, env_kwargs: dict[str, Any],
                       "command_ranges": {k: list(v) for k, v in desc.command_ranges.items()}}}
 
 
-def export_bundle(bundle: PolicyBundle, out: str | Path, source: str | None = None) -> Path:
+def export_bundle(bundle: PolicyBundle, out: str | Path, source: str | None = None,
+                  deploy_ranges: dict[str, Any] | None = None) -> Path:
     """Export a loaded policy to ``out``.
 
     Args:
@@ -91,10 +92,27 @@ def export_bundle(bundle: PolicyBundle, out: str | Path, source: str | None = No
         source: Where the policy came from: a run name, recorded as ``source_run``. A path is
             reduced to its last component (the run directory's name), so the file carries
             nothing of the machine it was made on.
+        deploy_ranges: ``{key: (low, high)}`` for some of ``vx`` [m/s], ``vy`` [m/s],
+            ``yaw_rate`` [rad/s]: the command ranges deploy clips live commands to, each inside
+            the trained range (:func:`deploy.commands.command_ranges`); recorded as the
+            metadata's ``deploy_command_ranges``. ``None``: deploy clips to the trained ranges.
 
     Returns:
         ``out`` as a :class:`Path`.
+
+    Raises:
+        ValueError: for a deploy range outside the trained one or not ``low <= high``, before
+            anything is written.
     """
+    extra_ranges: dict[str, Any] = {}
+    if deploy_ranges:
+        from deploy.commands import command_ranges
+
+        ranges = {k: [float(v[0]), float(v[1])] for k, v in deploy_ranges.items()}
+        robot = robot_metadata(bundle.env_id, bundle.env_kwargs, bundle.interface)
+        command_ranges(bundle.env_kwargs, (robot.get("robot") or {}).get("command_ranges"),
+                       ranges)  # raises, naming the trained range
+        extra_ranges = {"deploy_command_ranges": ranges}
     meta = make_metadata(
         env_id=bundle.env_id,
         algo=bundle.algo,
@@ -111,31 +129,35 @@ def export_bundle(bundle: PolicyBundle, out: str | Path, source: str | None = No
             "eval_return": bundle.eval_return,
             "hidden": list(bundle.config.get("hidden", [])),
             **robot_metadata(bundle.env_id, bundle.env_kwargs, bundle.interface),
+            **extra_ranges,
         },
     )
     return export_onnx(bundle.actor, bundle.obs_norm, out, meta)
 
 
-def export_run(run_dir: str | Path, out: str | Path | None = None, which: str = "best") -> Path:
+def export_run(run_dir: str | Path, out: str | Path | None = None, which: str = "best",
+               deploy_ranges: dict[str, Any] | None = None) -> Path:
     """Export the actor of a training run to ONNX.
 
     Args:
         run_dir: Run directory written by ``robotac train`` (or a checkpoint ``.pt`` file).
         out: Output file; default ``run_dir/policy.onnx``.
-        which: ``"best"`` or ``"latest"`` checkpoint.
+        which: ``"best"``, ``"latest"`` or ``"step_N"`` checkpoint.
+        deploy_ranges: As :func:`export_bundle`.
 
     Returns:
         Path of the written file.
 
     Raises:
         robotac.checkpoint.CheckpointError: if the checkpoint is missing or corrupt.
+        ValueError: for a deploy range outside the trained one.
     """
     run_dir = Path(run_dir)
     bundle = load_policy(run_dir, which)
     if out is None:
         out = (run_dir.parent if run_dir.is_file() else run_dir) / "policy.onnx"
     run_name = (run_dir.parent.parent if run_dir.is_file() else run_dir).resolve().name
-    return export_bundle(bundle, out, source=run_name)
+    return export_bundle(bundle, out, source=run_name, deploy_ranges=deploy_ranges)
 
 
 def _make_env(env_id: str, env_kwargs: dict[str, Any]):
@@ -340,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=None, help="output .onnx file (default RUN/policy.onnx)")
     ap.add_argument("--which", type=which_arg, default="best",
                     help="checkpoint to export: best, latest or step_N (kept with keep_every)")
+    ap.add_argument("--deploy-range", nargs=3, action="append", default=None,
+                    metavar=("KEY", "LOW", "HIGH"),
+                    help="clip deploy's live commands to [LOW, HIGH] for KEY (vx, vy [m/s], "
+                         "yaw_rate [rad/s]), inside the trained range; repeat per key. E.g. "
+                         "--deploy-range vx -0.3 0.4 for a gait trained to 0.5 m/s that tracks "
+                         "0.4 (default: the trained ranges)")
     ap.add_argument("--check", action="store_true",
                     help="measure parity: 10,000 random and recorded observations, and one "
                          "seeded evaluation episode")
@@ -348,10 +376,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``robotac export``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    deploy_ranges: dict[str, tuple[float, float]] = {}
+    for key, low, high in args.deploy_range or []:
+        if key not in ("vx", "vy", "yaw_rate") or key in deploy_ranges:
+            ap.error(f"--deploy-range {key}: KEY must be one of vx, vy, yaw_rate, each once")
+        try:
+            deploy_ranges[key] = (float(low), float(high))
+        except ValueError:
+            ap.error(f"--deploy-range {key} {low} {high}: LOW and HIGH must be numbers")
     t0 = time.perf_counter()
     try:
-        path = export_run(args.run, args.out, args.which)
+        path = export_run(args.run, args.out, args.which, deploy_ranges or None)
     except Exception as exc:  # noqa: BLE001 - one clear line for the shell
         print(f"robotac export: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -71,6 +71,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def load_policy_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
     """Return ``obs (45,) float32 -> action (12,)`` and the env kwargs the policy was trained on.
 
+    For an ONNX file, sets ``args.deploy_ranges`` to its metadata's ``deploy_command_ranges``
+    (``None`` without), to which :func:`evaluate_grid` clips the grid.
+
     Sets ``args.servo_speed_rad_s``, when not given, to the no-load speed of the servo of the
     policy's robot (``servo.no_load_speed_rad_s`` of its description).
     """
@@ -79,6 +82,7 @@ def load_policy_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.
 
         onnx = OnnxPolicy(args.onnx)
         policy, env_kwargs = onnx, dict(onnx.metadata.get("env_kwargs") or {})
+        args.deploy_ranges = onnx.metadata.get("deploy_command_ranges")
     else:
         from robotac.checkpoint import load_policy
 
@@ -556,11 +560,13 @@ def smooth_targets_met(smoothness: dict) -> bool:
     return all(smooth_target_checks(smoothness).values())
 
 
-def grid_commands(env_kwargs: dict) -> list[tuple[float, float, float]]:
-    """:data:`GRID`, each command clipped to the ranges the policy was trained with, as the
-    deploy loop clips live commands (:func:`deploy.commands.command_ranges`: its
-    ``env_kwargs["command_ranges"]`` over its robot's), so that a policy trained and advertised up
-    to vx 0.5 m/s is judged at 0.5, not at 0.6; duplicates that the clip makes are dropped.
+def grid_commands(env_kwargs: dict, deploy_ranges: dict | None = None
+                  ) -> list[tuple[float, float, float]]:
+    """:data:`GRID`, each command clipped to the ranges deploy clips live commands to
+    (:func:`deploy.commands.command_ranges`: the policy's ``env_kwargs["command_ranges"]`` over
+    its robot's, or the narrower ``deploy_ranges`` of its ONNX metadata), so that a policy
+    advertised up to vx 0.5 m/s is judged at 0.5, not at 0.6; duplicates that the clip makes are
+    dropped.
 
     Returns:
         ``(vx [m/s], vy [m/s], yaw rate [rad/s])`` tuples in :data:`GRID` order.
@@ -569,7 +575,7 @@ def grid_commands(env_kwargs: dict) -> list[tuple[float, float, float]]:
     from envs.robot_description import DEFAULT_ROBOT, load_description
 
     robot = load_description(env_kwargs.get("robot") or DEFAULT_ROBOT)
-    low, high = command_ranges(env_kwargs, robot.command_ranges)
+    low, high = command_ranges(env_kwargs, robot.command_ranges, deploy_ranges)
     out: list[tuple[float, float, float]] = []
     for c in GRID:
         clipped = tuple(float(x) for x in np.clip(c, low, high))
@@ -614,7 +620,7 @@ def evaluate_grid(policy, env_kwargs: dict, args: argparse.Namespace) -> dict:
     for name, kwargs in settings.items():
         rows = [evaluate_command(policy, kwargs, c, args.episodes, args.seed, args.episode_s,
                                  args.settle_s, args.servo_speed_rad_s)
-                for c in grid_commands(env_kwargs)]
+                for c in grid_commands(env_kwargs, getattr(args, "deploy_ranges", None))]
         summary = grid_summary(rows)
         out["settings"][name] = {"env_kwargs": kwargs, "rows": rows, "summary": summary}
         print(f"\nrandomization {name}: {args.episodes} x {args.episode_s:g} s per command")

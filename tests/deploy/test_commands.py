@@ -43,6 +43,7 @@ from deploy.commands import (
     check_source_for_policy,
     command_ranges,
     open_gamepad,
+    policy_command_ranges,
     refuse_live_commands,
 )
 from envs.interface import QUADRUPED_COMMAND_RANGES
@@ -71,6 +72,35 @@ def test_command_ranges_match_the_env_and_merge_the_policy_ranges():
     low, high = command_ranges({"command_ranges": {"vx": [0.0, 0.5]}}, xl)
     np.testing.assert_array_equal(low, [0.0, -0.2, -1.0])
     np.testing.assert_array_equal(high, [0.5, 0.2, 1.0])
+
+
+def test_deploy_ranges_narrow_the_trained_ranges_and_must_lie_inside_them():
+    """A policy trained to 0.5 m/s and exported with ``--deploy-range vx -0.3 0.4`` is clipped
+    to 0.4 by deploy; a deploy range outside the trained one is refused with both named."""
+    trained = {"command_ranges": {"vx": [-0.3, 0.5]}}
+    low, high = command_ranges(trained, None, {"vx": [-0.3, 0.4]})
+    np.testing.assert_array_equal(low, [-0.3, -0.2, -1.0])
+    np.testing.assert_array_equal(high, [0.4, 0.2, 1.0])
+    md = {"env_kwargs": trained,
+          "deploy_command_ranges": {"vx": [-0.2, 0.4], "yaw_rate": [-0.5, 0.5]}}
+    low, high = policy_command_ranges(md)
+    np.testing.assert_array_equal(low, [-0.2, -0.2, -0.5])
+    np.testing.assert_array_equal(high, [0.4, 0.2, 0.5])
+    # without deploy ranges, the trained ones (robot's under the policy's)
+    xl = {"vx": [-0.35, 0.7]}
+    low, high = policy_command_ranges({"robot": {"command_ranges": xl}})
+    np.testing.assert_array_equal(high, [0.7, 0.2, 1.0])
+    for bad, match in (({"vx": [-0.3, 0.6]}, r"inside the trained range \[-0.3, 0.5\]"),
+                       ({"vx": [0.4, 0.2]}, "low <= high"),
+                       ({"vx": [0.0, float("nan")]}, "low <= high"),
+                       ({"vx": "fast"}, "must be \\[low, high\\]"),
+                       ({"vz": [0.0, 0.1]}, "unknown key 'vz'")):
+        with pytest.raises(ValueError, match=match):
+            command_ranges(trained, None, bad)
+    # the shaper deploy builds from the metadata clips to the deploy range
+    shaper = CommandShaper.for_policy(trained, 0.02, deploy_ranges={"vx": [-0.3, 0.4]},
+                                      max_rate=(np.inf,) * 3, warn=lambda _text: None)
+    np.testing.assert_allclose(shaper(np.array([0.5, 0.0, 0.0])), [0.4, 0.0, 0.0])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -172,6 +172,33 @@ def test_export_run_and_cli_from_a_checkpoint(tmp_path):
     assert not list(run.glob("*.tmp")) and not list(run.glob(".export-*"))
 
 
+@pytest.mark.numeric
+def test_export_records_deploy_ranges_inside_the_trained_ranges(tmp_path):
+    """``robotac export --deploy-range vx -0.3 0.4`` writes the metadata's
+    ``deploy_command_ranges`` (what deploy then clips to); a range outside the trained one, an
+    unknown key or a key twice is refused before anything is written."""
+    from deploy.commands import policy_command_ranges
+
+    _, run = _run_with_checkpoint(tmp_path)  # trained on the default ranges: vx -0.3 to 0.6
+    out = tmp_path / "clip.onnx"
+    assert main(["--run", str(run), "--out", str(out), "--deploy-range", "vx", "-0.3", "0.4",
+                 "--deploy-range", "yaw_rate", "-0.5", "0.5"]) == 0
+    md = read_metadata(out)
+    assert md["deploy_command_ranges"] == {"vx": [-0.3, 0.4], "yaw_rate": [-0.5, 0.5]}
+    low, high = policy_command_ranges(OnnxPolicy(out).metadata)
+    np.testing.assert_array_equal(high, [0.4, 0.2, 0.5])
+    assert "deploy_command_ranges" not in read_metadata(export_run(run))
+    wide = tmp_path / "wide.onnx"
+    assert main(["--run", str(run), "--out", str(wide), "--deploy-range", "vx", "-0.3", "0.7"]) == 1
+    assert not wide.exists()
+    for argv in (["--deploy-range", "vz", "0", "1"],
+                 ["--deploy-range", "vx", "0", "0.4", "--deploy-range", "vx", "0", "0.3"],
+                 ["--deploy-range", "vx", "0", "fast"]):
+        with pytest.raises(SystemExit):
+            main(["--run", str(run), "--out", str(wide), *argv])
+    assert not wide.exists()
+
+
 def _info(n=12, low=None, high=None) -> P.Info:
     low = ARR["joint_low_rad"][:n] if low is None else low
     high = ARR["joint_high_rad"][:n] if high is None else high

@@ -215,6 +215,15 @@ def test_grid_commands_are_clipped_to_the_trained_ranges() -> None:
     assert max(c[0] for c in narrow) == 0.4 and min(c[0] for c in narrow) == -0.2
     assert max(abs(c[2]) for c in narrow) == 0.5
     assert len(narrow) == len(set(narrow)) < len(GRID)
+    # an ONNX file's deploy ranges (robotac export --deploy-range) clip the grid further
+    advertised = grid_commands({"command_ranges": {"vx": [-0.3, 0.5]}}, {"vx": [-0.3, 0.4]})
+    expected: list = []
+    for c in clipped:
+        c = (min(c[0], 0.4), c[1], c[2])
+        if c not in expected:
+            expected.append(c)
+    assert advertised == expected and (0.5, 0.0, 0.0) not in advertised
+    assert len(advertised) == len(GRID) - 1  # 0.5 and 0.4 m/s forward merge
 
 
 def _episode(t: int, pushed_at: tuple[int, ...]) -> dict:
