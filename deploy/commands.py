@@ -168,7 +168,7 @@ def command_ranges(env_kwargs: dict[str, Any] | None,
     or the narrower ones it was exported with.
 
     A policy tracks the middle of its trained ranges better than their ends (trained to 0.4 m/s
-    forward, the smooth gait walked 0.29-0.34 m/s at 0.4; trained to 0.5, 0.35-0.38:
+    forward, the smooth gait walked 0.29-0.34 m/s at 0.4; trained to 0.5, 0.29-0.38:
     docs/benchmarks.md, "Training on the advertised range"), so a recipe may train past what the
     robot is then advertised to do, and ``robotac export --deploy-range`` records the narrower
     ranges as the metadata's ``deploy_command_ranges``.

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from deploy.commands import COMMAND_KEYS, command_ranges
 from policies.export import (
     export_onnx,
     make_metadata,
@@ -104,12 +105,10 @@ def export_bundle(bundle: PolicyBundle, out: str | Path, source: str | None = No
         ValueError: for a deploy range outside the trained one or not ``low <= high``, before
             anything is written.
     """
+    robot = robot_metadata(bundle.env_id, bundle.env_kwargs, bundle.interface)
     extra_ranges: dict[str, Any] = {}
     if deploy_ranges:
-        from deploy.commands import command_ranges
-
         ranges = {k: [float(v[0]), float(v[1])] for k, v in deploy_ranges.items()}
-        robot = robot_metadata(bundle.env_id, bundle.env_kwargs, bundle.interface)
         command_ranges(bundle.env_kwargs, (robot.get("robot") or {}).get("command_ranges"),
                        ranges)  # raises, naming the trained range
         extra_ranges = {"deploy_command_ranges": ranges}
@@ -128,7 +127,7 @@ def export_bundle(bundle: PolicyBundle, out: str | Path, source: str | None = No
             "global_step": int(bundle.global_step),
             "eval_return": bundle.eval_return,
             "hidden": list(bundle.config.get("hidden", [])),
-            **robot_metadata(bundle.env_id, bundle.env_kwargs, bundle.interface),
+            **robot,
             **extra_ranges,
         },
     )
@@ -380,8 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     deploy_ranges: dict[str, tuple[float, float]] = {}
     for key, low, high in args.deploy_range or []:
-        if key not in ("vx", "vy", "yaw_rate") or key in deploy_ranges:
-            ap.error(f"--deploy-range {key}: KEY must be one of vx, vy, yaw_rate, each once")
+        if key not in COMMAND_KEYS or key in deploy_ranges:
+            ap.error(f"--deploy-range {key}: KEY must be one of {', '.join(COMMAND_KEYS)}, "
+                     "each once")
         try:
             deploy_ranges[key] = (float(low), float(high))
         except ValueError:
