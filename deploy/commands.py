@@ -972,11 +972,10 @@ class CommandShaper:
 
     @classmethod
     def for_policy(cls, env_kwargs: dict[str, Any] | None, control_period_s: float,
-                   robot_ranges: dict[str, Any] | None = None,
-                   deploy_ranges: dict[str, Any] | None = None, **kw: Any) -> CommandShaper:
+                   robot_ranges: dict[str, Any] | None = None, **kw: Any) -> CommandShaper:
         """The shaper for a policy whose metadata has these ``env_kwargs`` (and its robot these
-        command ranges, and its export these deploy ranges: :func:`command_ranges`)."""
-        low, high = command_ranges(env_kwargs, robot_ranges, deploy_ranges)
+        command ranges, :func:`command_ranges`)."""
+        low, high = command_ranges(env_kwargs, robot_ranges)
         return cls(low, high, control_period_s, **kw)
 
     def note(self, text: str) -> None:

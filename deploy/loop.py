@@ -64,6 +64,7 @@ from deploy.commands import (
     CommandSource,
     FixedCommand,
     check_source_for_policy,
+    policy_command_ranges,
 )
 from deploy.link import LinkError, SerialLink
 from deploy.policy import PolicyMismatchError, joint_limits
@@ -636,15 +637,13 @@ def run_deploy(
     timeout = config.timeout_s
     n = robot.n_joints
     log = _Log(policy.obs_dim, n)
-    env_kwargs = (getattr(policy, "metadata", None) or {}).get("env_kwargs") or {}
+    metadata = getattr(policy, "metadata", None) or {}
+    env_kwargs = metadata.get("env_kwargs") or {}
     source = commands if commands is not None else FixedCommand(config.command)
     command_warnings = check_source_for_policy(env_kwargs, source,
                                                str(getattr(policy, "path", "the policy")))
-    metadata = getattr(policy, "metadata", None) or {}
-    shaper = CommandShaper.for_policy(
-        env_kwargs, period, max_rate=config.command_max_rate,
-        robot_ranges=(metadata.get("robot") or {}).get("command_ranges"),
-        deploy_ranges=metadata.get("deploy_command_ranges"))
+    shaper = CommandShaper(*policy_command_ranges(metadata), period,
+                           max_rate=config.command_max_rate)
     for text in command_warnings:
         shaper.note(text)
     if isinstance(source, FixedCommand):

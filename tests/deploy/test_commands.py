@@ -98,8 +98,9 @@ def test_deploy_ranges_narrow_the_trained_ranges_and_must_lie_inside_them():
         with pytest.raises(ValueError, match=match):
             command_ranges(trained, None, bad)
     # the shaper deploy builds from the metadata clips to the deploy range
-    shaper = CommandShaper.for_policy(trained, 0.02, deploy_ranges={"vx": [-0.3, 0.4]},
-                                      max_rate=(np.inf,) * 3, warn=lambda _text: None)
+    shaper = CommandShaper(*policy_command_ranges(
+        {"env_kwargs": trained, "deploy_command_ranges": {"vx": [-0.3, 0.4]}}), 0.02,
+        max_rate=(np.inf,) * 3, warn=lambda _text: None)
     np.testing.assert_allclose(shaper(np.array([0.5, 0.0, 0.0])), [0.4, 0.0, 0.0])
 
 
